@@ -1,0 +1,70 @@
+"""Builds the boto3 clients the actions are given. The only place that knows SDK settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pipe import __version__
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    expiration: datetime | None = None
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(v for v in (self.secret_access_key, self.session_token) if v)
+
+
+class AwsClients:
+    """One botocore session (its loader cache is shared), clients made on demand.
+
+    Retries: the SDK's ``standard`` mode handles throttling (with its retry quota) and a few
+    quick retries of transient errors; ``pipe.retry`` adds the time-capped retries on top.
+    """
+
+    def __init__(self, region: str, endpoints: Mapping[str, str], retry_timeout: int) -> None:
+        import boto3
+        import botocore.session
+        from botocore.config import Config
+
+        core = botocore.session.get_session()
+        core.set_config_variable("sts_regional_endpoints", "regional")
+        self._session = boto3.session.Session(botocore_session=core, region_name=region)
+        self.region = region
+        self.endpoints = dict(endpoints)
+        per_call = max(1, min(retry_timeout, 10)) if retry_timeout else 10
+        self._config = Config(
+            retries={"mode": "standard", "total_max_attempts": 3 if retry_timeout else 1},
+            connect_timeout=min(per_call, 5),
+            read_timeout=per_call,
+            user_agent_extra=f"aws-credentials-pipe/{__version__}",
+        )
+
+    def client(self, service: str, credentials: Credentials | None = None) -> Any:
+        """A client for ``service``; unsigned when ``credentials`` is None (web identity)."""
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        config = self._config
+        keys: dict[str, str | None] = {}
+        if credentials is None:
+            config = config.merge(Config(signature_version=UNSIGNED))
+        else:
+            keys = {
+                "aws_access_key_id": credentials.access_key_id,
+                "aws_secret_access_key": credentials.secret_access_key,
+                "aws_session_token": credentials.session_token,
+            }
+        return self._session.client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoints.get(service),
+            config=config,
+            **keys,
+        )

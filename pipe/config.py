@@ -1,0 +1,322 @@
+"""Typed, validated settings built from the pipe's variables. Pure: no environment, no I/O
+except looking at paths. Every problem becomes an InputError naming its variable, before
+anything calls AWS."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pipe import oidc
+from pipe.errors import InputError
+from pipe.schema import ACTIONS, BY_NAME, IMPLEMENTED_ACTIONS
+
+SHARED_STORAGE_SUFFIX = Path(".bitbucket/pipelines/generated/pipeline/pipes")
+CREDENTIALS_SUBDIR = "aws-credentials"
+REPORTS_SUBDIR = "aws-credentials-reports"
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}):role/([\w+=,.@/-]{1,512})$")
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+_ACCESS_KEY_ID = re.compile(r"^AKIA[A-Z0-9]{16}$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_PROFILE = re.compile(r"^[\w+=,.@-]{1,64}$")
+_ENDPOINT_VARIABLES = {"sts": ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL")}
+
+
+class Route(Enum):
+    OIDC = "oidc"
+    ACCESS_KEY = "access-key"
+
+
+@dataclass(frozen=True)
+class RoleArn:
+    arn: str
+    partition: str
+    account: str
+    name: str  # last path segment: what the assumed-role ARN carries
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    action: str
+    region: str
+    partition: str
+    route: Route
+    route_warning: str  # set when the fallback key is used: how to enable OIDC
+    role: RoleArn | None
+    claims: oidc.TokenClaims | None
+    token: str | None = field(repr=False)
+    access_key: AccessKey | None
+    session_name: str
+    duration_seconds: int
+    session_policy: str | None
+    allowed_accounts: frozenset[str]
+    profile_name: str
+    credentials_dir: Path
+    report_dir: Path
+    clone_dir: Path
+    dry_run: bool
+    debug: bool
+    retry_timeout: int
+    endpoints: Mapping[str, str]
+
+    def secrets(self) -> tuple[str, ...]:
+        values = [self.token]
+        if self.access_key:
+            values.append(self.access_key.secret_access_key)
+        return tuple(v for v in values if v)
+
+
+def _fail(name: str, value: str | None = None, extra: str = "") -> InputError:
+    var = BY_NAME[name]
+    shown = "" if value is None or var.secret else f" (got {value!r})"
+    message = f"{name} must be {var.expects}{shown}" if var.expects else f"{name} is not valid{shown}"
+    return InputError(name, message + (f": {extra}" if extra else ""), f"Change {name} in the pipe's variables.")
+
+
+def _bool(values: Mapping[str, str | None], name: str) -> bool:
+    value = (values.get(name) or BY_NAME[name].default).strip().lower()
+    if value not in ("true", "false"):
+        raise _fail(name, value)
+    return value == "true"
+
+
+def _int(values: Mapping[str, str | None], name: str, low: int, high: int) -> int:
+    raw = values.get(name)
+    text = (raw or BY_NAME[name].default).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise _fail(name, raw)
+    return int(text)
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    if region.startswith("us-iso-"):
+        return "aws-iso"
+    if region.startswith("us-isob-"):
+        return "aws-iso-b"
+    return "aws"
+
+
+def _region(values: Mapping[str, str | None]) -> str:
+    default = values.get("AWS_DEFAULT_REGION")
+    other = values.get("AWS_REGION")
+    if default and other and default != other:
+        raise InputError(
+            "AWS_DEFAULT_REGION",
+            f"AWS_DEFAULT_REGION ({default}) and AWS_REGION ({other}) disagree",
+            "Set one of them, or set both to the same region.",
+        )
+    region = default or other
+    if not region:
+        raise InputError(
+            "AWS_DEFAULT_REGION",
+            "AWS_DEFAULT_REGION is required",
+            "Set AWS_DEFAULT_REGION (for example eu-west-1) in the pipe's variables.",
+        )
+    if not _REGION.match(region):
+        raise _fail("AWS_DEFAULT_REGION" if default else "AWS_REGION", region)
+    return region
+
+
+def _role(value: str, partition: str) -> RoleArn:
+    match = _ROLE_ARN.match(value)
+    if not match:
+        raise _fail("AWS_OIDC_ROLE_ARN", value)
+    if match.group(1) != partition:
+        raise InputError(
+            "AWS_OIDC_ROLE_ARN",
+            f"AWS_OIDC_ROLE_ARN is in partition {match.group(1)} but the region is in {partition}",
+            "Use a region of the role's partition in AWS_DEFAULT_REGION, or the right role ARN.",
+        )
+    return RoleArn(value, match.group(1), match.group(2), match.group(3).rsplit("/", 1)[-1])
+
+
+def _session_policy(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        document = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise _fail("AWS_ROLE_SESSION_POLICY", None, f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(document, dict) or "Statement" not in document:
+        raise _fail("AWS_ROLE_SESSION_POLICY", None, "the JSON has no Statement")
+    compact = json.dumps(document, separators=(",", ":"))
+    if len(compact) > 2048:
+        raise _fail("AWS_ROLE_SESSION_POLICY", None, f"{len(compact)} characters; AWS allows 2048")
+    return compact
+
+
+def _accounts(value: str | None) -> frozenset[str]:
+    ids = [part for part in re.split(r"[\s,]+", value or "") if part]
+    bad = [part for part in ids if not _ACCOUNT_ID.match(part)]
+    if bad:
+        raise _fail("ALLOWED_ACCOUNT_IDS", value, f"{', '.join(bad)} is not a 12-digit account id")
+    return frozenset(ids)
+
+
+def default_session_name(repo_slug: str | None, build_number: str | None, now: float) -> str:
+    name = f"bitbucket-{repo_slug or 'local'}-{build_number or int(now)}"
+    name = re.sub(r"[^\w+=,.@-]", "-", name, flags=re.ASCII)
+    return name[:64]
+
+
+def _endpoints(values: Mapping[str, str | None]) -> dict[str, str]:
+    endpoints: dict[str, str] = {}
+    for service, names in _ENDPOINT_VARIABLES.items():
+        for name in names:
+            url = values.get(name)
+            if not url:
+                continue
+            parsed = urlparse(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise _fail(name, url)
+            endpoints.setdefault(service, url)
+    return endpoints
+
+
+def _path(values: Mapping[str, str | None], name: str, default: Path, cwd: Path) -> Path:
+    raw = values.get(name)
+    if not raw:
+        return default
+    if "\0" in raw:
+        raise _fail(name, raw)
+    path = Path(raw)
+    return path if path.is_absolute() else cwd / path
+
+
+def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route, str, AccessKey | None]:
+    key_id = values.get("AWS_ACCESS_KEY_ID")
+    secret = values.get("AWS_SECRET_ACCESS_KEY")
+    if bool(key_id) != bool(secret):
+        missing = "AWS_SECRET_ACCESS_KEY" if key_id else "AWS_ACCESS_KEY_ID"
+        raise InputError(missing, f"{missing} is missing", "Set both fallback key variables, or neither.")
+    key = None
+    if key_id and secret:
+        if not _ACCESS_KEY_ID.match(key_id):
+            raise _fail("AWS_ACCESS_KEY_ID", key_id)
+        key = AccessKey(key_id, secret)
+    token = values.get(oidc.TOKEN_VARIABLE)
+    role = values.get("AWS_OIDC_ROLE_ARN")
+    if token and role:
+        return Route.OIDC, "", key
+
+    no_token = "this step has no OIDC token"
+    enable = "add `oidc: true` to the step"
+    if require_oidc or not key:
+        if role:
+            raise InputError(oidc.TOKEN_VARIABLE, f"AWS_OIDC_ROLE_ARN is set but {no_token}", f"Add `oidc: true` to the step that runs the pipe.")
+        if token:
+            raise InputError(
+                "AWS_OIDC_ROLE_ARN",
+                "AWS_OIDC_ROLE_ARN is required",
+                "Set AWS_OIDC_ROLE_ARN to the ARN of the role this step should assume.",
+            )
+        fallback = "" if require_oidc else " (or, as a fallback, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        raise InputError(
+            oidc.TOKEN_VARIABLE,
+            f"No credentials: {no_token} and AWS_OIDC_ROLE_ARN is not set",
+            f"To use OIDC, {enable} and set AWS_OIDC_ROLE_ARN{fallback}.",
+        )
+    if role:
+        warning = f"AWS_OIDC_ROLE_ARN is set but {no_token}: using the fallback access key. To use OIDC, {enable}."
+    elif token:
+        warning = "Using the fallback access key. To use OIDC, set AWS_OIDC_ROLE_ARN (the step already has `oidc: true`)."
+    else:
+        warning = f"Using the long-lived fallback access key. To use OIDC, {enable} and set AWS_OIDC_ROLE_ARN."
+    return Route.ACCESS_KEY, warning + " REQUIRE_OIDC=true forbids this fallback.", key
+
+
+def load(values: Mapping[str, str | None], *, cwd: Path, now: float) -> Settings:
+    """Build Settings from the variables (unset ones absent or None). Raises InputError."""
+    values = {k: (v if v is None else v.strip() if k not in ("AWS_ROLE_SESSION_POLICY",) else v) for k, v in values.items()}
+    values = {k: v for k, v in values.items() if v}
+
+    action = (values.get("ACTION") or "assume").lower()
+    if action not in ACTIONS:
+        raise _fail("ACTION", values.get("ACTION"))
+    if action not in IMPLEMENTED_ACTIONS:
+        raise InputError(
+            "ACTION",
+            f"ACTION={action} is not available in this release of the pipe",
+            "Use ACTION=assume, or a release that lists it in its CHANGELOG.",
+        )
+    debug = _bool(values, "DEBUG")
+    dry_run = _bool(values, "DRY_RUN")
+    require_oidc = _bool(values, "REQUIRE_OIDC")
+    duration = _int(values, "AWS_ROLE_DURATION_SECONDS", 900, 43200)
+    retry_timeout = _int(values, "RETRY_TIMEOUT_SECONDS", 0, 900)
+    region = _region(values)
+    partition = partition_of(region)
+    allowed = _accounts(values.get("ALLOWED_ACCOUNT_IDS"))
+    policy = _session_policy(values.get("AWS_ROLE_SESSION_POLICY"))
+    endpoints = _endpoints(values)
+
+    profile = values.get("AWS_PROFILE_NAME") or "default"
+    if not _PROFILE.match(profile):
+        raise _fail("AWS_PROFILE_NAME", profile)
+
+    given_name = values.get("AWS_ROLE_SESSION_NAME")
+    if given_name is not None and not _SESSION_NAME.match(given_name):
+        raise _fail("AWS_ROLE_SESSION_NAME", given_name)
+    session_name = given_name or default_session_name(
+        values.get("BITBUCKET_REPO_SLUG"), values.get("BITBUCKET_BUILD_NUMBER"), now
+    )
+
+    clone_dir = Path(values.get("BITBUCKET_CLONE_DIR") or cwd)
+    shared = values.get("BITBUCKET_PIPE_SHARED_STORAGE_DIR")
+    shared_dir = Path(shared) if shared else clone_dir / SHARED_STORAGE_SUFFIX
+    credentials_dir = _path(values, "CREDENTIALS_DIR", shared_dir / CREDENTIALS_SUBDIR, cwd)
+    report_dir = _path(values, "REPORT_DIR", clone_dir / REPORTS_SUBDIR, cwd)
+
+    route, warning, key = _route(values, require_oidc)
+    role = claims = token = None
+    if route is Route.OIDC:
+        role = _role(values["AWS_OIDC_ROLE_ARN"], partition)
+        if allowed and role.account not in allowed:
+            raise InputError(
+                "ALLOWED_ACCOUNT_IDS",
+                f"AWS_OIDC_ROLE_ARN is in account {role.account}, which ALLOWED_ACCOUNT_IDS does not list",
+                "Use a role in an allowed account, or add the account to ALLOWED_ACCOUNT_IDS.",
+            )
+        token = values[oidc.TOKEN_VARIABLE]
+        claims = oidc.decode(token)
+
+    return Settings(
+        action=action,
+        region=region,
+        partition=partition,
+        route=route,
+        route_warning=warning,
+        role=role,
+        claims=claims,
+        token=token,
+        access_key=key,
+        session_name=session_name,
+        duration_seconds=duration,
+        session_policy=policy,
+        allowed_accounts=allowed,
+        profile_name=profile,
+        credentials_dir=credentials_dir,
+        report_dir=report_dir,
+        clone_dir=clone_dir,
+        dry_run=dry_run,
+        debug=debug,
+        retry_timeout=retry_timeout,
+        endpoints=endpoints,
+    )

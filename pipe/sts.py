@@ -1,0 +1,203 @@
+"""STS: web identity to credentials, and proof of whose credentials they are.
+
+AWS error codes are matched narrowly; each gets its own hint. Messages never include the
+token or a secret (AWS's own messages don't, and the console masks them anyway)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pipe import oidc
+from pipe.aws import Credentials
+from pipe.config import RoleArn
+from pipe.errors import AuthError, IdentityError, InputError, PipeError
+from pipe.retry import call
+
+THROTTLING = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"})
+
+
+@dataclass(frozen=True)
+class Identity:
+    account: str
+    arn: str
+    user_id: str
+
+
+def _code_message(exc: Exception) -> tuple[str, str]:
+    response: dict[str, Any] = getattr(exc, "response", {}) or {}
+    error = response.get("Error", {})
+    return str(error.get("Code", "")), str(error.get("Message", ""))
+
+
+def _client_error() -> type[Exception]:
+    from botocore.exceptions import ClientError
+
+    return ClientError  # type: ignore[no-any-return]
+
+
+def expected_arn(role: RoleArn, session_name: str) -> str:
+    return f"arn:{role.partition}:sts::{role.account}:assumed-role/{role.name}/{session_name}"
+
+
+def assume_role_with_web_identity(
+    client: Any,
+    *,
+    role: RoleArn,
+    session_name: str,
+    token: str,
+    claims: oidc.TokenClaims,
+    duration_seconds: int,
+    session_policy: str | None,
+    retry_timeout: int,
+    now: float,
+) -> Credentials:
+    params: dict[str, Any] = {
+        "RoleArn": role.arn,
+        "RoleSessionName": session_name,
+        "WebIdentityToken": token,
+        "DurationSeconds": duration_seconds,
+    }
+    if session_policy:
+        params["Policy"] = session_policy
+    try:
+        answer = call(
+            lambda: client.assume_role_with_web_identity(**params),
+            what=f"AssumeRoleWithWebIdentity on STS in {client.meta.region_name}",
+            timeout=retry_timeout,
+            hint=(
+                "AWS could not complete the call (for IDPCommunicationError: AWS could not reach "
+                "Bitbucket's OIDC issuer). Re-run the step; raise RETRY_TIMEOUT_SECONDS to wait longer."
+            ),
+        )
+    except _client_error() as exc:
+        raise _assume_error(exc, role=role, claims=claims, now=now) from None
+    creds = answer["Credentials"]
+    return Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"], creds["Expiration"])
+
+
+def _assume_error(exc: Exception, *, role: RoleArn, claims: oidc.TokenClaims, now: float) -> PipeError:
+    code, message = _code_message(exc)
+    aws = f"({code}: {message})" if message else f"({code})"
+    provider = claims.provider
+    claims_block = ("The step's OIDC token (claims, not secret):", *(f"  {line}" for line in claims.summary()))
+    if code == "AccessDenied":
+        return AuthError(
+            code,
+            f"AWS refused to let this step assume {role.arn} {aws}",
+            f"Change the role's trust policy: it must allow {oidc.provider_arn(claims, role.account, role.partition)} "
+            f"with conditions on {provider}:aud and {provider}:sub that match the token, as printed above.",
+            (
+                *claims_block,
+                "A trust-policy statement that admits this step (exact condition keys):",
+                *(f"  {line}" for line in oidc.trust_statement_lines(claims, role.account, role.partition)),
+            ),
+        )
+    if code == "InvalidIdentityToken":
+        lowered = message.lower()
+        if "no openidconnect provider" in lowered:
+            hint = (
+                f"Create the IAM OIDC identity provider in account {role.account}: provider URL {claims.iss}, "
+                f"audience {claims.aud}."
+            )
+        elif "audience" in lowered:
+            hint = (
+                f"Add the audience {claims.aud} to the IAM OIDC provider for {provider} (IAM > Identity "
+                "providers > Audiences); Bitbucket's audience has no braces around the workspace UUID."
+            )
+        elif "verification key" in lowered:
+            hint = (
+                f"AWS could not fetch the signing keys from {claims.iss}/keys.json: check the provider URL in "
+                "IAM is exactly the token's issuer, then re-run the step."
+            )
+        elif "valid jwt" in lowered:
+            hint = "Pass the step's own token: add `oidc: true` and do not set BITBUCKET_STEP_OIDC_TOKEN yourself."
+        else:
+            hint = (
+                f"The token was not accepted for the IAM OIDC provider {provider}; check the provider's URL and "
+                "audience match the claims above."
+            )
+        return AuthError(code, f"AWS rejected the step's OIDC token {aws}", hint, claims_block)
+    if code == "ExpiredTokenException":
+        aws_clock = re.search(r"current date/time\s*(\d{9,})", message)
+        aws_text = ""
+        if aws_clock and claims.exp is not None:
+            skew = int(aws_clock.group(1)) - int(now)
+            aws_text = f"; AWS's clock is {abs(skew)}s {'ahead of' if skew >= 0 else 'behind'} this machine's"
+        return AuthError(
+            code,
+            f"AWS says the step's OIDC token has expired {aws}: {oidc.expiry_text(claims, now)}{aws_text}",
+            "Run the pipe early in the step (the token is minted when the step starts), or re-run the step; "
+            "if the clocks differ by more than a minute, fix the runner's time sync (NTP).",
+            claims_block,
+        )
+    if code == "ValidationError":
+        lowered = message.lower()
+        if "durationseconds" in lowered:
+            variable = "AWS_ROLE_DURATION_SECONDS"
+            hint = "Lower AWS_ROLE_DURATION_SECONDS, or raise the role's MaxSessionDuration."
+        elif "rolesessionname" in lowered:
+            variable, hint = "AWS_ROLE_SESSION_NAME", "Change AWS_ROLE_SESSION_NAME."
+        elif "policy" in lowered:
+            variable, hint = "AWS_ROLE_SESSION_POLICY", "Fix AWS_ROLE_SESSION_POLICY."
+        else:
+            variable, hint = "AWS_OIDC_ROLE_ARN", "Check AWS_OIDC_ROLE_ARN and the other role variables."
+        return InputError(variable, f"AWS refused the request {aws}", hint)
+    if code in ("PackedPolicyTooLarge", "MalformedPolicyDocument"):
+        return InputError("AWS_ROLE_SESSION_POLICY", f"AWS refused the session policy {aws}", "Shorten or fix AWS_ROLE_SESSION_POLICY.")
+    if code == "RegionDisabledException":
+        return InputError(
+            "AWS_DEFAULT_REGION",
+            f"STS is not active in {role.account} for this region {aws}",
+            "Activate STS for the region in IAM > Account settings, or use another AWS_DEFAULT_REGION.",
+        )
+    if code in THROTTLING:
+        return AuthError(code, f"AWS kept throttling AssumeRoleWithWebIdentity {aws}", "Re-run the step in a minute.")
+    return AuthError(code, f"AssumeRoleWithWebIdentity failed {aws}", "Check the role and the IAM OIDC provider.")
+
+
+def get_caller_identity(client: Any, *, retry_timeout: int, fallback_key: bool) -> Identity:
+    try:
+        answer = call(
+            client.get_caller_identity,
+            what=f"GetCallerIdentity on STS in {client.meta.region_name}",
+            timeout=retry_timeout,
+            hint="Re-run the step; raise RETRY_TIMEOUT_SECONDS to wait longer.",
+        )
+    except _client_error() as exc:
+        code, message = _code_message(exc)
+        aws = f"({code}: {message})"
+        if fallback_key and code == "InvalidClientTokenId":
+            raise AuthError(
+                code,
+                f"AWS does not accept AWS_ACCESS_KEY_ID {aws}",
+                "The key was deleted or deactivated: put a current key in AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or better, move this step to OIDC.",
+            ) from None
+        if fallback_key and code == "SignatureDoesNotMatch":
+            raise AuthError(
+                code,
+                f"AWS_SECRET_ACCESS_KEY does not belong to AWS_ACCESS_KEY_ID {aws}",
+                "Put the matching secret in AWS_SECRET_ACCESS_KEY.",
+            ) from None
+        if code in THROTTLING:
+            raise AuthError(code, f"AWS kept throttling GetCallerIdentity {aws}", "Re-run the step in a minute.") from None
+        raise AuthError(code, f"GetCallerIdentity failed with the new credentials {aws}", "Nothing was written; re-run the step.") from None
+    return Identity(account=answer["Account"], arn=answer["Arn"], user_id=answer["UserId"])
+
+
+def verify_identity(identity: Identity, *, expected: str | None, allowed_accounts: frozenset[str]) -> None:
+    """Raise unless the identity is the expected one and in an allowed account."""
+    if expected is not None and identity.arn != expected:
+        raise IdentityError(
+            f"GetCallerIdentity says the new credentials are {identity.arn}, expected {expected}",
+            "Nothing was written. Check AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_STS point at the real STS of "
+            "the role's account.",
+        )
+    if allowed_accounts and identity.account not in allowed_accounts:
+        raise IdentityError(
+            f"The credentials belong to account {identity.account}, which ALLOWED_ACCOUNT_IDS "
+            f"({', '.join(sorted(allowed_accounts))}) does not list",
+            "Nothing was written. Use credentials of an allowed account, or add it to ALLOWED_ACCOUNT_IDS.",
+        )

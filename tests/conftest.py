@@ -1,0 +1,22 @@
+"""Hermetic tests: a temporary HOME, none of the caller's AWS_* or BITBUCKET_* variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "BITBUCKET_", "ATLASSIAN_")):
+            monkeypatch.delenv(name)
+    home: Path = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    # boto3 clients made inside tests read these; nothing real is ever used.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-credentials"))
+    yield

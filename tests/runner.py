@@ -1,0 +1,86 @@
+"""Running the pipe as Pipelines does: a process (or a container) with the step's environment,
+its working directory in the clone directory. Output is recorded for the leak check."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests import leakcheck
+from tests.standins.sandbox import base_process_env
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    returncode: int
+    output: str  # stdout and stderr together, colours removed
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in self.output.splitlines() if line.strip()]
+
+    @property
+    def last(self) -> str:
+        return self.lines[-1] if self.lines else ""
+
+    def failed_with(self, *words: str) -> bool:
+        return self.returncode == 1 and self.last.startswith("✖ ") and all(w in self.last for w in words)
+
+
+def make_clone_dir(root: Path) -> Path:
+    """A clone directory like a user's pipe repository, with a decoy pipe/ package in it."""
+    clone = root / "build"
+    decoy = clone / "pipe"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("")
+    (decoy / "__main__.py").write_text("print('DECOY pipe/ package ran'); raise SystemExit(3)\n")
+    leakcheck.scan_dir(clone)
+    return clone
+
+
+def run_process(env: dict[str, str], cwd: Path, label: str, timeout: float = 60) -> Result:
+    full = base_process_env(cwd.parent / "home") | env
+    proc = subprocess.run(
+        [sys.executable, "-I", "-m", "pipe"],
+        env=full,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    leakcheck.capture(label, proc.stdout)
+    return Result(proc.returncode, ANSI.sub("", proc.stdout))
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def source_and_call(env_file: Path, endpoint: str, home: Path, label: str) -> str:
+    """Source credentials.env in a real shell, then call AWS from a separate process."""
+    script = (
+        'set -e; source "$1"; exec python -c "import boto3, os; '
+        "print(boto3.client('sts', endpoint_url=os.environ['PROBE_ENDPOINT']).get_caller_identity()['Arn'])\""
+    )
+    env = base_process_env(home) | {"PROBE_ENDPOINT": endpoint}
+    proc = subprocess.run(
+        ["bash", "-c", script, "probe", str(env_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    leakcheck.capture(label, proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()

@@ -1,0 +1,251 @@
+"""AWS on loopback: moto in server mode, behind a front that adds what moto lacks.
+
+moto accepts any web identity token and any access key. The front, in front of moto:
+- checks AssumeRoleWithWebIdentity the way STS does: the token is a JWT; an IAM OIDC provider
+  exists for its issuer; the signature verifies against the issuer's JWKS (fetched over HTTP
+  from the Bitbucket stand-in); it has not expired (by the front's clock); its aud is one of
+  the provider's client ids; the role's trust policy admits it (StringEquals / StringLike /
+  their Not and IfExists forms, ForAnyValue/ForAllValues, Null on <provider>:aud and :sub);
+  DurationSeconds fits the role's MaxSessionDuration. Failures use AWS's codes and messages.
+- refuses long-lived access keys (AKIA...) that do not exist or are inactive.
+- injects faults by action: AWS errors, dropped connections, delays, another identity.
+- records every secret that passes through it (for the leak check) and every request.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+from xml.sax.saxutils import escape
+
+import boto3
+import jwt
+import requests
+from moto.server import ThreadedMotoServer
+
+from tests.standins import registry, trust
+from tests.standins.http import Request, Response, Server
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+ACCOUNT = "123456789012"
+STUB_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+_STATUS = {"AccessDenied": 403, "InvalidClientTokenId": 403, "InternalFailure": 500, "ServiceUnavailable": 503}
+_SECRET_TAGS = re.compile(rb"<(SecretAccessKey|SessionToken)>([^<]+)</")
+
+
+@dataclass
+class Fault:
+    action: str
+    kind: str = "error"  # error | drop | delay | identity
+    code: str = ""
+    message: str = ""
+    times: int = 1
+    seconds: float = 0.0
+    arn: str = ""
+
+
+def error_response(code: str, message: str, status: int | None = None) -> Response:
+    kind = "Receiver" if (status or _STATUS.get(code, 400)) >= 500 else "Sender"
+    body = (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">\n'
+        f"  <Error>\n    <Type>{kind}</Type>\n    <Code>{escape(code)}</Code>\n"
+        f"    <Message>{escape(message)}</Message>\n  </Error>\n"
+        f"  <RequestId>{uuid.uuid4()}</RequestId>\n</ErrorResponse>\n"
+    )
+    return Response(status or _STATUS.get(code, 400), body.encode(), {"Content-Type": "text/xml"})
+
+
+class AwsStandIn:
+    def __init__(self, resolve_url: Any = lambda url: url) -> None:
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._resolve = resolve_url
+        self._lock = threading.Lock()
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str]] = []  # (action, access key id)
+        self.clock_offset = 0.0  # seconds the stand-in STS's clock runs ahead of this machine's
+        self._server = Server(self._handle)
+
+    def start(self) -> AwsStandIn:
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.moto_url = f"http://{host}:{port}"
+        self._server.start()
+        self.iam = boto3.client("iam", endpoint_url=self.moto_url, region_name="us-east-1", **STUB_CREDENTIALS)
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+        self._moto.stop()
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def client(self, service: str, region: str = "eu-west-1", **credentials: str) -> Any:
+        """A client through the front (so secrets it returns are recorded)."""
+        return boto3.client(service, endpoint_url=self.url, region_name=region, **(credentials or STUB_CREDENTIALS))
+
+    def inject(self, fault: Fault) -> None:
+        with self._lock:
+            self.faults.append(fault)
+
+    def forget_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def calls(self, action: str) -> int:
+        return sum(1 for a, _ in self.requests if a == action)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.requests.clear()
+            self.clock_offset = 0.0
+
+    # -- the front -------------------------------------------------------------------
+    def _take_fault(self, action: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.action == action and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _handle(self, request: Request) -> Response:
+        params: dict[str, list[str]] = {}
+        if "x-www-form-urlencoded" in request.headers.get("content-type", ""):
+            params = parse_qs(request.body.decode())
+        action = params.get("Action", [""])[0] or request.headers.get("x-amz-target", "").split(".")[-1]
+        key_match = re.search(r"Credential=([^/]+)/", request.headers.get("authorization", ""))
+        key_id = key_match.group(1) if key_match else ""
+        with self._lock:
+            self.requests.append((action, key_id))
+        fault = self._take_fault(action)
+        if fault and fault.kind == "error":
+            return error_response(fault.code, fault.message or fault.code)
+        if fault and fault.kind == "drop":
+            return Response(drop=True)
+        if fault and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        if action == "AssumeRoleWithWebIdentity":
+            refusal = self._web_identity(params)
+            if refusal:
+                return refusal
+        if key_id.startswith("AKIA") and not self._key_active(key_id):
+            return error_response("InvalidClientTokenId", "The security token included in the request is invalid.")
+        response = self._forward(request)
+        if action in ("AssumeRoleWithWebIdentity", "AssumeRole", "CreateAccessKey", "GetSessionToken"):
+            registry.record(*(m.group(2).decode() for m in _SECRET_TAGS.finditer(response.body)))
+        if fault and fault.kind == "identity":
+            response.body = re.sub(rb"<Arn>[^<]*</Arn>", f"<Arn>{fault.arn}</Arn>".encode(), response.body)
+        return response
+
+    def _forward(self, request: Request) -> Response:
+        target = urlparse(self.moto_url)
+        connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
+        headers = {k: v for k, v in request.headers.items() if k not in ("host", "content-length", "connection")}
+        connection.request(request.method, request.path, body=request.body, headers=headers)
+        answer = connection.getresponse()
+        body = answer.read()
+        connection.close()
+        keep = {k: v for k, v in answer.getheaders() if k.lower() in ("content-type", "x-amzn-requestid")}
+        return Response(answer.status, body, keep)
+
+    def _key_active(self, key_id: str) -> bool:
+        try:
+            user = self.iam.get_access_key_last_used(AccessKeyId=key_id)["UserName"]
+            keys = self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+        except Exception:
+            return False
+        return any(k["AccessKeyId"] == key_id and k["Status"] == "Active" for k in keys)
+
+    def _provider(self, provider: str) -> dict[str, Any] | None:
+        for entry in self.iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]:
+            if entry["Arn"].split(":oidc-provider/", 1)[1] == provider:
+                return dict(self.iam.get_open_id_connect_provider(OpenIDConnectProviderArn=entry["Arn"]))
+        return None
+
+    def _jwks(self, issuer: str) -> dict[str, Any] | None:
+        try:
+            discovery = requests.get(self._resolve(f"{issuer}/.well-known/openid-configuration"), timeout=5)
+            discovery.raise_for_status()
+            keys = requests.get(self._resolve(discovery.json()["jwks_uri"]), timeout=5)
+            keys.raise_for_status()
+            return dict(keys.json())
+        except (requests.RequestException, ValueError, KeyError):
+            return None
+
+    def _web_identity(self, params: dict[str, list[str]]) -> Response | None:
+        token = params.get("WebIdentityToken", [""])[0]
+        role_arn = params.get("RoleArn", [""])[0]
+        duration = int(params.get("DurationSeconds", ["3600"])[0])
+        try:
+            header = jwt.get_unverified_header(token)
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return error_response(
+                "InvalidIdentityToken",
+                "The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)",
+            )
+        issuer = str(claims.get("iss", ""))
+        provider_name = issuer.split("://", 1)[-1].rstrip("/")
+        provider = self._provider(provider_name)
+        if provider is None:
+            return error_response("InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {issuer}")
+        jwks = self._jwks(issuer)
+        if jwks is None:
+            return error_response(
+                "InvalidIdentityToken",
+                "Couldn't retrieve verification key from your identity provider,  please reference "
+                "AssumeRoleWithWebIdentity documentation for requirements",
+            )
+        try:
+            key = next(k for k in jwt.PyJWKSet.from_dict(jwks).keys if k.key_id == header.get("kid"))
+            jwt.decode(token, key.key, algorithms=["RS256"], options={"verify_aud": False, "verify_exp": False})
+        except (StopIteration, jwt.PyJWTError):
+            return error_response(
+                "InvalidIdentityToken",
+                "The web identity token that was passed could not be validated by AWS. Get a new identity "
+                "token from the identity provider and then retry the request.",
+            )
+        now = int(time.time() + self.clock_offset)
+        exp = int(claims.get("exp", 0))
+        if exp <= now:
+            return error_response(
+                "ExpiredTokenException",
+                f"Token expired: current date/time {now} must be before the expiration date/time{exp}",
+            )
+        audiences = claims.get("aud")
+        audience_list = audiences if isinstance(audiences, list) else [audiences]
+        if not set(audience_list) & set(provider.get("ClientIDList", [])):
+            return error_response("InvalidIdentityToken", "Incorrect token audience")
+        denied = error_response("AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        match = re.match(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([^/]+)$", role_arn)
+        if not match:
+            return denied
+        try:
+            role = self.iam.get_role(RoleName=match.group(2))["Role"]
+        except Exception:
+            return denied
+        policy = role["AssumeRolePolicyDocument"]
+        if isinstance(policy, str):
+            policy = json.loads(policy)
+        context = {f"{provider_name}:aud": audience_list[0], f"{provider_name}:sub": str(claims.get("sub", ""))}
+        principal = f"arn:aws:iam::{match.group(1)}:oidc-provider/{provider_name}"
+        if not trust.allows(policy, principal=principal, action="sts:AssumeRoleWithWebIdentity", context=context):
+            return denied
+        if duration > int(role.get("MaxSessionDuration", 3600)):
+            return error_response(
+                "ValidationError",
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            )
+        return None

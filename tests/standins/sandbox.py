@@ -1,0 +1,123 @@
+"""All stand-ins together, with the helpers tests, `make demo` and `make bench` share."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.standins.aws import ACCOUNT, AwsStandIn
+from tests.standins.bitbucket import BitbucketStandIn
+from tests.standins import registry
+from tests.standins.issuer import Issuer, braced
+
+REGION = "eu-west-1"
+WORKSPACE = "acme"
+REPO_SLUG = "shop"
+
+
+class Sandbox:
+    def __init__(self) -> None:
+        self.bitbucket = BitbucketStandIn().start()
+        self.issuer = self.bitbucket.add_issuer(WORKSPACE)
+        self.aws = AwsStandIn(resolve_url=self.bitbucket.resolve).start()
+        self.iam = self.aws.client("iam", region="us-east-1")
+        self.repo_uuid = braced()
+        self.provider_arn = ""
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.aws.stop()
+        self.bitbucket.stop()
+
+    # -- AWS side --------------------------------------------------------------------
+    def add_oidc_provider(self, audiences: list[str] | None = None, issuer: Issuer | None = None) -> str:
+        issuer = issuer or self.issuer
+        arn = str(
+            self.iam.create_open_id_connect_provider(
+                Url=issuer.url,
+                ClientIDList=audiences if audiences is not None else [issuer.audience],
+                ThumbprintList=["0" * 40],
+            )["OpenIDConnectProviderArn"]
+        )
+        self.provider_arn = arn
+        return arn
+
+    def trust_policy(
+        self, sub: str | None = None, aud: str | None = None, operator: str = "StringLike", issuer: Issuer | None = None
+    ) -> dict[str, Any]:
+        issuer = issuer or self.issuer
+        provider = issuer.provider
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{provider}"},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {
+                        "StringEquals": {f"{provider}:aud": aud or issuer.audience},
+                        operator: {f"{provider}:sub": sub or f"{self.repo_uuid}:*"},
+                    },
+                }
+            ],
+        }
+
+    def add_role(self, name: str, policy: dict[str, Any] | None = None, max_session: int = 3600) -> str:
+        answer = self.iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(policy or self.trust_policy()),
+            MaxSessionDuration=max_session,
+        )
+        return str(answer["Role"]["Arn"])
+
+    def add_user_key(self, user: str) -> tuple[str, str]:
+        try:
+            self.iam.create_user(UserName=user)
+        except self.iam.exceptions.EntityAlreadyExistsException:
+            pass
+        key = self.iam.create_access_key(UserName=user)["AccessKey"]
+        registry.record(key["SecretAccessKey"])
+        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
+
+    def token(self, **kwargs: Any) -> str:
+        return self.issuer.mint(self.repo_uuid, **kwargs)
+
+    # -- the step --------------------------------------------------------------------
+    def step_env(self, clone_dir: Path, *, token: str | None = None, **variables: str) -> dict[str, str]:
+        """The environment Pipelines gives a pipe: the pipe's variables plus BITBUCKET_*."""
+        env = {
+            "BITBUCKET_CLONE_DIR": str(clone_dir),
+            "BITBUCKET_PIPE_SHARED_STORAGE_DIR": str(clone_dir / ".bitbucket/pipelines/generated/pipeline/pipes"),
+            "BITBUCKET_PIPE_STORAGE_DIR": str(clone_dir / ".bitbucket/pipelines/generated/pipeline/pipes/aws-credentials-pipe"),
+            "BITBUCKET_REPO_SLUG": REPO_SLUG,
+            "BITBUCKET_REPO_FULL_NAME": f"{WORKSPACE}/{REPO_SLUG}",
+            "BITBUCKET_WORKSPACE": WORKSPACE,
+            "BITBUCKET_REPO_UUID": self.repo_uuid,
+            "BITBUCKET_BUILD_NUMBER": "42",
+            "BITBUCKET_BRANCH": "main",
+            "BITBUCKET_COMMIT": "0" * 40,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.aws.url,
+        }
+        if token:
+            env["BITBUCKET_STEP_OIDC_TOKEN"] = token
+        env.update(variables)
+        return env
+
+
+def base_process_env(home: Path) -> dict[str, str]:
+    """A clean environment for a child process: nothing of the caller's AWS_* or BITBUCKET_*."""
+    return {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+    }

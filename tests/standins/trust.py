@@ -1,0 +1,98 @@
+"""The stand-in STS's own evaluation of a role trust policy (independent of pipe/ on
+purpose: it is the oracle the pipe's messages are tested against)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_OPERATORS = {
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringNotEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "Null",
+}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _glob(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+
+
+def _matches(base: str, wanted: list[str], value: str) -> bool:
+    if base in ("StringEquals", "StringNotEquals"):
+        return value in wanted
+    if base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
+        return value.lower() in (w.lower() for w in wanted)
+    return any(_glob(w, value) for w in wanted)
+
+
+def _condition(op: str, block: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+    qualifier = ""
+    if ":" in op:
+        qualifier, op = op.split(":", 1)
+    if_exists = op.endswith("IfExists")
+    base = op.removesuffix("IfExists")
+    if base not in _OPERATORS:
+        return False  # an operator the stand-in does not know never grants
+    negated = "Not" in base
+    lowered = {k.lower(): v for k, v in context.items()}
+    for key, wanted in block.items():
+        present = key.lower() in lowered
+        if base == "Null":
+            want_null = str(_list(wanted)[0]).lower() == "true"
+            if want_null == present:
+                return False
+            continue
+        if not present:
+            if if_exists or negated or qualifier == "ForAllValues":
+                continue
+            return False
+        values = _list(lowered[key.lower()])
+        wanted_list = [str(w) for w in _list(wanted)]
+        hits = [_matches(base, wanted_list, str(v)) for v in values]
+        if qualifier == "ForAllValues":
+            ok = all(not h for h in hits) if negated else all(hits)
+        elif negated:
+            ok = not any(hits)
+        else:
+            ok = any(hits)
+        if not ok:
+            return False
+    return True
+
+
+def _principal_ok(statement: Mapping[str, Any], principal: str) -> bool:
+    value = statement.get("Principal")
+    if value == "*":
+        return True
+    if not isinstance(value, Mapping):
+        return False
+    return any(p == "*" or p == principal for p in _list(value.get("Federated", [])))
+
+
+def _action_ok(statement: Mapping[str, Any], action: str) -> bool:
+    return any(_glob(str(a), action, ignore_case=True) for a in _list(statement.get("Action", [])))
+
+
+def allows(policy: Mapping[str, Any], *, principal: str, action: str, context: Mapping[str, str]) -> bool:
+    allowed = False
+    for statement in _list(policy.get("Statement", [])):
+        if not _principal_ok(statement, principal) or not _action_ok(statement, action):
+            continue
+        conditions = statement.get("Condition", {}) or {}
+        if not all(_condition(op, block, context) for op, block in conditions.items()):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        if statement.get("Effect") == "Allow":
+            allowed = True
+    return allowed
