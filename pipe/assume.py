@@ -11,7 +11,9 @@ from pipe.config import Route, Settings
 from pipe.console import Console
 
 
-def run(settings: Settings, clients: AwsClients, console: Console, clock: Callable[[], float] = time.time) -> str:
+def run(
+    settings: Settings, clients: AwsClients, console: Console, clock: Callable[[], float] = time.time
+) -> str:
     handoff.preflight(settings.credentials_dir)
     expected: str | None = None
     if settings.route is Route.OIDC:

@@ -21,7 +21,9 @@ CREDENTIALS_SUBDIR = "aws-credentials"
 REPORTS_SUBDIR = "aws-credentials-reports"
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-_ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}):role/([\w+=,.@/-]{1,512})$")
+_ROLE_ARN = re.compile(
+    r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}):role/([\w+=,.@/-]{1,512})$"
+)
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 _ACCESS_KEY_ID = re.compile(r"^AKIA[A-Z0-9]{16}$")
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -83,7 +85,9 @@ def _fail(name: str, value: str | None = None, extra: str = "") -> InputError:
     var = BY_NAME[name]
     shown = "" if value is None or var.secret else f" (got {value!r})"
     message = f"{name} must be {var.expects}{shown}" if var.expects else f"{name} is not valid{shown}"
-    return InputError(name, message + (f": {extra}" if extra else ""), f"Change {name} in the pipe's variables.")
+    return InputError(
+        name, message + (f": {extra}" if extra else ""), f"Change {name} in the pipe's variables."
+    )
 
 
 def _bool(values: Mapping[str, str | None], name: str) -> bool:
@@ -220,7 +224,11 @@ def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route,
     enable = "add `oidc: true` to the step"
     if require_oidc or not key:
         if role:
-            raise InputError(oidc.TOKEN_VARIABLE, f"AWS_OIDC_ROLE_ARN is set but {no_token}", f"Add `oidc: true` to the step that runs the pipe.")
+            raise InputError(
+                oidc.TOKEN_VARIABLE,
+                f"AWS_OIDC_ROLE_ARN is set but {no_token}",
+                "Add `oidc: true` to the step that runs the pipe.",
+            )
         if token:
             raise InputError(
                 "AWS_OIDC_ROLE_ARN",
@@ -234,18 +242,29 @@ def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route,
             f"To use OIDC, {enable} and set AWS_OIDC_ROLE_ARN{fallback}.",
         )
     if role:
-        warning = f"AWS_OIDC_ROLE_ARN is set but {no_token}: using the fallback access key. To use OIDC, {enable}."
+        warning = (
+            f"AWS_OIDC_ROLE_ARN is set but {no_token}: using the fallback access key. To use OIDC, {enable}."
+        )
     elif token:
         warning = "Using the fallback access key. To use OIDC, set AWS_OIDC_ROLE_ARN (the step already has `oidc: true`)."
     else:
-        warning = f"Using the long-lived fallback access key. To use OIDC, {enable} and set AWS_OIDC_ROLE_ARN."
+        warning = (
+            f"Using the long-lived fallback access key. To use OIDC, {enable} and set AWS_OIDC_ROLE_ARN."
+        )
     return Route.ACCESS_KEY, warning + " REQUIRE_OIDC=true forbids this fallback.", key
 
 
-def load(values: Mapping[str, str | None], *, cwd: Path, now: float) -> Settings:
-    """Build Settings from the variables (unset ones absent or None). Raises InputError."""
-    values = {k: (v if v is None else v.strip() if k not in ("AWS_ROLE_SESSION_POLICY",) else v) for k, v in values.items()}
-    values = {k: v for k, v in values.items() if v}
+def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Settings:
+    """Build Settings from the variables (unset ones absent or None). Raises InputError.
+
+    Empty values count as unset (Pipelines passes an undefined $VARIABLE as ""); values are
+    stripped, except the session policy, whose JSON may span lines.
+    """
+    values: dict[str, str] = {
+        name: (value if name == "AWS_ROLE_SESSION_POLICY" else value.strip())
+        for name, value in raw_values.items()
+        if value and value.strip()
+    }
 
     action = (values.get("ACTION") or "assume").lower()
     if action not in ACTIONS:

@@ -54,6 +54,10 @@ class Console:
         self._logger: logging.Logger = get_logger()
         for handler in self._logger.handlers:
             handler.addFilter(self.redactor)
+            # One stream for every line: Docker carries stdout and stderr separately, and the
+            # final ✔/✖ line must come last in the step's log.
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(self._stream)
         # The SDK's own debug logs print request bodies (the OIDC token among them): keep them quiet.
         for name in _NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -99,5 +103,4 @@ class Console:
         )
 
     def _print(self, text: str) -> None:
-        sys.stderr.flush()
         print(self.redactor.clean(text), file=self._stream, flush=True)

@@ -10,7 +10,6 @@ import os
 import shlex
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,9 +79,17 @@ def render_identity(document: Mapping[str, str]) -> str:
 def preflight(directory: Path) -> None:
     """Refuse a CREDENTIALS_DIR that is a symlink or not a directory, before any AWS call."""
     if directory.is_symlink():
-        raise InputError(VARIABLE, f"CREDENTIALS_DIR {directory} is a symlink", "Point CREDENTIALS_DIR at a real directory.")
+        raise InputError(
+            VARIABLE,
+            f"CREDENTIALS_DIR {directory} is a symlink",
+            "Point CREDENTIALS_DIR at a real directory.",
+        )
     if directory.exists() and not directory.is_dir():
-        raise InputError(VARIABLE, f"CREDENTIALS_DIR {directory} is not a directory", "Point CREDENTIALS_DIR at a directory.")
+        raise InputError(
+            VARIABLE,
+            f"CREDENTIALS_DIR {directory} is not a directory",
+            "Point CREDENTIALS_DIR at a directory.",
+        )
     for name in FILES:
         if (directory / name).is_symlink():
             raise InputError(
@@ -150,7 +157,8 @@ def _write_one(dir_fd: int, directory: Path, name: str, text: str, owner: tuple[
         os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError as exc:
         raise OutputError(
-            f"Cannot write {directory / name} ({exc.strerror})", "Point CREDENTIALS_DIR at a writable directory."
+            f"Cannot write {directory / name} ({exc.strerror})",
+            "Point CREDENTIALS_DIR at a writable directory.",
         ) from None
 
 

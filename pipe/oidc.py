@@ -64,8 +64,7 @@ def decode(token: str) -> TokenClaims:
     import jwt  # PyJWT; kept off the start-up path of runs without a token
 
     hint = (
-        "Pass the step's own token: add `oidc: true` to the step and do not set "
-        f"{TOKEN_VARIABLE} yourself."
+        f"Pass the step's own token: add `oidc: true` to the step and do not set {TOKEN_VARIABLE} yourself."
     )
     try:
         raw: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})

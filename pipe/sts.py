@@ -15,7 +15,9 @@ from pipe.config import RoleArn
 from pipe.errors import AuthError, IdentityError, InputError, PipeError
 from pipe.retry import call
 
-THROTTLING = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"})
+THROTTLING = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
 
 
 @dataclass(frozen=True)
@@ -74,14 +76,19 @@ def assume_role_with_web_identity(
     except _client_error() as exc:
         raise _assume_error(exc, role=role, claims=claims, now=now) from None
     creds = answer["Credentials"]
-    return Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"], creds["Expiration"])
+    return Credentials(
+        creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"], creds["Expiration"]
+    )
 
 
 def _assume_error(exc: Exception, *, role: RoleArn, claims: oidc.TokenClaims, now: float) -> PipeError:
     code, message = _code_message(exc)
     aws = f"({code}: {message})" if message else f"({code})"
     provider = claims.provider
-    claims_block = ("The step's OIDC token (claims, not secret):", *(f"  {line}" for line in claims.summary()))
+    claims_block = (
+        "The step's OIDC token (claims, not secret):",
+        *(f"  {line}" for line in claims.summary()),
+    )
     if code == "AccessDenied":
         return AuthError(
             code,
@@ -145,7 +152,11 @@ def _assume_error(exc: Exception, *, role: RoleArn, claims: oidc.TokenClaims, no
             variable, hint = "AWS_OIDC_ROLE_ARN", "Check AWS_OIDC_ROLE_ARN and the other role variables."
         return InputError(variable, f"AWS refused the request {aws}", hint)
     if code in ("PackedPolicyTooLarge", "MalformedPolicyDocument"):
-        return InputError("AWS_ROLE_SESSION_POLICY", f"AWS refused the session policy {aws}", "Shorten or fix AWS_ROLE_SESSION_POLICY.")
+        return InputError(
+            "AWS_ROLE_SESSION_POLICY",
+            f"AWS refused the session policy {aws}",
+            "Shorten or fix AWS_ROLE_SESSION_POLICY.",
+        )
     if code == "RegionDisabledException":
         return InputError(
             "AWS_DEFAULT_REGION",
@@ -153,8 +164,12 @@ def _assume_error(exc: Exception, *, role: RoleArn, claims: oidc.TokenClaims, no
             "Activate STS for the region in IAM > Account settings, or use another AWS_DEFAULT_REGION.",
         )
     if code in THROTTLING:
-        return AuthError(code, f"AWS kept throttling AssumeRoleWithWebIdentity {aws}", "Re-run the step in a minute.")
-    return AuthError(code, f"AssumeRoleWithWebIdentity failed {aws}", "Check the role and the IAM OIDC provider.")
+        return AuthError(
+            code, f"AWS kept throttling AssumeRoleWithWebIdentity {aws}", "Re-run the step in a minute."
+        )
+    return AuthError(
+        code, f"AssumeRoleWithWebIdentity failed {aws}", "Check the role and the IAM OIDC provider."
+    )
 
 
 def get_caller_identity(client: Any, *, retry_timeout: int, fallback_key: bool) -> Identity:
@@ -182,8 +197,14 @@ def get_caller_identity(client: Any, *, retry_timeout: int, fallback_key: bool) 
                 "Put the matching secret in AWS_SECRET_ACCESS_KEY.",
             ) from None
         if code in THROTTLING:
-            raise AuthError(code, f"AWS kept throttling GetCallerIdentity {aws}", "Re-run the step in a minute.") from None
-        raise AuthError(code, f"GetCallerIdentity failed with the new credentials {aws}", "Nothing was written; re-run the step.") from None
+            raise AuthError(
+                code, f"AWS kept throttling GetCallerIdentity {aws}", "Re-run the step in a minute."
+            ) from None
+        raise AuthError(
+            code,
+            f"GetCallerIdentity failed with the new credentials {aws}",
+            "Nothing was written; re-run the step.",
+        ) from None
     return Identity(account=answer["Account"], arn=answer["Arn"], user_id=answer["UserId"])
 
 

@@ -46,13 +46,21 @@ def test_assume_writes_verified_credentials_that_a_later_command_uses(sandbox: S
     assert identity["Arn"] == expected and identity["RoleArn"] == ROLE and identity["Account"] == ACCOUNT
     assert identity["SessionName"] == "bitbucket-shop-42" and identity["Expiration"].endswith("Z")
     env_text = (directory / "credentials.env").read_text()
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-                 "AWS_DEFAULT_REGION", "AWS_CREDENTIAL_EXPIRATION"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_CREDENTIAL_EXPIRATION",
+    ):
         assert f"export {name}=" in env_text
     # The identity was checked before anything was written, with the new credentials.
     assert sandbox.aws.calls("AssumeRoleWithWebIdentity") == 1
     assert sandbox.aws.calls("GetCallerIdentity") == 1
-    assert source_and_call(directory / "credentials.env", sandbox.aws.url, clone.parent, "source-ok") == expected
+    assert (
+        source_and_call(directory / "credentials.env", sandbox.aws.url, clone.parent, "source-ok") == expected
+    )
 
 
 def test_shared_files_with_a_named_profile(sandbox: Sandbox, clone: Path) -> None:
@@ -87,7 +95,9 @@ def test_step_without_oidc_says_add_oidc_true(sandbox: Sandbox, clone: Path) -> 
 def test_trust_policy_for_another_repository_is_explained(sandbox: Sandbox, clone: Path) -> None:
     other_repo = braced()
     sandbox.add_role("other-repo", sandbox.trust_policy(sub=f"{other_repo}:*"))
-    result = assume(sandbox, clone, "access-denied", AWS_OIDC_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/other-repo")
+    result = assume(
+        sandbox, clone, "access-denied", AWS_OIDC_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/other-repo"
+    )
     assert result.failed_with("AccessDenied", "trust policy", f"{PROVIDER}:sub", f"{PROVIDER}:aud")
     # The claims and the exact condition keys are printed; the token itself is not.
     assert f"repositoryUuid             {sandbox.repo_uuid}" in result.output
@@ -100,7 +110,9 @@ def test_deployment_step_gets_a_deployment_sub_pattern(sandbox: Sandbox, clone: 
     env_uuid = braced()
     sandbox.add_role("prod-only", sandbox.trust_policy(sub=f"{sandbox.repo_uuid}:{env_uuid}:*"))
     role = f"arn:aws:iam::{ACCOUNT}:role/prod-only"
-    ok = assume(sandbox, clone, "deploy-ok", token=sandbox.token(environment_uuid=env_uuid), AWS_OIDC_ROLE_ARN=role)
+    ok = assume(
+        sandbox, clone, "deploy-ok", token=sandbox.token(environment_uuid=env_uuid), AWS_OIDC_ROLE_ARN=role
+    )
     assert ok.returncode == 0, ok.output
     refused = assume(sandbox, clone, "deploy-refused", AWS_OIDC_ROLE_ARN=role)
     assert refused.failed_with("AccessDenied")
@@ -111,13 +123,23 @@ def test_missing_oidc_provider(sandbox: Sandbox, clone: Path) -> None:
     issuer = sandbox.bitbucket.add_issuer("no-provider")
     sandbox.add_role("no-provider", sandbox.trust_policy(issuer=issuer))
     token = issuer.mint(sandbox.repo_uuid)
-    result = assume(sandbox, clone, "no-provider", token=token, AWS_OIDC_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/no-provider")
-    assert result.failed_with("InvalidIdentityToken", "Create the IAM OIDC identity provider", issuer.url, issuer.audience)
+    result = assume(
+        sandbox,
+        clone,
+        "no-provider",
+        token=token,
+        AWS_OIDC_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/no-provider",
+    )
+    assert result.failed_with(
+        "InvalidIdentityToken", "Create the IAM OIDC identity provider", issuer.url, issuer.audience
+    )
 
 
 def test_provider_without_the_audience(sandbox: Sandbox, clone: Path) -> None:
     issuer = sandbox.bitbucket.add_issuer("braced-audience")
-    sandbox.add_oidc_provider(audiences=[f"ari:cloud:bitbucket::workspace/{issuer.workspace_uuid}"], issuer=issuer)
+    sandbox.add_oidc_provider(
+        audiences=[f"ari:cloud:bitbucket::workspace/{issuer.workspace_uuid}"], issuer=issuer
+    )
     sandbox.add_role("braced-audience", sandbox.trust_policy(issuer=issuer))
     token = issuer.mint(sandbox.repo_uuid)
     role = f"arn:aws:iam::{ACCOUNT}:role/braced-audience"
@@ -168,7 +190,9 @@ def test_session_policy_is_sent(sandbox: Sandbox, clone: Path) -> None:
 
 
 def test_sts_error_codes_fail_at_once(sandbox: Sandbox, clone: Path) -> None:
-    sandbox.aws.inject(Fault("AssumeRoleWithWebIdentity", code="AccessDenied", message="Not authorized", times=5))
+    sandbox.aws.inject(
+        Fault("AssumeRoleWithWebIdentity", code="AccessDenied", message="Not authorized", times=5)
+    )
     result = assume(sandbox, clone, "denied-once")
     assert result.failed_with("AccessDenied")
     assert sandbox.aws.calls("AssumeRoleWithWebIdentity") == 1
@@ -196,7 +220,9 @@ def test_server_errors_and_dropped_connections_are_retried(sandbox: Sandbox, clo
 
 
 def test_throttling_is_left_to_the_sdk(sandbox: Sandbox, clone: Path) -> None:
-    sandbox.aws.inject(Fault("AssumeRoleWithWebIdentity", code="Throttling", message="Rate exceeded", times=1000))
+    sandbox.aws.inject(
+        Fault("AssumeRoleWithWebIdentity", code="Throttling", message="Rate exceeded", times=1000)
+    )
     result = assume(sandbox, clone, "throttled")
     assert result.failed_with("Throttling", "Re-run")
     assert sandbox.aws.calls("AssumeRoleWithWebIdentity") == 3  # the SDK's standard mode, no more
@@ -226,21 +252,36 @@ def test_fallback_key_warns_how_to_enable_oidc(sandbox: Sandbox, clone: Path) ->
     assert result.last.startswith(f"✔ arn:aws:iam::{ACCOUNT}:user/ci-fallback (long-lived key")
     env_text = (creds_dir(clone) / "credentials.env").read_text()
     assert "AWS_SESSION_TOKEN=" not in env_text and "unset AWS_SESSION_TOKEN" in env_text
-    arn = source_and_call(creds_dir(clone) / "credentials.env", sandbox.aws.url, clone.parent, "source-fallback")
+    arn = source_and_call(
+        creds_dir(clone) / "credentials.env", sandbox.aws.url, clone.parent, "source-fallback"
+    )
     assert arn == f"arn:aws:iam::{ACCOUNT}:user/ci-fallback"
 
 
 def test_fallback_key_of_a_disallowed_account_writes_nothing(sandbox: Sandbox, clone: Path) -> None:
     key_id, secret = sandbox.add_user_key("ci-other")
-    result = run(sandbox, clone, "fallback-acct", AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret,
-                 ALLOWED_ACCOUNT_IDS="111111111111")
+    result = run(
+        sandbox,
+        clone,
+        "fallback-acct",
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+        ALLOWED_ACCOUNT_IDS="111111111111",
+    )
     assert result.failed_with("ALLOWED_ACCOUNT_IDS", ACCOUNT, "Nothing was written")
     assert not creds_dir(clone).exists()
 
 
 def test_role_without_token_uses_the_fallback_with_a_warning(sandbox: Sandbox, clone: Path) -> None:
     key_id, secret = sandbox.add_user_key("ci-role-no-token")
-    result = run(sandbox, clone, "role-no-token", AWS_OIDC_ROLE_ARN=ROLE, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
+    result = run(
+        sandbox,
+        clone,
+        "role-no-token",
+        AWS_OIDC_ROLE_ARN=ROLE,
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+    )
     assert result.returncode == 0, result.output
     assert "AWS_OIDC_ROLE_ARN is set but this step has no OIDC token" in result.output
 
@@ -248,7 +289,14 @@ def test_role_without_token_uses_the_fallback_with_a_warning(sandbox: Sandbox, c
 def test_require_oidc_refuses_the_fallback(sandbox: Sandbox, clone: Path) -> None:
     key_id, secret = sandbox.add_user_key("ci-required")
     sandbox.aws.forget_requests()
-    result = run(sandbox, clone, "require-oidc", AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret, REQUIRE_OIDC="true")
+    result = run(
+        sandbox,
+        clone,
+        "require-oidc",
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+        REQUIRE_OIDC="true",
+    )
     assert result.failed_with("oidc: true")
     assert sandbox.aws.requests == []
 

@@ -48,7 +48,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("name", "value", "named"), BAD, ids=[f"{n}={v[:20]!r}" for n, v, _ in BAD])
-def test_bad_value_fails_before_any_aws_call(sandbox: Sandbox, clone: Path, name: str, value: str, named: str) -> None:
+def test_bad_value_fails_before_any_aws_call(
+    sandbox: Sandbox, clone: Path, name: str, value: str, named: str
+) -> None:
     (clone / "identity.json").write_text("{}")
     env = sandbox.step_env(clone, token=sandbox.token(), AWS_OIDC_ROLE_ARN=ROLE)
     env[name] = value
@@ -62,7 +64,9 @@ def test_bad_value_fails_before_any_aws_call(sandbox: Sandbox, clone: Path, name
 
 
 def test_secret_values_are_never_echoed(sandbox: Sandbox, clone: Path) -> None:
-    env = sandbox.step_env(clone, AWS_ACCESS_KEY_ID="not-a-key-id", AWS_SECRET_ACCESS_KEY="S3cr3t/value/that/is/long")
+    env = sandbox.step_env(
+        clone, AWS_ACCESS_KEY_ID="not-a-key-id", AWS_SECRET_ACCESS_KEY="S3cr3t/value/that/is/long"
+    )
     result = run_process(env, clone, "echo-secret")
     assert result.failed_with("AWS_ACCESS_KEY_ID")
     assert "S3cr3t/value/that/is/long" not in result.output

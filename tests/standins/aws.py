@@ -15,8 +15,8 @@ moto accepts any web identity token and any access key. The front, in front of m
 from __future__ import annotations
 
 import http.client
-import logging
 import json
+import logging
 import re
 import threading
 import time
@@ -38,7 +38,12 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 ACCOUNT = "123456789012"
 STUB_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-_STATUS = {"AccessDenied": 403, "InvalidClientTokenId": 403, "InternalFailure": 500, "ServiceUnavailable": 503}
+_STATUS = {
+    "AccessDenied": 403,
+    "InvalidClientTokenId": 403,
+    "InternalFailure": 500,
+    "ServiceUnavailable": 503,
+}
 _SECRET_TAGS = re.compile(rb"<(SecretAccessKey|SessionToken)>([^<]+)</")
 
 
@@ -79,7 +84,9 @@ class AwsStandIn:
         host, port = self._moto.get_host_and_port()
         self.moto_url = f"http://{host}:{port}"
         self._server.start()
-        self.iam = boto3.client("iam", endpoint_url=self.moto_url, region_name="us-east-1", **STUB_CREDENTIALS)
+        self.iam = boto3.client(
+            "iam", endpoint_url=self.moto_url, region_name="us-east-1", **STUB_CREDENTIALS
+        )
         return self
 
     def stop(self) -> None:
@@ -92,7 +99,9 @@ class AwsStandIn:
 
     def client(self, service: str, region: str = "eu-west-1", **credentials: str) -> Any:
         """A client through the front (so secrets it returns are recorded)."""
-        return boto3.client(service, endpoint_url=self.url, region_name=region, **(credentials or STUB_CREDENTIALS))
+        return boto3.client(
+            service, endpoint_url=self.url, region_name=region, **(credentials or STUB_CREDENTIALS)
+        )
 
     def inject(self, fault: Fault) -> None:
         with self._lock:
@@ -141,7 +150,9 @@ class AwsStandIn:
             if refusal:
                 return refusal
         if key_id.startswith("AKIA") and not self._key_active(key_id):
-            return error_response("InvalidClientTokenId", "The security token included in the request is invalid.")
+            return error_response(
+                "InvalidClientTokenId", "The security token included in the request is invalid."
+            )
         response = self._forward(request)
         if action in ("AssumeRoleWithWebIdentity", "AssumeRole", "CreateAccessKey", "GetSessionToken"):
             registry.record(*(m.group(2).decode() for m in _SECRET_TAGS.finditer(response.body)))
@@ -152,7 +163,9 @@ class AwsStandIn:
     def _forward(self, request: Request) -> Response:
         target = urlparse(self.moto_url)
         connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
-        headers = {k: v for k, v in request.headers.items() if k not in ("host", "content-length", "connection")}
+        headers = {
+            k: v for k, v in request.headers.items() if k not in ("host", "content-length", "connection")
+        }
         connection.request(request.method, request.path, body=request.body, headers=headers)
         answer = connection.getresponse()
         body = answer.read()
@@ -200,7 +213,9 @@ class AwsStandIn:
         provider_name = issuer.split("://", 1)[-1].rstrip("/")
         provider = self._provider(provider_name)
         if provider is None:
-            return error_response("InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {issuer}")
+            return error_response(
+                "InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {issuer}"
+            )
         jwks = self._jwks(issuer)
         if jwks is None:
             return error_response(
@@ -210,7 +225,9 @@ class AwsStandIn:
             )
         try:
             key = next(k for k in jwt.PyJWKSet.from_dict(jwks).keys if k.key_id == header.get("kid"))
-            jwt.decode(token, key.key, algorithms=["RS256"], options={"verify_aud": False, "verify_exp": False})
+            jwt.decode(
+                token, key.key, algorithms=["RS256"], options={"verify_aud": False, "verify_exp": False}
+            )
         except (StopIteration, jwt.PyJWTError):
             return error_response(
                 "InvalidIdentityToken",
@@ -239,9 +256,14 @@ class AwsStandIn:
         policy = role["AssumeRolePolicyDocument"]
         if isinstance(policy, str):
             policy = json.loads(policy)
-        context = {f"{provider_name}:aud": audience_list[0], f"{provider_name}:sub": str(claims.get("sub", ""))}
+        context = {
+            f"{provider_name}:aud": audience_list[0],
+            f"{provider_name}:sub": str(claims.get("sub", "")),
+        }
         principal = f"arn:aws:iam::{match.group(1)}:oidc-provider/{provider_name}"
-        if not trust.allows(policy, principal=principal, action="sts:AssumeRoleWithWebIdentity", context=context):
+        if not trust.allows(
+            policy, principal=principal, action="sts:AssumeRoleWithWebIdentity", context=context
+        ):
             return denied
         if duration > int(role.get("MaxSessionDuration", 3600)):
             return error_response(

@@ -9,7 +9,9 @@ import re
 from tests.standins.http import Request, Response, Server
 from tests.standins.issuer import BITBUCKET_API, Issuer
 
-_OIDC = re.compile(r"^/2\.0/workspaces/([^/]+)/pipelines-config/identity/oidc/(\.well-known/openid-configuration|keys\.json)$")
+_OIDC = re.compile(
+    r"^/2\.0/workspaces/([^/]+)/pipelines-config/identity/oidc/(\.well-known/openid-configuration|keys\.json)$"
+)
 
 
 class BitbucketStandIn:

@@ -37,7 +37,9 @@ class Server:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                request = Request(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
                 response = outer.handler(request)
                 if response.drop:
                     self.close_connection = True

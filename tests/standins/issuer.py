@@ -72,7 +72,11 @@ class Issuer:
     ) -> str:
         now = int(time.time()) + issued_offset
         step = step_uuid or braced()
-        sub = f"{repository_uuid}:{environment_uuid}:{step}" if environment_uuid else f"{repository_uuid}:{step}"
+        sub = (
+            f"{repository_uuid}:{environment_uuid}:{step}"
+            if environment_uuid
+            else f"{repository_uuid}:{step}"
+        )
         claims: dict[str, Any] = {
             "iss": self.url,
             "aud": audience or self.audience,

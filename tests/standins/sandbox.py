@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from tests.standins import registry
 from tests.standins.aws import ACCOUNT, AwsStandIn
 from tests.standins.bitbucket import BitbucketStandIn
-from tests.standins import registry
 from tests.standins.issuer import Issuer, braced
 
 REGION = "eu-west-1"
@@ -51,7 +52,11 @@ class Sandbox:
         return arn
 
     def trust_policy(
-        self, sub: str | None = None, aud: str | None = None, operator: str = "StringLike", issuer: Issuer | None = None
+        self,
+        sub: str | None = None,
+        aud: str | None = None,
+        operator: str = "StringLike",
+        issuer: Issuer | None = None,
     ) -> dict[str, Any]:
         issuer = issuer or self.issuer
         provider = issuer.provider
@@ -79,10 +84,8 @@ class Sandbox:
         return str(answer["Role"]["Arn"])
 
     def add_user_key(self, user: str) -> tuple[str, str]:
-        try:
+        with contextlib.suppress(self.iam.exceptions.EntityAlreadyExistsException):
             self.iam.create_user(UserName=user)
-        except self.iam.exceptions.EntityAlreadyExistsException:
-            pass
         key = self.iam.create_access_key(UserName=user)["AccessKey"]
         registry.record(key["SecretAccessKey"])
         return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
@@ -95,8 +98,12 @@ class Sandbox:
         """The environment Pipelines gives a pipe: the pipe's variables plus BITBUCKET_*."""
         env = {
             "BITBUCKET_CLONE_DIR": str(clone_dir),
-            "BITBUCKET_PIPE_SHARED_STORAGE_DIR": str(clone_dir / ".bitbucket/pipelines/generated/pipeline/pipes"),
-            "BITBUCKET_PIPE_STORAGE_DIR": str(clone_dir / ".bitbucket/pipelines/generated/pipeline/pipes/aws-credentials-pipe"),
+            "BITBUCKET_PIPE_SHARED_STORAGE_DIR": str(
+                clone_dir / ".bitbucket/pipelines/generated/pipeline/pipes"
+            ),
+            "BITBUCKET_PIPE_STORAGE_DIR": str(
+                clone_dir / ".bitbucket/pipelines/generated/pipeline/pipes/aws-credentials-pipe"
+            ),
             "BITBUCKET_REPO_SLUG": REPO_SLUG,
             "BITBUCKET_REPO_FULL_NAME": f"{WORKSPACE}/{REPO_SLUG}",
             "BITBUCKET_WORKSPACE": WORKSPACE,

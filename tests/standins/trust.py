@@ -76,7 +76,7 @@ def _principal_ok(statement: Mapping[str, Any], principal: str) -> bool:
         return True
     if not isinstance(value, Mapping):
         return False
-    return any(p == "*" or p == principal for p in _list(value.get("Federated", [])))
+    return any(p in ("*", principal) for p in _list(value.get("Federated", [])))
 
 
 def _action_ok(statement: Mapping[str, Any], action: str) -> bool:

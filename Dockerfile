@@ -1,0 +1,39 @@
+# aws-credentials-pipe. Multi-stage: the final image adds one layer, a virtual environment
+# holding the runtime requirements and the pipe, and nothing else (no pip, setuptools,
+# caches or tests).
+#
+# Build (BuildKit): DOCKER_BUILDKIT=1 docker build -t aws-credentials-pipe .
+# Behind a TLS-inspecting proxy, pass its CA bundle to pip as a secret:
+#   --secret id=pip_ca,src=/etc/ssl/certs/ca-certificates.crt
+ARG BASE_IMAGE=python:3.13-slim
+
+FROM ${BASE_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+RUN python3 -m venv /opt/pipe
+COPY requirements.txt /src/requirements.txt
+RUN --mount=type=secret,id=pip_ca,required=false \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi; \
+    /opt/pipe/bin/python -m pip install --no-deps --no-compile -r /src/requirements.txt
+COPY pipe /src/pipe
+# The pipe goes straight into site-packages (no build backend needed); then prune:
+# botocore keeps only the service models the pipe calls (sts, iam, ssm, secretsmanager),
+# pip/setuptools and every test suite go, and everything is compiled once so that no
+# run compiles at start-up.
+RUN set -eu; \
+    site=$(/opt/pipe/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+    cp -r /src/pipe "$site/pipe"; \
+    for service in "$site"/botocore/data/*/; do \
+      case "$(basename "$service")" in sts|iam|ssm|secretsmanager) ;; *) rm -rf "$service" ;; esac; \
+    done; \
+    /opt/pipe/bin/python -m pip uninstall -q -y pip setuptools 2>/dev/null || true; \
+    rm -rf "$site"/pip "$site"/pip-* "$site"/setuptools* "$site"/_distutils_hack "$site"/distutils-precedence.pth \
+           "$site"/pkg_resources /opt/pipe/bin/pip* /opt/pipe/bin/activate* /opt/pipe/bin/Activate.ps1; \
+    find /opt/pipe -depth -type d \( -name tests -o -name test -o -name __pycache__ \) -exec rm -rf {} +; \
+    /opt/pipe/bin/python -m compileall -q -j 0 "$site" >/dev/null; \
+    /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.assume, pipe.aws, pipe.sts, jwt, bitbucket_pipes_toolkit"
+
+FROM ${BASE_IMAGE}
+COPY --from=build /opt/pipe /opt/pipe
+# -I: isolated mode. The working directory is the user's clone; a pipe/ folder there (any
+# clone of a pipe repository has one) must not shadow the installed pipe.
+ENTRYPOINT ["/opt/pipe/bin/python", "-I", "-m", "pipe"]

@@ -1,0 +1,123 @@
+"""The built image, run with `docker run` the way Pipelines runs a pipe: host network (the
+stand-ins listen on 127.0.0.1), the clone directory mounted at the same path, the working
+directory in it, a decoy pipe/ package there, and the step's environment passed by name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests import leakcheck
+from tests.image.conftest import docker_cli
+from tests.runner import ANSI, Result, mode, source_and_call
+from tests.standins.aws import ACCOUNT
+from tests.standins.issuer import braced
+from tests.standins.sandbox import Sandbox, base_process_env
+
+pytestmark = pytest.mark.image
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/deploy"
+
+
+def docker_run(image: str, env: dict[str, str], clone: Path, label: str) -> Result:
+    command = [docker_cli(), "run", "--rm", "--network", "host", "-v", f"{clone}:{clone}", "-w", str(clone)]
+    for name in sorted(env):
+        command += ["-e", name]  # by name, values from the environment: as Pipelines passes them
+    proc = subprocess.run(
+        [*command, image],
+        env=base_process_env(clone.parent) | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    leakcheck.capture(label, proc.stdout)
+    return Result(proc.returncode, ANSI.sub("", proc.stdout))
+
+
+def test_image_assumes_the_role_and_the_step_uses_the_credentials(
+    image: str, sandbox: Sandbox, clone: Path
+) -> None:
+    env = sandbox.step_env(clone, token=sandbox.token(), AWS_OIDC_ROLE_ARN=ROLE)
+    result = docker_run(image, env, clone, "image-ok")
+    expected = f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/bitbucket-shop-42"
+    assert result.returncode == 0, result.output
+    assert result.last.startswith(f"✔ {expected} until ")
+    assert "DECOY" not in result.output
+    directory = clone / ".bitbucket/pipelines/generated/pipeline/pipes/aws-credentials"
+    assert mode(directory) == 0o700
+    for name in ("credentials.env", "credentials", "config", "identity.json"):
+        assert mode(directory / name) == 0o600
+    assert json.loads((directory / "identity.json").read_text())["Arn"] == expected
+    assert (
+        source_and_call(directory / "credentials.env", sandbox.aws.url, clone.parent, "image-source")
+        == expected
+    )
+
+
+def test_image_step_without_oidc(image: str, sandbox: Sandbox, clone: Path) -> None:
+    result = docker_run(image, sandbox.step_env(clone, AWS_OIDC_ROLE_ARN=ROLE), clone, "image-no-token")
+    assert result.failed_with("oidc: true")
+    assert sandbox.aws.requests == []
+
+
+def test_image_trust_policy_for_another_repository(image: str, sandbox: Sandbox, clone: Path) -> None:
+    sandbox.add_role("image-other-repo", sandbox.trust_policy(sub=f"{braced()}:*"))
+    env = sandbox.step_env(
+        clone, token=sandbox.token(), AWS_OIDC_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/image-other-repo"
+    )
+    result = docker_run(image, env, clone, "image-denied")
+    assert result.failed_with("AccessDenied", "trust policy")
+    assert f"{sandbox.repo_uuid}:*" in result.output
+
+
+def test_image_bad_variable_makes_no_call(image: str, sandbox: Sandbox, clone: Path) -> None:
+    env = sandbox.step_env(
+        clone, token=sandbox.token(), AWS_OIDC_ROLE_ARN=ROLE, AWS_ROLE_DURATION_SECONDS="60"
+    )
+    result = docker_run(image, env, clone, "image-bad-var")
+    assert result.failed_with("AWS_ROLE_DURATION_SECONDS")
+    assert sandbox.aws.requests == []
+
+
+def test_image_holds_only_the_venv_and_the_pipe(image: str) -> None:
+    script = (
+        "import importlib.util, pathlib, sys\n"
+        "bad = [m for m in ('pip', 'setuptools', 'pytest', 'moto', 'docker', 'git') if importlib.util.find_spec(m)]\n"
+        "root = pathlib.Path('/opt/pipe')\n"
+        "tests = [str(p) for p in root.rglob('tests') if p.is_dir()]\n"
+        "caches = [p for p in ('/root/.cache', '/root/.cache/pip') if pathlib.Path(p).exists()]\n"
+        "data = sorted(p.name for p in (root / 'lib').glob('python3*/site-packages/botocore/data/*') if p.is_dir())\n"
+        "print(bad, tests, caches, data)\n"
+    )
+    out = subprocess.run(
+        [
+            docker_cli(),
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/opt/pipe/bin/python",
+            image,
+            "-I",
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    assert out == "[] [] [] ['iam', 'secretsmanager', 'ssm', 'sts']"
+    history = subprocess.run(
+        [docker_cli(), "history", "--format", "{{.CreatedBy}}|{{.Size}}", image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    added = [line for line in history if "buildkit" in line or "COPY" in line]
+    assert len([line for line in added if "COPY" in line]) == 1, history
