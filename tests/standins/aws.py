@@ -257,7 +257,7 @@ class AwsStandIn:
         if isinstance(policy, str):
             policy = json.loads(policy)
         context = {
-            f"{provider_name}:aud": audience_list[0],
+            f"{provider_name}:aud": str(audience_list[0]),
             f"{provider_name}:sub": str(claims.get("sub", "")),
         }
         principal = f"arn:aws:iam::{match.group(1)}:oidc-provider/{provider_name}"
