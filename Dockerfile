@@ -25,12 +25,13 @@ RUN set -eu; \
     for service in "$site"/botocore/data/*/; do \
       case "$(basename "$service")" in sts|iam|ssm|secretsmanager) ;; *) rm -rf "$service" ;; esac; \
     done; \
+    /opt/pipe/bin/python -c "import json, sys; p = sys.argv[1]; d = json.load(open(p)); keep = {'sts', 'iam', 'ssm', 'secretsmanager'}; [q.__setitem__('services', {k: v for k, v in q['services'].items() if k in keep}) for q in d['partitions']]; json.dump(d, open(p, 'w'), separators=(',', ':'))" "$site/botocore/data/endpoints.json"; \
     /opt/pipe/bin/python -m pip uninstall -q -y pip setuptools 2>/dev/null || true; \
     rm -rf "$site"/pip "$site"/pip-* "$site"/setuptools* "$site"/_distutils_hack "$site"/distutils-precedence.pth \
            "$site"/pkg_resources /opt/pipe/bin/pip* /opt/pipe/bin/activate* /opt/pipe/bin/Activate.ps1; \
     find /opt/pipe -depth -type d \( -name tests -o -name test -o -name __pycache__ \) -exec rm -rf {} +; \
     /opt/pipe/bin/python -m compileall -q -j 0 "$site" >/dev/null; \
-    /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.assume, pipe.aws, pipe.sts, jwt, bitbucket_pipes_toolkit"
+    /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.assume, pipe.aws, pipe.sts, pipe.handoff, jwt, bitbucket_pipes_toolkit, botocore.session"
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/pipe /opt/pipe

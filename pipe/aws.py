@@ -22,20 +22,20 @@ class Credentials:
 
 
 class AwsClients:
-    """One botocore session (its loader cache is shared), clients made on demand.
+    """One SDK session (its loader cache is shared), clients made on demand.
 
     Retries: the SDK's ``standard`` mode handles throttling (with its retry quota) and a few
     quick retries of transient errors; ``pipe.retry`` adds the time-capped retries on top.
     """
 
     def __init__(self, region: str, endpoints: Mapping[str, str], retry_timeout: int) -> None:
-        import boto3
+        # botocore's session, not boto3's: boto3 adds nothing for plain clients but imports
+        # s3transfer (about 28 ms of every run's start-up, measured in the image).
         import botocore.session
         from botocore.config import Config
 
-        core = botocore.session.get_session()
-        core.set_config_variable("sts_regional_endpoints", "regional")
-        self._session = boto3.session.Session(botocore_session=core, region_name=region)
+        self._session = botocore.session.get_session()
+        self._session.set_config_variable("sts_regional_endpoints", "regional")
         self.region = region
         self.endpoints = dict(endpoints)
         per_call = max(1, min(retry_timeout, 10)) if retry_timeout else 10
@@ -61,7 +61,7 @@ class AwsClients:
                 "aws_secret_access_key": credentials.secret_access_key,
                 "aws_session_token": credentials.session_token,
             }
-        return self._session.client(
+        return self._session.create_client(
             service,
             region_name=self.region,
             endpoint_url=self.endpoints.get(service),

@@ -176,8 +176,8 @@ def _accounts(value: str | None) -> frozenset[str]:
 
 def default_session_name(repo_slug: str | None, build_number: str | None, now: float) -> str:
     name = f"bitbucket-{repo_slug or 'local'}-{build_number or int(now)}"
-    name = re.sub(r"[^\w+=,.@-]", "-", name, flags=re.ASCII)
-    return name[:64]
+    name = re.sub(r"[^\w+=,.@-]+", "-", name, flags=re.ASCII)
+    return re.sub(r"-{2,}", "-", name)[:64]
 
 
 def _endpoints(values: Mapping[str, str | None]) -> dict[str, str]:

@@ -48,16 +48,20 @@ class Redactor(logging.Filter):
 class Console:
     def __init__(self, stream: TextIO | None = None) -> None:
         from bitbucket_pipes_toolkit import get_logger
+        from colorlog import ColoredFormatter
 
         self.redactor = Redactor()
         self._stream = stream or sys.stdout
         self._logger: logging.Logger = get_logger()
         for handler in self._logger.handlers:
+            if not isinstance(handler, logging.StreamHandler) or not isinstance(
+                handler.formatter, ColoredFormatter
+            ):
+                continue  # not the toolkit's handler (pytest adds its own to the root logger)
             handler.addFilter(self.redactor)
             # One stream for every line: Docker carries stdout and stderr separately, and the
             # final ✔/✖ line must come last in the step's log.
-            if isinstance(handler, logging.StreamHandler):
-                handler.setStream(self._stream)
+            handler.setStream(self._stream)
         # The SDK's own debug logs print request bodies (the OIDC token among them): keep them quiet.
         for name in _NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)

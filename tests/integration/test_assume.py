@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ def test_expired_token(sandbox: Sandbox, clone: Path) -> None:
     token = sandbox.token(issued_offset=-7200, lifetime=3600)
     result = assume(sandbox, clone, "expired", token=token)
     assert result.failed_with("ExpiredTokenException", "expired", "NTP")
-    assert "expired 3600s ago" in result.last or "expired 3599s ago" in result.last
+    assert re.search(r"expired 3(59\d|60\d)s ago", result.last), result.last
 
 
 def test_clock_skew_is_measured_against_aws(sandbox: Sandbox, clone: Path) -> None:

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from pipe.aws import AwsClients, Credentials
+
+
+def test_sts_uses_the_regional_endpoint_and_the_standard_retry_mode() -> None:
+    clients = AwsClients("eu-west-1", {}, 60)
+    sts = clients.client("sts")
+    assert sts.meta.endpoint_url == "https://sts.eu-west-1.amazonaws.com"
+    assert sts.meta.config.retries["mode"] == "standard"
+    assert sts.meta.config.retries["total_max_attempts"] == 3
+
+
+def test_endpoint_override_and_no_retries() -> None:
+    clients = AwsClients("eu-west-1", {"sts": "http://127.0.0.1:9"}, 0)
+    sts = clients.client("sts", Credentials("AKIAX", "secret"))
+    assert sts.meta.endpoint_url == "http://127.0.0.1:9"
+    assert sts.meta.config.retries["total_max_attempts"] == 1
