@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -22,13 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.image.conftest import build_command, docker_cli
+from tests.image.conftest import build_command
+from tests.runner import docker_cli
+from tests.standins.awscli import AWSCLI, ensure_aws_cli, ensure_jq
 from tests.standins.sandbox import Sandbox, base_process_env
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_RUNS", "15"))
 IMAGE = "aws-credentials-pipe:bench"
-AWSCLI = "awscli==1.46.3"  # AWS CLI v1 from PyPI (v2 is not on PyPI), in its own venv
 CLI_ROUTE = r"""
 set -euo pipefail
 ASSUME_ROLE_JSON=$(aws sts assume-role-with-web-identity \
@@ -68,18 +68,8 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
 
 
 def ensure_cli() -> Path | None:
-    venv = REPO / ".venv-bench"
-    aws = venv / "bin" / "aws"
-    if not aws.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", AWSCLI],
-            check=True,
-            stderr=subprocess.DEVNULL,
-        )
-    if shutil.which("jq") is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "jq"], capture_output=True, check=False)
-    return aws if shutil.which("jq") else None
+    aws = ensure_aws_cli()
+    return aws if aws is not None and ensure_jq() else None
 
 
 def engine() -> bool:
@@ -140,7 +130,7 @@ def bench_assume(image: bool) -> None:
         shipped = stats("pipe process, inside the image", in_image(env, clone)) if image else None
         aws = ensure_cli()
         if aws is None:
-            print("  AWS CLI route: skipped (jq is not installed and could not be installed)")
+            print("  AWS CLI route: skipped (the AWS CLI or jq could not be installed)")
             return
         cli_env = {
             k: v for k, v in env.items() if not k.startswith("AWS_ACCESS") and not k.startswith("AWS_SECRET")

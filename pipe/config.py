@@ -226,7 +226,7 @@ def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route,
         if role:
             raise InputError(
                 oidc.TOKEN_VARIABLE,
-                f"AWS_OIDC_ROLE_ARN is set but {no_token}",
+                f"AWS_OIDC_ROLE_ARN is set but {no_token} (BITBUCKET_STEP_OIDC_TOKEN is empty)",
                 "Add `oidc: true` to the step that runs the pipe.",
             )
         if token:
@@ -238,7 +238,7 @@ def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route,
         fallback = "" if require_oidc else " (or, as a fallback, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
         raise InputError(
             oidc.TOKEN_VARIABLE,
-            f"No credentials: {no_token} and AWS_OIDC_ROLE_ARN is not set",
+            f"No credentials: {no_token} (BITBUCKET_STEP_OIDC_TOKEN is empty) and AWS_OIDC_ROLE_ARN is not set",
             f"To use OIDC, {enable} and set AWS_OIDC_ROLE_ARN{fallback}.",
         )
     if role:

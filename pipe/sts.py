@@ -93,8 +93,8 @@ def _assume_error(exc: Exception, *, role: RoleArn, claims: oidc.TokenClaims, no
         return AuthError(
             code,
             f"AWS refused to let this step assume {role.arn} {aws}",
-            f"Change the role's trust policy: it must allow {oidc.provider_arn(claims, role.account, role.partition)} "
-            f"with conditions on {provider}:aud and {provider}:sub that match the token, as printed above.",
+            f"Change the role's trust policy to admit this token: the statement printed above, whose conditions "
+            f"use the exact keys {provider}:aud and {provider}:sub.",
             (
                 *claims_block,
                 "A trust-policy statement that admits this step (exact condition keys):",

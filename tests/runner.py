@@ -84,3 +84,27 @@ def source_and_call(env_file: Path, endpoint: str, home: Path, label: str) -> st
     leakcheck.capture(label, proc.stdout + proc.stderr)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
+
+
+def docker_cli() -> str:
+    return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+
+
+def docker_run(image: str, env: dict[str, str], clone: Path, label: str) -> Result:
+    """`docker run` as Pipelines runs a pipe: host network (the stand-ins listen on loopback),
+    the clone directory mounted at the same path and used as working directory, the step's
+    variables passed by name."""
+    command = [docker_cli(), "run", "--rm", "--network", "host", "-v", f"{clone}:{clone}", "-w", str(clone)]
+    for name in sorted(env):
+        command += ["-e", name]  # by name; the values come from this process's environment
+    proc = subprocess.run(
+        [*command, image],
+        env=base_process_env(clone.parent) | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    leakcheck.capture(label, proc.stdout)
+    return Result(proc.returncode, ANSI.sub("", proc.stdout))

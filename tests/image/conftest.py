@@ -6,20 +6,15 @@ REQUIRE_IMAGE_TESTS=1 (CI), where a missing engine fails the run."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.runner import REPO
+from tests.runner import REPO, docker_cli
 
 TAG = "aws-credentials-pipe:test"
 NOTICES: list[str] = []
-
-
-def docker_cli() -> str:
-    return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
 
 
 def _engine_answers() -> bool:

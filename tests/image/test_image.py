@@ -10,32 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests import leakcheck
-from tests.image.conftest import docker_cli
-from tests.runner import ANSI, Result, mode, source_and_call
+from tests.runner import docker_cli, docker_run, mode, source_and_call
 from tests.standins.aws import ACCOUNT
 from tests.standins.issuer import braced
-from tests.standins.sandbox import Sandbox, base_process_env
+from tests.standins.sandbox import Sandbox
 
 pytestmark = pytest.mark.image
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/deploy"
-
-
-def docker_run(image: str, env: dict[str, str], clone: Path, label: str) -> Result:
-    command = [docker_cli(), "run", "--rm", "--network", "host", "-v", f"{clone}:{clone}", "-w", str(clone)]
-    for name in sorted(env):
-        command += ["-e", name]  # by name, values from the environment: as Pipelines passes them
-    proc = subprocess.run(
-        [*command, image],
-        env=base_process_env(clone.parent) | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    leakcheck.capture(label, proc.stdout)
-    return Result(proc.returncode, ANSI.sub("", proc.stdout))
 
 
 def test_image_assumes_the_role_and_the_step_uses_the_credentials(
