@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.image.conftest import build_command
+from tests.image.conftest import base_image, build_command
 from tests.runner import docker_cli
 from tests.standins.awscli import AWSCLI, ensure_aws_cli, ensure_jq
 from tests.standins.sandbox import Sandbox, base_process_env
@@ -157,7 +157,7 @@ def _layers(image: str, workdir: Path) -> list[tuple[str, Path]]:
 
 
 def bench_image() -> None:
-    base = os.environ.get("BASE_IMAGE") or "python:3.13-slim"
+    base = base_image() or "python:3.13-slim"
 
     def size(name: str) -> int:
         out = subprocess.run(

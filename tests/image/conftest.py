@@ -27,9 +27,28 @@ def _engine_answers() -> bool:
         return False
 
 
+LOCAL_BASE = "aws-credentials-pipe-base:bookworm"  # `make base-image`
+
+
+def _have(image: str) -> bool:
+    return (
+        subprocess.run([docker_cli(), "image", "inspect", image], capture_output=True, check=False).returncode
+        == 0
+    )
+
+
+def base_image() -> str | None:
+    """BASE_IMAGE if set; else the Dockerfile's default, unless only the local base is here."""
+    if os.environ.get("BASE_IMAGE"):
+        return os.environ["BASE_IMAGE"]
+    if not _have("python:3.13-slim") and _have(LOCAL_BASE):
+        return LOCAL_BASE
+    return None
+
+
 def build_command(tag: str) -> list[str]:
     command = [docker_cli(), "build", "--network", "host", "-t", tag]
-    base = os.environ.get("BASE_IMAGE")
+    base = base_image()
     if base:
         command += ["--build-arg", f"BASE_IMAGE={base}"]
     ca = os.environ.get("PIP_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
