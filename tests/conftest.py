@@ -36,7 +36,7 @@ def _sandbox_session() -> Iterator[Sandbox]:
 def sandbox(_sandbox_session: Sandbox) -> Sandbox:
     """The stand-ins, with faults, clocks and request logs reset for each test."""
     _sandbox_session.aws.reset()
-    _sandbox_session.bitbucket.oidc_down = False
+    _sandbox_session.bitbucket.reset()
     return _sandbox_session
 
 

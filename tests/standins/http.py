@@ -33,6 +33,7 @@ class Server:
 
         class _H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stalls
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

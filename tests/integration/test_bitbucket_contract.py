@@ -1,0 +1,162 @@
+"""Contract: every request our client makes and every response the stand-in gives, checked
+against shared/bitbucket-api/openapi-excerpt.json with openapi-core. Responses with a status
+the excerpt does not document for the operation (401, 403, 429, 5xx) are checked against its
+`error` schema."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from openapi_schema_validator import OAS30Validator
+
+from pipe.bitbucket import Bitbucket, BitbucketError, Scope
+from tests.standins.bitbucket import SHARED_SPEC_PATH, SPEC_PATH, BitbucketStandIn, Fault, load_spec
+from tests.standins.sandbox import Sandbox
+
+REAL_BASE = "https://api.bitbucket.org/2.0"
+# openapi-core cannot check OAuth 2 schemes (the stand-in checks scopes itself).
+pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type")
+
+
+@dataclass
+class Exchange:
+    request: requests.PreparedRequest
+    response: requests.Response
+
+
+class Recorder:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.exchanges: list[Exchange] = []
+
+    def __call__(self, response: requests.Response) -> None:
+        request = response.request.copy()
+        request.url = str(request.url).replace(self.base, REAL_BASE, 1)
+        self.exchanges.append(Exchange(request, response))
+
+
+def spec_api() -> OpenAPI:
+    return OpenAPI.from_dict(load_spec())
+
+
+def documented(spec: dict[str, Any], request: requests.PreparedRequest, status: int) -> bool:
+    path = str(request.url).removeprefix(REAL_BASE).split("?")[0]
+    for template, item in spec["paths"].items():
+        regex = (
+            "^" + "/".join("[^/]+" if part.startswith("{") else part for part in template.split("/")) + "$"
+        )
+        if re.match(regex, path) and str(request.method).lower() in item:
+            return str(status) in item[str(request.method).lower()]["responses"]
+    return False
+
+
+def check(exchanges: list[Exchange]) -> int:
+    spec = load_spec()
+    api = spec_api()
+    error_schema = OAS30Validator(
+        {**spec["components"]["schemas"]["error"], "components": spec["components"]}
+    )
+    checked = 0
+    for exchange in exchanges:
+        openapi_request = RequestsOpenAPIRequest(exchange.request)
+        api.validate_request(openapi_request)
+        status = exchange.response.status_code
+        if documented(spec, exchange.request, status):
+            api.validate_response(openapi_request, RequestsOpenAPIResponse(exchange.response))
+        else:
+            error_schema.validate(exchange.response.json())
+        checked += 1
+    return checked
+
+
+@pytest.fixture
+def bb(sandbox: Sandbox) -> BitbucketStandIn:
+    return sandbox.bitbucket
+
+
+def test_the_copy_of_the_excerpt_is_current() -> None:
+    if SHARED_SPEC_PATH.exists():
+        assert json.loads(SPEC_PATH.read_text()) == json.loads(SHARED_SPEC_PATH.read_text())
+
+
+def test_every_request_and_response_follows_the_excerpt(bb: BitbucketStandIn) -> None:
+    from bitbucket_pipes_toolkit import TokenAuth
+
+    repo = f"contract-{uuid.uuid4().hex[:6]}"
+    bb.add_repo("acme", repo, ("Production",))
+    recorder = Recorder(bb.api_url)
+    api = Bitbucket(bb.api_url, TokenAuth(bb.access_token("pipeline", "pipeline:variable")), hook=recorder)
+    scope = Scope("acme", repo)
+    for i in range(12):
+        api.create_variable(scope, f"V{i}", str(i), secured=i % 2 == 0)
+    api.variables(scope)
+    api.upsert(scope, "V1", "changed", secured=False)
+    api.upsert(scope, "V99", "new", secured=True, existing=[])  # POST
+    api.upsert(scope, "V1", "again", secured=False, existing=[])  # POST 409, list, PUT
+    env = api.environment("acme", repo, "production")
+    deploy = Scope("acme", repo, env.uuid)
+    created = api.upsert(deploy, "AWS_ACCESS_KEY_ID", "AKIA0", secured=False)
+    api.update_variable(deploy, created.uuid, "AWS_ACCESS_KEY_ID", "AKIA1", secured=False)
+    api.delete_variable(deploy, created.uuid)
+    api.update_variable(deploy, created.uuid, "AWS_ACCESS_KEY_ID", "AKIA2", secured=False)  # 404
+    workspace = Scope("acme")
+    made = api.upsert(workspace, f"WS_{uuid.uuid4().hex[:6]}", "1", secured=True)
+    api.delete_variable(workspace, made.uuid)
+    with pytest.raises(BitbucketError):
+        api.variables(Scope("acme", "no-such-repo"))  # 404
+    bb.inject(Fault(method="GET", kind="status", status=503, times=1))
+    api.variables(scope)  # a 503, retried under urllib3 (the hook sees the final 200)
+    statuses = {e.response.status_code for e in recorder.exchanges}
+    assert {200, 201, 204, 404, 409} <= statuses
+    assert check(recorder.exchanges) == len(recorder.exchanges) >= 30
+
+
+def test_error_responses_follow_the_excerpt(bb: BitbucketStandIn) -> None:
+    repo = f"contract-{uuid.uuid4().hex[:6]}"
+    bb.add_repo("acme", repo)
+    path = f"{bb.api_url}/repositories/acme/{repo}/pipelines_config/variables"
+    reader = bb.access_token("pipeline")
+    exchanges = []
+    bb.inject(Fault(method="GET", path=repo, kind="status", status=503, times=1))
+    for headers, method, body in [
+        ({"Authorization": f"Bearer {reader}"}, "GET", None),  # 503: an injected fault
+        ({}, "GET", None),  # 401: no credentials
+        (
+            {"Authorization": f"Bearer {reader}"},
+            "POST",
+            {"type": "pipeline_variable", "key": "A", "value": "1"},
+        ),  # 403: scope
+    ]:
+        response = requests.request(method, path, headers=headers, json=body, timeout=10)
+        exchanges.append(Exchange(_as_real(response.request, bb.api_url), response))
+    limited = BitbucketStandIn(rate_limit=1).start()
+    try:
+        limited.add_repo("acme", repo)
+        token = limited.access_token("pipeline")
+        limited_path = f"{limited.api_url}/repositories/acme/{repo}/pipelines_config/variables"
+        for _ in range(2):
+            response = requests.get(limited_path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+        exchanges.append(Exchange(_as_real(response.request, limited.api_url), response))
+    finally:
+        limited.stop()
+    assert [e.response.status_code for e in exchanges] == [503, 401, 403, 429]
+    assert exchanges[2].response.json()["error"]["data"] == {
+        "required": ["pipeline:variable"],
+        "granted": ["pipeline"],
+    }
+    assert check(exchanges) == 4
+
+
+def _as_real(request: requests.PreparedRequest, base: str) -> requests.PreparedRequest:
+    copy = request.copy()
+    copy.url = str(copy.url).replace(base, REAL_BASE, 1)
+    return copy
