@@ -37,13 +37,56 @@ def read_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
     except _SchemaError as exc:
         name = next(n for n in schema.BY_NAME if n in exc.errors)
         raise config._fail(name, environ.get(name)) from None
-    return {name: value for name, value in pipe.variables.items() if isinstance(value, str)}
+    values: dict[str, str | None] = {
+        name: value for name, value in pipe.variables.items() if isinstance(value, str)
+    }
+    # A YAML list under `variables:` reaches a pipe as NAME_0 ... NAME_{COUNT-1} and NAME_COUNT.
+    count = environ.get("TARGETS_COUNT", "")
+    if not values.get("TARGETS") and count.isdigit():
+        values["TARGETS"] = ",".join(environ.get(f"TARGETS_{i}", "") for i in range(int(count)))
+    return values
+
+
+def _aws_refusal(exc: Exception) -> PipeError | None:
+    """An AWS error no module mapped more narrowly: one ✖ line naming the operation."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return None
+    error = exc.response.get("Error", {})
+    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    operation = exc.operation_name
+    if code == "NoSuchEntity" and "user" in message.lower():
+        return InputError(
+            "IAM_USER_NAME",
+            f"AWS says: {message} ({operation})",
+            "Set IAM_USER_NAME to an existing IAM user.",
+        )
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        return PipeError(
+            f"AWS refused {operation} ({code}: {message})",
+            "Grant the pipe's role this permission: the README lists the least-privilege policy for each action.",
+        )
+    return PipeError(f"AWS refused {operation} ({code}: {message})", "Check the variables above and re-run.")
 
 
 def _actions() -> dict[str, Callable[..., str]]:
-    from pipe import assume
+    from pipe import assume, rotate
 
-    return {"assume": assume.run}
+    return {"assume": assume.run, "rotate": rotate.run_rotate, "sync": rotate.run_sync}
+
+
+def _bitbucket(settings: config.Settings, console: Console) -> Any:
+    """The Bitbucket API client, when a target needs it."""
+    rot = settings.rotation
+    if rot is None or not any(t.is_bitbucket for t in rot.targets):
+        return None
+    from pipe.bitbucket import Bitbucket, auth_from
+
+    auth, warning = auth_from(dict(rot.bitbucket_auth))
+    if warning:
+        console.warning(warning)
+    return Bitbucket(rot.bitbucket_url, auth, pool_size=max(rot.concurrency, 4))
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
@@ -58,15 +101,23 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         from pipe.aws import AwsClients
 
         clients = AwsClients(settings.region, settings.endpoints, settings.retry_timeout)
-        message = _actions()[settings.action](settings, clients, console)
+        action = _actions()[settings.action]
+        if settings.action == "assume":
+            message = action(settings, clients, console)
+        else:
+            message = action(settings, clients, console, _bitbucket(settings, console))
     except PipeError as error:
         console.failure(error)
         return 1
+    except Exception as exc:
+        refusal = _aws_refusal(exc)
+        if refusal is None:
+            console.unexpected(exc)
+        else:
+            console.failure(refusal)
+        return 1
     except KeyboardInterrupt:
         console.failure(InputError("ACTION", "Interrupted", "Re-run the step."))
-        return 1
-    except Exception as exc:
-        console.unexpected(exc)
         return 1
     console.success(message)
     return 0

@@ -11,10 +11,11 @@ from pipe.config import Route, Settings
 from pipe.console import Console
 
 
-def run(
+def obtain(
     settings: Settings, clients: AwsClients, console: Console, clock: Callable[[], float] = time.time
-) -> str:
-    handoff.preflight(settings.credentials_dir)
+) -> tuple[Credentials, sts.Identity]:
+    """Credentials by the route the settings chose, proven by GetCallerIdentity (the identity
+    must be the assumed role, in an allowed account) before anything uses them."""
     expected: str | None = None
     if settings.route is Route.OIDC:
         assert settings.role and settings.claims and settings.token
@@ -48,7 +49,14 @@ def run(
     )
     sts.verify_identity(identity, expected=expected, allowed_accounts=settings.allowed_accounts)
     console.info(f"GetCallerIdentity confirms {identity.arn} (account {identity.account}).")
+    return credentials, identity
 
+
+def run(
+    settings: Settings, clients: AwsClients, console: Console, clock: Callable[[], float] = time.time
+) -> str:
+    handoff.preflight(settings.credentials_dir)
+    credentials, identity = obtain(settings, clients, console, clock)
     document = {
         "Account": identity.account,
         "Arn": identity.arn,

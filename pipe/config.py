@@ -28,7 +28,16 @@ _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 _ACCESS_KEY_ID = re.compile(r"^AKIA[A-Z0-9]{16}$")
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _PROFILE = re.compile(r"^[\w+=,.@-]{1,64}$")
-_ENDPOINT_VARIABLES = {"sts": ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL")}
+_ENDPOINT_VARIABLES = {
+    "sts": ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"),
+    "iam": ("AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL"),
+    "secretsmanager": ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"),
+    "ssm": ("AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL"),
+}
+_SLUG = re.compile(r"^[A-Za-z0-9_.~-]+$")
+_IAM_USER = re.compile(r"^[\w+=,.@-]{1,64}$")
+STORE_KINDS = ("secretsmanager", "ssm")
+BITBUCKET_KINDS = ("repository", "deployment", "workspace")
 
 
 class Route(Enum):
@@ -48,6 +57,50 @@ class RoleArn:
 class AccessKey:
     access_key_id: str
     secret_access_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One entry of TARGETS (or SOURCE), parsed."""
+
+    kind: str  # repository | deployment | workspace | secretsmanager | ssm | profile
+    text: str
+    workspace: str = ""
+    repo: str = ""
+    environment: str = ""
+    name: str = ""  # secret id, parameter name or profile name
+
+    @property
+    def is_store(self) -> bool:
+        return self.kind in STORE_KINDS
+
+    @property
+    def is_bitbucket(self) -> bool:
+        return self.kind in BITBUCKET_KINDS
+
+
+@dataclass(frozen=True)
+class RotationSettings:
+    user_name: str | None
+    targets: tuple[TargetSpec, ...]
+    source: TargetSpec | None
+    id_variable: str
+    secret_variable: str
+    rotate_after: int
+    deactivate_after: int
+    delete_after: int
+    force: bool
+    verify_timeout: int
+    lease_seconds: int
+    concurrency: int
+    credentials_file: Path
+    bitbucket_url: str
+    bitbucket_auth: Mapping[str, str] = field(repr=False)
+
+    @property
+    def store(self) -> TargetSpec | None:
+        """The durable store: the first secretsmanager: or ssm: target."""
+        return next((t for t in self.targets if t.is_store), None)
 
 
 @dataclass(frozen=True)
@@ -73,11 +126,14 @@ class Settings:
     debug: bool
     retry_timeout: int
     endpoints: Mapping[str, str]
+    rotation: RotationSettings | None = None
 
     def secrets(self) -> tuple[str, ...]:
         values = [self.token]
         if self.access_key:
             values.append(self.access_key.secret_access_key)
+        if self.rotation:
+            values.extend(self.rotation.bitbucket_auth.values())
         return tuple(v for v in values if v)
 
 
@@ -254,6 +310,140 @@ def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route,
     return Route.ACCESS_KEY, warning + " REQUIRE_OIDC=true forbids this fallback.", key
 
 
+def parse_target(text: str, variable: str = "TARGETS") -> TargetSpec:
+    text = text.strip()
+    prefix, _, rest = text.partition(":")
+    if prefix in ("secretsmanager", "ssm", "profile") and rest:
+        if prefix == "profile" and not _PROFILE.match(rest):
+            raise _fail(variable, text, "a profile name has no spaces or brackets")
+        return TargetSpec(prefix, text, name=rest)
+    if ":" in text:
+        raise _fail(variable, text, f"unknown kind {prefix!r}")
+    place, _, environment = text.partition("@")
+    workspace, _, repo = place.partition("/")
+    if (
+        not _SLUG.match(workspace)
+        or (repo and not _SLUG.match(repo))
+        or ("@" in text and not (repo and environment))
+    ):
+        raise _fail(variable, text)
+    if environment:
+        return TargetSpec("deployment", text, workspace, repo, environment)
+    return TargetSpec("repository" if repo else "workspace", text, workspace, repo)
+
+
+def split_list(value: str) -> list[str]:
+    """Comma or space separated, or a YAML list (``[a, b]`` or ``- a`` lines)."""
+    stripped = value.strip()
+    if stripped.startswith(("[", "- ")):
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(stripped)
+        except yaml.YAMLError:
+            loaded = None
+        if isinstance(loaded, list):
+            return [str(item).strip() for item in loaded if str(item).strip()]
+    return [part for part in re.split(r"[\s,]+", stripped) if part]
+
+
+def _rotation(values: Mapping[str, str], action: str, home: str) -> RotationSettings:
+    rotate_after = _int(values, "ROTATE_AFTER_DAYS", 1, 3650)
+    deactivate_after = _int(values, "DEACTIVATE_AFTER_DAYS", 1, 3650)
+    delete_after = _int(values, "DELETE_AFTER_DAYS", 1, 3650)
+    if not rotate_after < deactivate_after:
+        raise _fail(
+            "DEACTIVATE_AFTER_DAYS",
+            values.get("DEACTIVATE_AFTER_DAYS"),
+            f"not more than ROTATE_AFTER_DAYS ({rotate_after})",
+        )
+    if not deactivate_after < delete_after:
+        raise _fail(
+            "DELETE_AFTER_DAYS",
+            values.get("DELETE_AFTER_DAYS"),
+            f"not more than DEACTIVATE_AFTER_DAYS ({deactivate_after})",
+        )
+    user = values.get("IAM_USER_NAME")
+    if user and not _IAM_USER.match(user):
+        raise _fail("IAM_USER_NAME", user)
+    text = values.get("TARGETS")
+    if text:
+        targets = tuple(parse_target(t) for t in split_list(text))
+    elif values.get("BITBUCKET_WORKSPACE") and values.get("BITBUCKET_REPO_SLUG"):
+        targets = (parse_target(f"{values['BITBUCKET_WORKSPACE']}/{values['BITBUCKET_REPO_SLUG']}"),)
+    else:
+        raise InputError(
+            "TARGETS", "TARGETS is required outside a Bitbucket step", "Set TARGETS, for example acme/shop."
+        )
+    if len({t.text for t in targets}) != len(targets):
+        raise _fail("TARGETS", text, "a target is listed twice")
+    source = None
+    if action == "sync":
+        if not values.get("SOURCE"):
+            raise InputError(
+                "SOURCE",
+                "SOURCE is required for ACTION=sync",
+                "Set SOURCE to secretsmanager:<id> or ssm:<name>.",
+            )
+        source = parse_target(values["SOURCE"], "SOURCE")
+        if not source.is_store:
+            raise _fail("SOURCE", values["SOURCE"])
+    id_variable = values.get("ACCESS_KEY_ID_VARIABLE") or "AWS_ACCESS_KEY_ID"
+    secret_variable = values.get("SECRET_ACCESS_KEY_VARIABLE") or "AWS_SECRET_ACCESS_KEY"
+    if id_variable == secret_variable:
+        raise _fail("SECRET_ACCESS_KEY_VARIABLE", secret_variable, "the same name as ACCESS_KEY_ID_VARIABLE")
+    auth = {name: values[name] for name in _BITBUCKET_AUTH if values.get(name)}
+    if any(t.is_bitbucket for t in targets):
+        pairs = (
+            ("ATLASSIAN_ACCOUNT_EMAIL", "ATLASSIAN_API_TOKEN"),
+            ("BITBUCKET_USERNAME", "BITBUCKET_APP_PASSWORD"),
+        )
+        for first, second in pairs:
+            if bool(auth.get(first)) != bool(auth.get(second)):
+                missing = second if auth.get(first) else first
+                raise InputError(missing, f"{missing} is missing", f"Set both {first} and {second}.")
+        if not auth:
+            raise InputError(
+                "BITBUCKET_ACCESS_TOKEN",
+                "Bitbucket targets need Bitbucket API access: BITBUCKET_ACCESS_TOKEN is not set",
+                "Set BITBUCKET_ACCESS_TOKEN (scopes pipeline and pipeline:variable), or ATLASSIAN_ACCOUNT_EMAIL "
+                "and ATLASSIAN_API_TOKEN (scopes read:pipeline:bitbucket and admin:pipeline:bitbucket).",
+            )
+    url = values.get("BITBUCKET_API_URL") or "https://api.bitbucket.org/2.0"
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise _fail("BITBUCKET_API_URL", url)
+    credentials_file = values.get("AWS_SHARED_CREDENTIALS_FILE") or str(
+        Path(home or "~") / ".aws" / "credentials"
+    )
+    return RotationSettings(
+        user_name=user,
+        targets=targets,
+        source=source,
+        id_variable=id_variable,
+        secret_variable=secret_variable,
+        rotate_after=rotate_after,
+        deactivate_after=deactivate_after,
+        delete_after=delete_after,
+        force=_bool(values, "FORCE_ROTATE"),
+        verify_timeout=_int(values, "VERIFY_TIMEOUT_SECONDS", 5, 900),
+        lease_seconds=_int(values, "ROTATION_LEASE_SECONDS", 0, 3600),
+        concurrency=_int(values, "PUBLISH_CONCURRENCY", 1, 32),
+        credentials_file=Path(credentials_file).expanduser(),
+        bitbucket_url=url.rstrip("/"),
+        bitbucket_auth=auth,
+    )
+
+
+_BITBUCKET_AUTH = (
+    "BITBUCKET_ACCESS_TOKEN",
+    "ATLASSIAN_ACCOUNT_EMAIL",
+    "ATLASSIAN_API_TOKEN",
+    "BITBUCKET_USERNAME",
+    "BITBUCKET_APP_PASSWORD",
+)
+
+
 def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Settings:
     """Build Settings from the variables (unset ones absent or None). Raises InputError.
 
@@ -303,6 +493,7 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
     credentials_dir = _path(values, "CREDENTIALS_DIR", shared_dir / CREDENTIALS_SUBDIR, cwd)
     report_dir = _path(values, "REPORT_DIR", clone_dir / REPORTS_SUBDIR, cwd)
 
+    rotation = _rotation(values, action, values.get("HOME", "")) if action in ("rotate", "sync") else None
     route, warning, key = _route(values, require_oidc)
     role = claims = token = None
     if route is Route.OIDC:
@@ -338,4 +529,5 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
         debug=debug,
         retry_timeout=retry_timeout,
         endpoints=endpoints,
+        rotation=rotation,
     )

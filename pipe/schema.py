@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ACTIONS = ("assume", "check", "rotate", "sync", "audit")
-IMPLEMENTED_ACTIONS = ("assume",)
+IMPLEMENTED_ACTIONS = ("assume", "rotate", "sync")
 
 _BOOL = r"(?i)(true|false)?"
 _INT = r"\s*[0-9]*\s*"
@@ -29,7 +29,7 @@ class Variable:
 VARIABLES: tuple[Variable, ...] = (
     Variable(
         "ACTION",
-        "What to do: `assume` (this release); `check`, `rotate`, `sync` and `audit` are planned.",
+        "What to do: `assume`, `rotate` or `sync`; `check` and `audit` are planned.",
         default="assume",
         pattern=r"(?i)(" + "|".join(ACTIONS) + r")?",
         expects="one of " + ", ".join(ACTIONS),
@@ -131,12 +131,142 @@ VARIABLES: tuple[Variable, ...] = (
         "The SDK's standard endpoint override for STS (wins over `AWS_ENDPOINT_URL`).",
         expects="an http(s) URL",
     ),
+    Variable(
+        "AWS_ENDPOINT_URL_IAM",
+        "The SDK's standard endpoint override for IAM (rotate).",
+        expects="an http(s) URL",
+    ),
+    Variable(
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "The SDK's standard endpoint override for Secrets Manager (rotate, sync).",
+        expects="an http(s) URL",
+    ),
+    Variable(
+        "AWS_ENDPOINT_URL_SSM",
+        "The SDK's standard endpoint override for SSM Parameter Store (rotate, sync).",
+        expects="an http(s) URL",
+    ),
+    Variable(
+        "IAM_USER_NAME",
+        "rotate: the IAM user whose access key is rotated. Default: the user of the fallback key "
+        "(the self-service case).",
+        expects="an IAM user name",
+    ),
+    Variable(
+        "TARGETS",
+        "rotate, sync: where the key is published, comma or space separated or a YAML list: "
+        "`<workspace>/<repo>`, `<workspace>/<repo>@<environment>`, `<workspace>`, "
+        "`secretsmanager:<id or ARN>`, `ssm:<parameter>`, `profile:<name>`.",
+        default="<this repository>",
+        expects="targets such as acme/shop, acme/shop@production, acme, secretsmanager:ci/key, ssm:/ci/key, profile:default",
+    ),
+    Variable(
+        "SOURCE",
+        "sync: the store that holds the current key (`secretsmanager:...` or `ssm:...`).",
+        expects="secretsmanager:<id or ARN> or ssm:<parameter name>",
+    ),
+    Variable(
+        "ACCESS_KEY_ID_VARIABLE",
+        "rotate, sync: the Bitbucket variable that holds the key id (written unsecured, so it can be read back).",
+        default="AWS_ACCESS_KEY_ID",
+        pattern=r"([A-Za-z_][A-Za-z0-9_]*)?",
+        expects="a variable name (letters, digits, _)",
+    ),
+    Variable(
+        "SECRET_ACCESS_KEY_VARIABLE",
+        "rotate, sync: the Bitbucket variable that holds the secret (always written secured).",
+        default="AWS_SECRET_ACCESS_KEY",
+        pattern=r"([A-Za-z_][A-Za-z0-9_]*)?",
+        expects="a variable name (letters, digits, _)",
+    ),
+    Variable(
+        "ROTATE_AFTER_DAYS",
+        "rotate: create a new key once the current one is this old.",
+        default="90",
+        pattern=_INT,
+        expects="a whole number of days from 1 to 3650",
+    ),
+    Variable(
+        "DEACTIVATE_AFTER_DAYS",
+        "rotate: deactivate a previous key this old, if unused since the current key was created.",
+        default="100",
+        pattern=_INT,
+        expects="a whole number of days, more than ROTATE_AFTER_DAYS",
+    ),
+    Variable(
+        "DELETE_AFTER_DAYS",
+        "rotate: delete an inactive previous key this old.",
+        default="110",
+        pattern=_INT,
+        expects="a whole number of days, more than DEACTIVATE_AFTER_DAYS",
+    ),
+    Variable(
+        "FORCE_ROTATE",
+        "rotate: `true` rotates now, whatever the key's age.",
+        default="false",
+        pattern=_BOOL,
+        expects="true or false",
+    ),
+    Variable(
+        "VERIFY_TIMEOUT_SECONDS",
+        "rotate: how long a new key may take to work (IAM is eventually consistent); it must pass "
+        "GetCallerIdentity 3 times in a row within this time.",
+        default="120",
+        pattern=_INT,
+        expects="a whole number of seconds from 5 to 900",
+    ),
+    Variable(
+        "ROTATION_LEASE_SECONDS",
+        "rotate: a rotation whose pending marker has not been refreshed for this long is taken for "
+        "dead, and a re-run resumes or cleans up after it; a fresher one makes other runs stop cleanly.",
+        default="300",
+        pattern=_INT,
+        expects="a whole number of seconds from 0 to 3600",
+    ),
+    Variable(
+        "PUBLISH_CONCURRENCY",
+        "rotate, sync: how many targets are written at once.",
+        default="8",
+        pattern=_INT,
+        expects="a whole number from 1 to 32",
+    ),
+    Variable(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "rotate, sync: the shared credentials file that `profile:` targets write.",
+        default="~/.aws/credentials",
+        expects="a file path",
+    ),
+    Variable(
+        "BITBUCKET_ACCESS_TOKEN",
+        "Repository, project or workspace access token for Bitbucket's API (sent as Bearer); scopes "
+        "`pipeline` and `pipeline:variable`.",
+        secret=True,
+    ),
+    Variable(
+        "ATLASSIAN_ACCOUNT_EMAIL",
+        "With `ATLASSIAN_API_TOKEN`: an API token's Atlassian account (Basic auth).",
+    ),
+    Variable(
+        "ATLASSIAN_API_TOKEN",
+        "API token (scopes `read:pipeline:bitbucket` and `admin:pipeline:bitbucket`).",
+        secret=True,
+    ),
+    Variable("BITBUCKET_USERNAME", "Deprecated: with `BITBUCKET_APP_PASSWORD` (warned)."),
+    Variable("BITBUCKET_APP_PASSWORD", "Deprecated app password (warned).", secret=True),
+    Variable(
+        "BITBUCKET_API_URL",
+        "Bitbucket's API.",
+        default="https://api.bitbucket.org/2.0",
+        expects="an http(s) URL",
+    ),
     # Bitbucket's own variables: read from the step, never set by users.
     Variable("BITBUCKET_STEP_OIDC_TOKEN", "The step's OIDC token (`oidc: true`).", secret=True, user=False),
     Variable("BITBUCKET_REPO_SLUG", "Repository slug, for the default session name.", user=False),
     Variable("BITBUCKET_BUILD_NUMBER", "Build number, for the default session name.", user=False),
     Variable("BITBUCKET_CLONE_DIR", "The clone directory.", user=False),
     Variable("BITBUCKET_PIPE_SHARED_STORAGE_DIR", "Storage shared by the step's pipes.", user=False),
+    Variable("BITBUCKET_WORKSPACE", "The workspace, for the default TARGETS.", user=False),
+    Variable("HOME", "The home directory, for the default shared credentials file.", user=False),
 )
 
 BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}

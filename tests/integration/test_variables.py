@@ -14,7 +14,7 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/deploy"
 
 BAD = [
     ("ACTION", "deploy", "ACTION"),
-    ("ACTION", "rotate", "ACTION"),
+    ("ACTION", "audit", "ACTION"),
     ("AWS_DEFAULT_REGION", "", "AWS_DEFAULT_REGION"),
     ("AWS_DEFAULT_REGION", "Europe", "AWS_DEFAULT_REGION"),
     ("AWS_REGION", "us-east-1", "AWS_DEFAULT_REGION"),  # disagrees with AWS_DEFAULT_REGION
@@ -70,3 +70,54 @@ def test_secret_values_are_never_echoed(sandbox: Sandbox, clone: Path) -> None:
     result = run_process(env, clone, "echo-secret")
     assert result.failed_with("AWS_ACCESS_KEY_ID")
     assert "S3cr3t/value/that/is/long" not in result.output
+
+
+ROTATE_BAD = [
+    ("TARGETS", "acme/shop@", "TARGETS"),
+    ("TARGETS", "vault:secret/x", "TARGETS"),
+    ("TARGETS", "acme/sh%op", "TARGETS"),
+    ("TARGETS", "acme/shop, acme/shop", "TARGETS"),
+    ("TARGETS", "profile:my]", "TARGETS"),
+    ("IAM_USER_NAME", "bad user!", "IAM_USER_NAME"),
+    ("ROTATE_AFTER_DAYS", "0", "ROTATE_AFTER_DAYS"),
+    ("ROTATE_AFTER_DAYS", "ninety", "ROTATE_AFTER_DAYS"),
+    ("DEACTIVATE_AFTER_DAYS", "80", "DEACTIVATE_AFTER_DAYS"),
+    ("DELETE_AFTER_DAYS", "100", "DELETE_AFTER_DAYS"),
+    ("FORCE_ROTATE", "now", "FORCE_ROTATE"),
+    ("VERIFY_TIMEOUT_SECONDS", "1", "VERIFY_TIMEOUT_SECONDS"),
+    ("ROTATION_LEASE_SECONDS", "3601", "ROTATION_LEASE_SECONDS"),
+    ("PUBLISH_CONCURRENCY", "0", "PUBLISH_CONCURRENCY"),
+    ("ACCESS_KEY_ID_VARIABLE", "AWS-KEY", "ACCESS_KEY_ID_VARIABLE"),
+    ("SECRET_ACCESS_KEY_VARIABLE", "AWS_ACCESS_KEY_ID", "SECRET_ACCESS_KEY_VARIABLE"),
+    ("BITBUCKET_ACCESS_TOKEN", "", "BITBUCKET_ACCESS_TOKEN"),
+    ("ATLASSIAN_ACCOUNT_EMAIL", "dev@example.com", "ATLASSIAN_API_TOKEN"),
+    ("BITBUCKET_API_URL", "api.bitbucket.org", "BITBUCKET_API_URL"),
+    ("AWS_ENDPOINT_URL_IAM", "iam.local", "AWS_ENDPOINT_URL_IAM"),
+    ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "sm.local", "AWS_ENDPOINT_URL_SECRETS_MANAGER"),
+    ("AWS_ENDPOINT_URL_SSM", "ssm.local", "AWS_ENDPOINT_URL_SSM"),
+    ("SOURCE", "acme/shop", "SOURCE"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"), ROTATE_BAD, ids=[f"{n}={v[:20]!r}" for n, v, _ in ROTATE_BAD]
+)
+def test_bad_rotation_value_fails_before_any_call(
+    sandbox: Sandbox, clone: Path, name: str, value: str, named: str
+) -> None:
+    env = sandbox.step_env(
+        clone,
+        token=sandbox.token(),
+        AWS_OIDC_ROLE_ARN=ROLE,
+        ACTION="sync" if name == "SOURCE" else "rotate",
+        IAM_USER_NAME="ci",
+        TARGETS="acme/shop, secretsmanager:ci/key",
+        BITBUCKET_ACCESS_TOKEN="not-checked-before-validation",
+        BITBUCKET_API_URL=sandbox.bitbucket.api_url,
+    )
+    if name == "ATLASSIAN_ACCOUNT_EMAIL":
+        del env["BITBUCKET_ACCESS_TOKEN"]
+    env[name] = value
+    result = run_process(env, clone, f"bad-rotate-{name}")
+    assert result.failed_with(named), result.output
+    assert sandbox.aws.requests == [] and sandbox.bitbucket.requests == []

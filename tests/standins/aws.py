@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
@@ -77,6 +78,12 @@ class AwsStandIn:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []  # (action, access key id)
         self.clock_offset = 0.0  # seconds the stand-in STS's clock runs ahead of this machine's
+        # IAM's eventual consistency: a new key fails for this many seconds after creation.
+        self.new_key_delay = 0.0
+        self.created: dict[str, float] = {}  # key id -> when the front saw it created
+        self.key_age_days: dict[str, float] = {}  # key id -> how old ListAccessKeys says it is
+        self.last_used: dict[str, float] = {}  # key id -> last signed request (as IAM records it)
+        self.issued: dict[str, str] = {}  # key id -> the secret IAM issued with it
         self._server = Server(self._handle)
 
     def start(self) -> AwsStandIn:
@@ -119,6 +126,15 @@ class AwsStandIn:
             self.faults.clear()
             self.requests.clear()
             self.clock_offset = 0.0
+            self.new_key_delay = 0.0
+
+    def age(self, key_id: str, days: float, last_used_days_ago: float | None = None) -> None:
+        """Make a key look ``days`` old (and last used that many days ago, or never)."""
+        self.key_age_days[key_id] = days
+        if last_used_days_ago is None:
+            self.last_used.pop(key_id, None)
+        else:
+            self.last_used[key_id] = time.time() - last_used_days_ago * 86400
 
     # -- the front -------------------------------------------------------------------
     def _take_fault(self, action: str) -> Fault | None:
@@ -149,11 +165,24 @@ class AwsStandIn:
             refusal = self._web_identity(params)
             if refusal:
                 return refusal
-        if key_id.startswith("AKIA") and not self._key_active(key_id):
-            return error_response(
-                "InvalidClientTokenId", "The security token included in the request is invalid."
-            )
+        if key_id.startswith("AKIA"):
+            young = time.time() < self.created.get(key_id, 0) + self.new_key_delay
+            if young or not self._key_active(key_id):
+                return error_response(
+                    "InvalidClientTokenId", "The security token included in the request is invalid."
+                )
+            self.last_used[key_id] = time.time()
         response = self._forward(request)
+        if action == "CreateAccessKey" and response.status == 200:
+            created = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", response.body)
+            secret = re.search(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>", response.body)
+            if created and secret:
+                self.created[created.group(1).decode()] = time.time()
+                self.issued[created.group(1).decode()] = secret.group(1).decode()
+        if action == "ListAccessKeys":
+            response.body = self._aged(response.body)
+        if action == "GetAccessKeyLastUsed":
+            response.body = self._with_last_use(response.body, params.get("AccessKeyId", [""])[0])
         if action in ("AssumeRoleWithWebIdentity", "AssumeRole", "CreateAccessKey", "GetSessionToken"):
             registry.record(*(m.group(2).decode() for m in _SECRET_TAGS.finditer(response.body)))
         if fault and fault.kind == "identity":
@@ -172,6 +201,43 @@ class AwsStandIn:
         connection.close()
         keep = {k: v for k, v in answer.getheaders() if k.lower() in ("content-type", "x-amzn-requestid")}
         return Response(answer.status, body, keep)
+
+    def works(self, key_id: str | None, secret: str | None) -> bool:
+        """The oracle of the rotation tests: is this a pair AWS would accept?"""
+        return bool(key_id) and self.issued.get(key_id or "") == secret and self._key_active(key_id or "")
+
+    def keys(self, user: str) -> dict[str, str]:
+        """The user's keys and their status, straight from moto."""
+        return {
+            k["AccessKeyId"]: k["Status"]
+            for k in self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+        }
+
+    def _aged(self, body: bytes) -> bytes:
+        def shift(match: re.Match[bytes]) -> bytes:
+            key = match.group(1).decode()
+            if key not in self.key_age_days:
+                return match.group(0)
+            when = datetime.now(UTC) - timedelta(days=self.key_age_days[key])
+            stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+            return re.sub(
+                rb"<CreateDate>[^<]*</CreateDate>", b"<CreateDate>" + stamp + b"</CreateDate>", match.group(0)
+            )
+
+        return re.sub(
+            rb"<member>.*?<AccessKeyId>([^<]+)</AccessKeyId>.*?</member>", shift, body, flags=re.DOTALL
+        )
+
+    def _with_last_use(self, body: bytes, key_id: str) -> bytes:
+        """IAM's last use as the front saw it (or as a test set it), in place of moto's."""
+        body = re.sub(rb"<LastUsedDate>[^<]*</LastUsedDate>", b"", body)
+        used = self.last_used.get(key_id)
+        if used is None:
+            return body
+        stamp = datetime.fromtimestamp(used, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+        return body.replace(
+            b"<AccessKeyLastUsed>", b"<AccessKeyLastUsed><LastUsedDate>" + stamp + b"</LastUsedDate>", 1
+        )
 
     def _key_active(self, key_id: str) -> bool:
         try:

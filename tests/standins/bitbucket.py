@@ -196,6 +196,23 @@ class BitbucketStandIn:
             for credential in self.credentials.values():
                 credential.used.clear()
 
+    def put(
+        self, workspace: str, repo: str, environment: str, key: str, value: str, *, secured: bool
+    ) -> None:
+        """Set a variable directly (test setup), as if a person had typed it in."""
+        with self._lock:
+            store = self._store(workspace, repo, environment)
+            assert store is not None
+            for variable in store.variables.values():
+                if variable["key"] == key:
+                    variable.update(value=value, secured=secured)
+                    return
+            new_uuid = "{" + str(uuid.uuid4()) + "}"
+            store.variables[new_uuid] = {"uuid": new_uuid, "key": key, "value": value, "secured": secured}
+
+    def environment_uuid(self, workspace: str, repo: str, slug: str) -> str:
+        return next(u for u, e in self.repos[(workspace, repo)].environments.items() if e["slug"] == slug)
+
     def stored(self, workspace: str, repo: str = "", environment: str = "") -> dict[str, dict[str, Any]]:
         """The variables as stored (secured values included), by key: for test assertions."""
         store = self._store(workspace, repo, environment)

@@ -90,6 +90,12 @@ class Sandbox:
         registry.record(key["SecretAccessKey"])
         return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
 
+    def add_user(self, user: str, keys: int = 1) -> list[tuple[str, str]]:
+        return [self.add_user_key(user) for _ in range(keys)]
+
+    def bitbucket_token(self, *scopes: str) -> str:
+        return self.bitbucket.access_token(*(scopes or ("pipeline", "pipeline:variable")))
+
     def token(self, **kwargs: Any) -> str:
         return self.issuer.mint(self.repo_uuid, **kwargs)
 

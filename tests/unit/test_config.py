@@ -121,4 +121,4 @@ def test_no_usable_credentials(values: dict[str, str], variable: str) -> None:
 
 def test_not_yet_implemented_actions_are_refused_clearly() -> None:
     with pytest.raises(InputError, match="not available in this release"):
-        load(**KEY, ACTION="rotate")
+        load(**KEY, ACTION="audit")

@@ -1,0 +1,274 @@
+"""Where a key is published. One small protocol, one class per kind:
+
+- Bitbucket variables of a repository, a deployment environment or a workspace;
+- a Secrets Manager secret or an SSM SecureString parameter (the durable stores: they hold
+  the pending and the current key as JSON);
+- a profile in the AWS shared credentials file (the self-service case).
+
+``read()`` says which key id a target holds now; ``publish()`` writes a pair and returns the
+key id read back (what can be read: Bitbucket returns the unsecured id variable, never the
+secured secret)."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipe.bitbucket import Bitbucket, Scope, Variable
+from pipe.config import TargetSpec
+from pipe.errors import PipeError
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class StoreState:
+    current: KeyPair | None = None
+    pending: KeyPair | None = None
+
+
+class TargetError(PipeError):
+    kind = "target"
+
+
+class Target(Protocol):
+    spec: TargetSpec
+
+    def read(self) -> str | None: ...
+
+    def publish(self, pair: KeyPair) -> str | None: ...
+
+
+class BitbucketTarget:
+    """Two variables: the key id (unsecured, so it can be read back) and the secret (secured)."""
+
+    def __init__(self, spec: TargetSpec, client: Bitbucket, id_variable: str, secret_variable: str) -> None:
+        self.spec = spec
+        self.client = client
+        self.id_variable = id_variable
+        self.secret_variable = secret_variable
+        self._scope: Scope | None = None
+        self._listing: list[Variable] | None = None
+
+    def scope(self) -> Scope:
+        if self._scope is None:
+            s = self.spec
+            environment = ""
+            if s.kind == "deployment":
+                environment = self.client.environment(s.workspace, s.repo, s.environment).uuid
+            self._scope = Scope(s.workspace, s.repo, environment, label=s.text)
+        return self._scope
+
+    def read(self) -> str | None:
+        self._listing = self.client.variables(self.scope())
+        held = next((v for v in self._listing if v.key == self.id_variable), None)
+        return held.value if held else None
+
+    def publish(self, pair: KeyPair) -> str | None:
+        """The id first, the secret straight after: an interruption between the two leaves the
+        new id beside the old secret, which a re-run with the store completes. On an API error
+        at the secret, the id is put back."""
+        scope = self.scope()
+        listing = self._listing if self._listing is not None else self.client.variables(scope)
+        before = next((v for v in listing if v.key == self.id_variable), None)
+        written = self.client.upsert(
+            scope, self.id_variable, pair.access_key_id, secured=False, existing=listing
+        )
+        try:
+            self.client.upsert(
+                scope, self.secret_variable, pair.secret_access_key, secured=True, existing=listing
+            )
+        except PipeError:
+            if before and before.value:
+                self.client.upsert(scope, self.id_variable, before.value, secured=False, existing=[written])
+            raise
+        self._listing = None
+        return written.value
+
+
+class SecretsManagerTarget:
+    """A secret holding {"AccessKeyId", "SecretAccessKey"}, with Secrets Manager's own stages:
+    the new key is put as AWSPENDING, then promoted to AWSCURRENT (AWS's rotation protocol)."""
+
+    def __init__(self, spec: TargetSpec, client: Any) -> None:
+        self.spec = spec
+        self.client = client
+
+    def _version(self, stage: str) -> tuple[KeyPair | None, str | None]:
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self.client.get_secret_value(SecretId=self.spec.name, VersionStage=stage)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                return None, None
+            raise
+        try:
+            data = json.loads(answer.get("SecretString") or "{}")
+            return KeyPair(data["AccessKeyId"], data["SecretAccessKey"]), answer.get("VersionId")
+        except (ValueError, KeyError, TypeError):
+            return None, answer.get("VersionId")
+
+    def state(self) -> StoreState:
+        current, _ = self._version("AWSCURRENT")
+        pending, _ = self._version("AWSPENDING")
+        return StoreState(current, pending)
+
+    def read(self) -> str | None:
+        current, _ = self._version("AWSCURRENT")
+        return current.access_key_id if current else None
+
+    def _document(self, pair: KeyPair) -> str:
+        return json.dumps({"AccessKeyId": pair.access_key_id, "SecretAccessKey": pair.secret_access_key})
+
+    def write_pending(self, pair: KeyPair) -> None:
+        """Put ``pair`` as AWSPENDING. A new secret is created empty first: created with a
+        value, that value would be AWSCURRENT before any target holds it."""
+        from botocore.exceptions import ClientError
+
+        token = f"aws-credentials-pipe-{pair.access_key_id}"
+        try:
+            self.client.put_secret_value(
+                SecretId=self.spec.name,
+                SecretString=self._document(pair),
+                VersionStages=["AWSPENDING"],
+                ClientRequestToken=token,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            self.client.create_secret(
+                Name=self.spec.name, Description="AWS access key, rotated by aws-credentials-pipe"
+            )
+            self.client.put_secret_value(
+                SecretId=self.spec.name,
+                SecretString=self._document(pair),
+                VersionStages=["AWSPENDING"],
+                ClientRequestToken=token,
+            )
+
+    def publish(self, pair: KeyPair) -> str | None:
+        """Promote ``pair`` to AWSCURRENT (putting it first if it is not the pending version)."""
+        pending, pending_version = self._version("AWSPENDING")
+        current, current_version = self._version("AWSCURRENT")
+        if current and current.access_key_id == pair.access_key_id:
+            return pair.access_key_id
+        if not pending or pending.access_key_id != pair.access_key_id:
+            self.write_pending(pair)
+            pending, pending_version = self._version("AWSPENDING")
+        move: dict[str, str] = {"MoveToVersionId": str(pending_version)}
+        if current_version:
+            move["RemoveFromVersionId"] = current_version
+        self.client.update_secret_version_stage(SecretId=self.spec.name, VersionStage="AWSCURRENT", **move)
+        self.client.update_secret_version_stage(
+            SecretId=self.spec.name,
+            VersionStage="AWSPENDING",
+            RemoveFromVersionId=pending_version,
+        )
+        return self.read()
+
+
+class SsmTarget:
+    """A SecureString parameter holding {"current": {...}, "pending": {...}}."""
+
+    def __init__(self, spec: TargetSpec, client: Any) -> None:
+        self.spec = spec
+        self.client = client
+
+    def _load(self) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self.client.get_parameter(Name=self.spec.name, WithDecryption=True)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ParameterNotFound":
+                return {}
+            raise
+        try:
+            data = json.loads(answer["Parameter"]["Value"])
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def _pair(raw: Any) -> KeyPair | None:
+        if isinstance(raw, dict) and raw.get("AccessKeyId") and raw.get("SecretAccessKey"):
+            return KeyPair(str(raw["AccessKeyId"]), str(raw["SecretAccessKey"]))
+        return None
+
+    def state(self) -> StoreState:
+        data = self._load()
+        return StoreState(self._pair(data.get("current")), self._pair(data.get("pending")))
+
+    def read(self) -> str | None:
+        current = self.state().current
+        return current.access_key_id if current else None
+
+    def _save(self, current: KeyPair | None, pending: KeyPair | None) -> None:
+        def raw(pair: KeyPair | None) -> dict[str, str] | None:
+            return (
+                {"AccessKeyId": pair.access_key_id, "SecretAccessKey": pair.secret_access_key}
+                if pair
+                else None
+            )
+
+        self.client.put_parameter(
+            Name=self.spec.name,
+            Type="SecureString",
+            Overwrite=True,
+            Value=json.dumps({"current": raw(current), "pending": raw(pending)}),
+        )
+
+    def write_pending(self, pair: KeyPair) -> None:
+        self._save(self.state().current, pair)
+
+    def publish(self, pair: KeyPair) -> str | None:
+        self._save(pair, None)
+        return self.read()
+
+
+class ProfileTarget:
+    """A profile in the AWS shared credentials file. Other profiles are kept (comments are not:
+    configparser does not keep them). Written atomically, 0600."""
+
+    def __init__(self, spec: TargetSpec, path: Path) -> None:
+        self.spec = spec
+        self.path = path
+
+    def _parser(self) -> configparser.ConfigParser:
+        parser = configparser.ConfigParser(interpolation=None)
+        if self.path.exists():
+            parser.read(self.path)
+        return parser
+
+    def read(self) -> str | None:
+        parser = self._parser()
+        return parser.get(self.spec.name, "aws_access_key_id", fallback=None)
+
+    def publish(self, pair: KeyPair) -> str | None:
+        parser = self._parser()
+        if not parser.has_section(self.spec.name):
+            parser.add_section(self.spec.name)
+        parser.set(self.spec.name, "aws_access_key_id", pair.access_key_id)
+        parser.set(self.spec.name, "aws_secret_access_key", pair.secret_access_key)
+        parser.remove_option(self.spec.name, "aws_session_token")
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            parser.write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+        return self.read()
+
+
+Store = SecretsManagerTarget | SsmTarget
