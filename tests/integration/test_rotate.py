@@ -266,3 +266,78 @@ def test_targets_as_a_yaml_list(world: World) -> None:
     result = run_process(env, world.clone, "rotate-yaml-list", timeout=120)
     assert result.returncode == 0, result.output
     assert world.all_work()
+
+
+def test_self_service_rotates_a_persons_own_key_into_a_profile(sandbox: Sandbox, clone: Path) -> None:
+    user = f"dev-{uuid.uuid4().hex[:6]}"
+    key_id, secret = sandbox.add_user(user)[0]
+    credentials = clone.parent / "home" / ".aws" / "credentials"
+    credentials.parent.mkdir(parents=True)
+    credentials.write_text(
+        f"[other]\naws_access_key_id = AKIAOTHER\n\n[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
+    )
+    env = sandbox.step_env(
+        clone,
+        ACTION="rotate",
+        TARGETS="profile:default",
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+        FORCE_ROTATE="true",
+        AWS_SHARED_CREDENTIALS_FILE=str(credentials),
+        REPORT_DIR=str(clone / "reports"),
+        VERIFY_TIMEOUT_SECONDS="10",
+    )
+    result = run_process(env, clone, "self-service", timeout=120)
+    assert result.returncode == 0, result.output
+    assert "Self-service" in result.output
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(credentials)
+    new_id, new_secret = parser["default"]["aws_access_key_id"], parser["default"]["aws_secret_access_key"]
+    assert new_id != key_id and sandbox.aws.works(new_id, new_secret)
+    assert parser["other"]["aws_access_key_id"] == "AKIAOTHER"
+    assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+    assert sandbox.aws.keys(user) == {key_id: "Active", new_id: "Active"}  # the old key ages out later
+    assert secret not in result.output and new_secret not in result.output
+
+
+def test_ssm_store(sandbox: Sandbox, clone: Path) -> None:
+    world = World(sandbox, clone, repos=1, store=False)
+    parameter = f"/ci/{uuid.uuid4().hex[:6]}/aws-key"
+    world.targets.append(f"ssm:{parameter}")
+    result = world.run("rotate-ssm")
+    assert result.returncode == 0, result.output
+    value = json.loads(
+        sandbox.aws.client("ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+    )
+    assert value["pending"] is None
+    assert sandbox.aws.works(value["current"]["AccessKeyId"], value["current"]["SecretAccessKey"])
+
+
+def test_mixed_keys_without_a_store_are_explained_then_rolled_back_with_a_known_pair(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    world = World(sandbox, clone, repos=2, store=False)
+    world.targets = [f"{WORKSPACE}/{world.repos[0]}", f"{WORKSPACE}/{world.repos[1]}"]
+    world.seed()
+    bb = sandbox.bitbucket
+    # The second repository refuses the secret: its id is put back, so it stays on the old pair.
+    bb.inject(Fault(method="PUT", path=world.repos[1], kind="status", status=500, times=1000))
+    failed = world.run("mixed-1", FORCE_ROTATE="true", PUBLISH_CONCURRENCY="1")
+    assert failed.returncode == 1, failed.output
+    bb.reset()
+    held = world.held()
+    assert held[world.targets[0]][0] != held[world.targets[1]][0]
+    assert world.all_work()  # mixed, but every target works: both keys are still active
+    blocked = world.run("mixed-2")
+    assert blocked.failed_with("different keys", "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"), blocked.output
+    assert world.all_work()
+    # A run that knows one of the pairs (the rotation step of the second repository) rolls back.
+    old_id, old_secret = world.initial
+    env = world.env(AWS_ACCESS_KEY_ID=old_id, AWS_SECRET_ACCESS_KEY=old_secret)
+    del env["AWS_OIDC_ROLE_ARN"], env["BITBUCKET_STEP_OIDC_TOKEN"]
+    rolled = run_process(env, world.clone, "mixed-3", timeout=120)
+    assert rolled.returncode == 0, rolled.output
+    assert {k for k, _ in world.held().values()} == {old_id} and world.all_work()
+    assert set(sandbox.aws.keys(world.user)) == {old_id}
