@@ -181,7 +181,66 @@ def bench_image() -> None:
     )
 
 
+def bench_publish(targets: int = 50, latency: float = 0.1) -> None:
+    """A rotation publishing to ``targets`` repositories through a Bitbucket stand-in that
+    answers every request after ``latency`` seconds: default concurrency against one at a time."""
+    import uuid
+
+    from tests.runner import make_clone_dir, run_process
+    from tests.standins.aws import ACCOUNT
+    from tests.standins.sandbox import WORKSPACE
+
+    print(
+        f"rotate, publishing to {targets} repositories; the Bitbucket stand-in answers after {latency * 1000:.0f} ms:"
+    )
+    with Sandbox() as box, tempfile.TemporaryDirectory() as tmp:
+        box.add_oidc_provider()
+        role = box.add_role("deploy")
+        token = box.bitbucket_token()
+        results = {}
+        for label, concurrency in (("default concurrency (16)", "16"), ("sequential baseline", "1")):
+            tag = uuid.uuid4().hex[:6]
+            user = f"bench-{tag}"
+            box.add_user(user)
+            repos = [f"bench-{tag}-{i}" for i in range(targets)]
+            for repo in repos:
+                box.bitbucket.add_repo(WORKSPACE, repo)
+            clone = make_clone_dir(Path(tmp) / tag)
+            env = box.step_env(
+                clone,
+                token=box.token(),
+                AWS_OIDC_ROLE_ARN=role,
+                ACTION="rotate",
+                IAM_USER_NAME=user,
+                TARGETS=",".join(f"{WORKSPACE}/{r}" for r in repos),
+                BITBUCKET_ACCESS_TOKEN=token,
+                BITBUCKET_API_URL=box.bitbucket.api_url,
+                PUBLISH_CONCURRENCY=concurrency,
+                REPORT_DIR=str(clone / "r"),
+            )
+            box.bitbucket.reset()
+            box.bitbucket.latency = latency
+            start = time.perf_counter()
+            result = run_process(env, clone, f"bench-publish-{concurrency}", timeout=600)
+            wall = time.perf_counter() - start
+            if result.returncode != 0:
+                raise SystemExit(result.output[-2000:])
+            api = [e for e in box.bitbucket.log if "/pipelines-config/identity/" not in e["path"]]
+            phase = max(e["time"] for e in api) - min(e["time"] for e in api) + latency
+            results[label] = wall
+            print(
+                f"  {label:<26} rotation {wall:5.2f} s, Bitbucket phase {phase:5.2f} s, "
+                f"{len(api) / targets:.1f} requests per target ({len(api)} in all)"
+            )
+        _ = ACCOUNT
+        print(
+            f"  speed-up over the baseline: {results['sequential baseline'] / results['default concurrency (16)']:.1f}x "
+            "(target: rotation <= 2.5 s, <= 3 requests per target)"
+        )
+
+
 def main() -> None:
+    bench_publish()
     image = engine() and build_image()
     if not image:
         print("NOTICE: no image measured (no Docker engine answers, or the build failed)")

@@ -93,7 +93,8 @@ class Console:
     def failure(self, error: PipeError) -> None:
         if error.details:
             self.lines(error.details)
-        self._print(f"✖ {error.line()}")
+        # One line, whatever a message (an AWS or Bitbucket one among them) contains.
+        self._print("✖ " + " ".join(error.line().split()))
 
     def unexpected(self, exc: BaseException) -> None:
         """A bug, not a user error: no traceback unless DEBUG=true, and never a secret."""

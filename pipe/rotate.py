@@ -154,13 +154,16 @@ def _act(
     if pair is not None:
         console.secrets(pair.secret_access_key)
         proc.heartbeat(user, pair.access_key_id)
-        proc.publish(pair, facts.held, report)
+        proc.publish(pair, facts.held, report, everywhere=plan.everywhere)
         if store is not None:
             store.publish(pair)
             report.targets.setdefault(store.spec.text, {})["after"] = pair.access_key_id
             report.actions.append(f"promoted {pair.access_key_id} to current in {store.spec.text}")
         proc.clear_marker(user)
         report.current = pair.access_key_id
+    elif plan.clear_marker:
+        proc.clear_marker(user)
+        report.actions.append("cleared the marker of a stopped rotation")
     proc.retire(user, plan, report)
     return pair
 

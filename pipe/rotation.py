@@ -97,7 +97,9 @@ class Plan:
     state: str  # clean | due | resume | rollback | busy | blocked
     current: str | None
     rotate: bool = False
-    resume: KeyPair | None = None  # a known pair to (re)publish everywhere instead of a new key
+    resume: KeyPair | None = None  # a known pair to (re)publish instead of a new key
+    everywhere: bool = False  # rewrite every target, even those whose id already names the pair
+    clear_marker: bool = False  # a dead run's marker on a finished rotation
     delete_first: list[tuple[str, str]] = field(default_factory=list)  # (key id, why)
     retire: list[tuple[str, str, str]] = field(default_factory=list)  # (deactivate|delete, key id, why)
     warnings: list[str] = field(default_factory=list)
@@ -110,14 +112,24 @@ class Plan:
         lines += [f"  {target:<40} holds {key or '(nothing)'}" for target, key in held.items()]
         lines += [f"  - delete {key} first: {why}" for key, why in self.delete_first]
         if self.resume:
-            lines.append(f"  - publish {self.resume.access_key_id} to every target that does not hold it")
+            which = "every target" if self.everywhere else "every target that does not hold it"
+            lines.append(f"  - publish {self.resume.access_key_id} to {which}")
+        if self.clear_marker:
+            lines.append("  - clear the marker a stopped rotation left (every target holds its key)")
         if self.rotate:
             lines.append(
                 f"  - create a new key ({'; '.join(self.reasons)}), store it as pending, prove it works, publish it, promote it"
             )
         lines += [f"  - {action} {key}: {why}" for action, key, why in self.retire]
         lines += [f"  ! {warning}" for warning in self.warnings]
-        if not (self.rotate or self.resume or self.delete_first or self.retire or self.blocked):
+        if not (
+            self.rotate
+            or self.resume
+            or self.delete_first
+            or self.retire
+            or self.blocked
+            or self.clear_marker
+        ):
             lines.append("  - nothing to do")
         return lines
 
@@ -150,6 +162,8 @@ def make_plan(facts: Facts, policy: Policy) -> Plan:
     if current is None and facts.store and facts.store.current:
         current = facts.store.current.access_key_id
     plan = Plan("clean", current)
+    # A run that died after its last target took the key: every id names it, so every secret does.
+    plan.clear_marker = marker is not None and marker.key == current
 
     resumed = _unpublished(facts, plan, held_ids, known, marker)
     if resumed:
@@ -253,7 +267,9 @@ def _mixed(
         return Plan("resume", new, resume=known[new], reasons=[f"targets hold {', '.join(held_ids)}"])
     old = next((k for k in ordered[1:] if k in known and k in keys), None)
     if old:
-        plan = Plan("rollback", old, resume=known[old])
+        # An id no longer proves its secret here: a target interrupted mid-write shows the old id
+        # beside the new secret. Rolling back rewrites every target.
+        plan = Plan("rollback", old, resume=known[old], everywhere=True)
         if new in keys:
             plan.retire.append(("delete", new, "its secret is lost; every target is put back on " + old))
         return plan
@@ -480,9 +496,13 @@ class Rotation:
             delay = min(delay * 2, 5.0)
         self.say(f"{pair.access_key_id} works (GetCallerIdentity passed 3 times in a row).")
 
-    def publish(self, pair: KeyPair, held: Mapping[str, str | None], report: Report) -> None:
+    def publish(
+        self, pair: KeyPair, held: Mapping[str, str | None], report: Report, everywhere: bool = False
+    ) -> None:
         todo = [
-            t for t in self.targets if held.get(t.spec.text) != pair.access_key_id and t is not self.store
+            t
+            for t in self.targets
+            if t is not self.store and (everywhere or held.get(t.spec.text) != pair.access_key_id)
         ]
         failures: list[str] = []
 

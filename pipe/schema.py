@@ -225,8 +225,9 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "PUBLISH_CONCURRENCY",
-        "rotate, sync: how many targets are written at once.",
-        default="8",
+        "rotate, sync: how many targets are read and written at once (each target's two variables are "
+        "written one after the other).",
+        default="16",
         pattern=_INT,
         expects="a whole number from 1 to 32",
     ),

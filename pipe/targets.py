@@ -73,23 +73,17 @@ class BitbucketTarget:
         return held.value if held else None
 
     def publish(self, pair: KeyPair) -> str | None:
-        """The id first, the secret straight after: an interruption between the two leaves the
-        new id beside the old secret, which a re-run with the store completes. On an API error
-        at the secret, the id is put back."""
+        """The secret first, then the id: the id is the commit mark. A target whose id names a
+        key holds that key's secret too; one interrupted between the two writes still shows the
+        old id, and every recovery rewrites both variables of such targets."""
         scope = self.scope()
         listing = self._listing if self._listing is not None else self.client.variables(scope)
-        before = next((v for v in listing if v.key == self.id_variable), None)
+        self.client.upsert(
+            scope, self.secret_variable, pair.secret_access_key, secured=True, existing=listing
+        )
         written = self.client.upsert(
             scope, self.id_variable, pair.access_key_id, secured=False, existing=listing
         )
-        try:
-            self.client.upsert(
-                scope, self.secret_variable, pair.secret_access_key, secured=True, existing=listing
-            )
-        except PipeError:
-            if before and before.value:
-                self.client.upsert(scope, self.id_variable, before.value, secured=False, existing=[written])
-            raise
         self._listing = None
         return written.value
 

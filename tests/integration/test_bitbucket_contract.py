@@ -160,3 +160,42 @@ def _as_real(request: requests.PreparedRequest, base: str) -> requests.PreparedR
     copy = request.copy()
     copy.url = str(copy.url).replace(base, REAL_BASE, 1)
     return copy
+
+
+def exchanges_from_log(log: list[dict[str, Any]]) -> list[Exchange]:
+    """The stand-in's request log as request/response pairs, on the spec's server URL."""
+    from requests.structures import CaseInsensitiveDict
+
+    out = []
+    for entry in log:
+        url = (
+            REAL_BASE + entry["path"].removeprefix("/2.0") + (f"?{entry['query']}" if entry["query"] else "")
+        )
+        request = requests.Request(
+            entry["method"], url, headers=entry["headers"], data=entry["body"] or None
+        ).prepare()
+        response = requests.Response()
+        response.status_code = entry["status"]
+        response._content = entry["response_body"]
+        response.headers = CaseInsensitiveDict(entry["response_headers"])
+        response.request = request
+        out.append(Exchange(request, response))
+    return out
+
+
+def test_a_rotations_traffic_follows_the_excerpt(sandbox: Sandbox, clone: Any) -> None:
+    """Everything the pipe process sent to Bitbucket during rotations (repository, deployment
+    and workspace targets), and every answer, against the excerpt."""
+    from tests.integration.test_rotate import World
+
+    world = World(sandbox, clone)
+    world.targets.append("acme")
+    world.seed()
+    bb = sandbox.bitbucket
+    bb.reset()
+    assert world.run("contract-rotate", FORCE_ROTATE="true").returncode == 0
+    assert world.run("contract-rotate-2", FORCE_ROTATE="true").returncode == 1  # two active keys: reads only
+    exchanges = exchanges_from_log(bb.log)
+    methods = {e.request.method for e in exchanges}
+    assert {"GET", "PUT"} <= methods and len(exchanges) >= 10
+    assert check(exchanges) == len(exchanges)

@@ -52,8 +52,3 @@ def test_simultaneous_rotations(sandbox: Sandbox, clone: Path, runs: int) -> Non
     FIGURES.append(
         f"{runs} at once: {len(created)} created a key, {len(clean)} ended cleanly: " + " | ".join(endings)
     )
-
-
-def test_report_concurrency_figures() -> None:
-    for line in FIGURES:
-        print(line)

@@ -63,7 +63,9 @@ class World:
             if target.startswith("secretsmanager:"):
                 client = self.sandbox.aws.client("secretsmanager")
                 try:
-                    doc = json.loads(client.get_secret_value(SecretId=self.secret_name)["SecretString"])
+                    # The stage explicitly: moto's default version does not follow AWSCURRENT (AWS's does).
+                    answer = client.get_secret_value(SecretId=self.secret_name, VersionStage="AWSCURRENT")
+                    doc = json.loads(answer["SecretString"])
                     out[target] = (doc["AccessKeyId"], doc["SecretAccessKey"])
                 except client.exceptions.ResourceNotFoundException:
                     out[target] = (None, None)
@@ -78,6 +80,8 @@ class World:
 
     def place(self, target: str) -> tuple[str, str]:
         place, _, env_name = target.partition("@")
+        if "/" not in place:
+            return "", ""  # workspace variables
         repo = place.split("/")[1]
         return repo, (self.sandbox.bitbucket.environment_uuid(WORKSPACE, repo, env_name) if env_name else "")
 

@@ -34,6 +34,7 @@ from moto.server import ThreadedMotoServer
 
 from tests.standins import registry, trust
 from tests.standins.http import Request, Response, Server
+from tests.standins.interrupt import Interrupter
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -84,6 +85,7 @@ class AwsStandIn:
         self.key_age_days: dict[str, float] = {}  # key id -> how old ListAccessKeys says it is
         self.last_used: dict[str, float] = {}  # key id -> last signed request (as IAM records it)
         self.issued: dict[str, str] = {}  # key id -> the secret IAM issued with it
+        self.interrupter: Interrupter | None = None
         self._server = Server(self._handle)
 
     def start(self) -> AwsStandIn:
@@ -154,7 +156,24 @@ class AwsStandIn:
         key_id = key_match.group(1) if key_match else ""
         with self._lock:
             self.requests.append((action, key_id))
-        fault = self._take_fault(action)
+        interrupt = self.interrupter.hit(f"AWS {action}") if self.interrupter else None
+        if interrupt == "error":
+            if "x-amz-target" in request.headers:  # the JSON protocol (Secrets Manager, SSM)
+                body = json.dumps(
+                    {"__type": "AccessDeniedException", "message": "Injected by the crash harness"}
+                )
+                return Response(400, body.encode(), {"Content-Type": "application/x-amz-json-1.1"})
+            return error_response("AccessDenied", "Injected by the crash harness")
+        if interrupt == "kill":
+            response = self._serve(request, params, action, key_id, None)
+            assert self.interrupter is not None
+            self.interrupter.kill()
+            return response
+        return self._serve(request, params, action, key_id, self._take_fault(action))
+
+    def _serve(
+        self, request: Request, params: dict[str, list[str]], action: str, key_id: str, fault: Fault | None
+    ) -> Response:
         if fault and fault.kind == "error":
             return error_response(fault.code, fault.message or fault.code)
         if fault and fault.kind == "drop":

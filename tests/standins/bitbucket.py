@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.standins.http import Request, Response, Server
+from tests.standins.interrupt import Interrupter
 from tests.standins.issuer import BITBUCKET_API, Issuer
 
 # A copy of shared/bitbucket-api/openapi-excerpt.json (a test keeps the two identical), so that
@@ -122,6 +123,7 @@ class BitbucketStandIn:
         self.workspaces: dict[str, Store] = {}
         self.repos: dict[tuple[str, str], Repo] = {}
         self._lock = threading.RLock()
+        self.interrupter: Interrupter | None = None
         self._server = Server(self._handle)
 
     # -- life ------------------------------------------------------------------------
@@ -239,13 +241,24 @@ class BitbucketStandIn:
             "path": path,
             "query": parts.query,
             "time": time.time(),
+            "headers": dict(request.headers),
+            "body": request.body,
         }
         with self._lock:
             self.log.append(entry)
         if self.latency:
             time.sleep(self.latency)
-        response = self._serve(request, path, query)
-        entry["status"] = response.status
+        interrupt = self.interrupter.hit(f"Bitbucket {request.method} {path}") if self.interrupter else None
+        if interrupt == "error":
+            response = _error(400, "Injected by the crash harness")
+        else:
+            response = self._serve(request, path, query)
+        if interrupt == "kill":
+            assert self.interrupter is not None
+            self.interrupter.kill()
+        entry.update(
+            status=response.status, response_body=response.body, response_headers=dict(response.headers)
+        )
         return response
 
     def _serve(self, request: Request, path: str, query: dict[str, list[str]]) -> Response:

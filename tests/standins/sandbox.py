@@ -12,6 +12,7 @@ from typing import Any
 from tests.standins import registry
 from tests.standins.aws import ACCOUNT, AwsStandIn
 from tests.standins.bitbucket import BitbucketStandIn
+from tests.standins.interrupt import Interrupter
 from tests.standins.issuer import Issuer, braced
 
 REGION = "eu-west-1"
@@ -27,6 +28,9 @@ class Sandbox:
         self.iam = self.aws.client("iam", region="us-east-1")
         self.repo_uuid = braced()
         self.provider_arn = ""
+        self.interrupter = Interrupter()
+        self.aws.interrupter = self.interrupter
+        self.bitbucket.interrupter = self.interrupter
 
     def __enter__(self) -> Sandbox:
         return self

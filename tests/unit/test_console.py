@@ -32,3 +32,9 @@ def test_unexpected_errors_show_no_traceback_unless_debug() -> None:
     except ValueError as exc:
         console.unexpected(exc)
     assert "Traceback" in stream.getvalue() and "hidden-secret-1234" not in stream.getvalue()
+
+
+def test_the_failure_is_one_line_whatever_the_message() -> None:
+    stream = io.StringIO()
+    Console(stream).failure(PipeError("AWS said <Error>\n  <Code>X</Code>\n</Error>", "fix\nit"))
+    assert stream.getvalue() == "✖ AWS said <Error> <Code>X</Code> </Error>. fix it\n"

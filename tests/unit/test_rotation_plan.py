@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pipe.rotation import DAY, AccessKey, Facts, Marker, Policy, make_plan
 from pipe.targets import KeyPair, StoreState
 
@@ -15,7 +17,7 @@ def key(name: str, age: float, status: str = "Active", used_ago: float | None = 
 
 def facts(
     keys: list[AccessKey],
-    held: dict[str, str | None],
+    held: Mapping[str, str | None],
     store: StoreState | None = None,
     marker: Marker | None = None,
     own: KeyPair | None = None,
