@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.image.conftest import base_image, build_command
+from tests.image.conftest import base_image, build_image, engine_answers
 from tests.runner import docker_cli
 from tests.standins.awscli import AWSCLI, ensure_aws_cli, ensure_jq
 from tests.standins.sandbox import Sandbox, base_process_env
@@ -72,22 +72,10 @@ def ensure_cli() -> Path | None:
     return aws if aws is not None and ensure_jq() else None
 
 
-def engine() -> bool:
-    return subprocess.run([docker_cli(), "info"], capture_output=True, check=False).returncode == 0
-
-
-def build_image() -> bool:
-    proc = subprocess.run(
-        build_command(IMAGE),
-        env=os.environ | {"DOCKER_BUILDKIT": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def build() -> bool:
+    proc = build_image(IMAGE)
     if proc.returncode != 0:
-        print(
-            f"  (docker build failed: {proc.stderr.strip().splitlines()[-1:]}; set BASE_IMAGE, see `make base-image`)"
-        )
+        print(f"  (docker build failed: {proc.stderr.strip().splitlines()[-1:]}; see `make base-image`)")
     return proc.returncode == 0
 
 
@@ -241,7 +229,7 @@ def bench_publish(targets: int = 50, latency: float = 0.1) -> None:
 
 def main() -> None:
     bench_publish()
-    image = engine() and build_image()
+    image = engine_answers() and build()
     if not image:
         print("NOTICE: no image measured (no Docker engine answers, or the build failed)")
     bench_assume(image)

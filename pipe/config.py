@@ -54,7 +54,9 @@ class RoleArn:
 
 
 @dataclass(frozen=True)
-class AccessKey:
+class KeyPair:
+    """A long-lived access key: the fallback key, or a key being rotated."""
+
     access_key_id: str
     secret_access_key: str = field(repr=False)
 
@@ -113,7 +115,7 @@ class Settings:
     role: RoleArn | None
     claims: oidc.TokenClaims | None
     token: str | None = field(repr=False)
-    access_key: AccessKey | None
+    access_key: KeyPair | None
     session_name: str
     duration_seconds: int
     session_policy: str | None
@@ -260,7 +262,7 @@ def _path(values: Mapping[str, str | None], name: str, default: Path, cwd: Path)
     return path if path.is_absolute() else cwd / path
 
 
-def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route, str, AccessKey | None]:
+def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route, str, KeyPair | None]:
     key_id = values.get("AWS_ACCESS_KEY_ID")
     secret = values.get("AWS_SECRET_ACCESS_KEY")
     if bool(key_id) != bool(secret):
@@ -270,7 +272,7 @@ def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route,
     if key_id and secret:
         if not _ACCESS_KEY_ID.match(key_id):
             raise _fail("AWS_ACCESS_KEY_ID", key_id)
-        key = AccessKey(key_id, secret)
+        key = KeyPair(key_id, secret)
     token = values.get(oidc.TOKEN_VARIABLE)
     role = values.get("AWS_OIDC_ROLE_ARN")
     if token and role:

@@ -11,11 +11,11 @@ from typing import Any
 from pipe import assume, rotation
 from pipe.aws import AwsClients, Credentials
 from pipe.bitbucket import Bitbucket
-from pipe.config import RotationSettings, Route, Settings, TargetSpec
+from pipe.config import KeyPair, RotationSettings, Route, Settings, TargetSpec
 from pipe.console import Console
 from pipe.errors import InputError
 from pipe.rotation import Report, Rotation, StateError
-from pipe.targets import BitbucketTarget, KeyPair, ProfileTarget, SecretsManagerTarget, SsmTarget, Target
+from pipe.targets import BitbucketTarget, ProfileTarget, SecretsManagerTarget, SsmTarget, Target
 
 
 def build_target(
@@ -73,9 +73,7 @@ def run_rotate(
         settings=rot,
         say=console.info,
     )
-    own = None
-    if settings.route is Route.ACCESS_KEY and settings.access_key:
-        own = KeyPair(settings.access_key.access_key_id, settings.access_key.secret_access_key)
+    own = settings.access_key if settings.route is Route.ACCESS_KEY else None
     facts = proc.facts(user, own)
     self_service = own is not None and any(k.id == own.access_key_id for k in facts.keys)
     if self_service:

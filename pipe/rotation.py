@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipe.config import RotationSettings
+from pipe.config import KeyPair, RotationSettings
 from pipe.errors import PipeError
-from pipe.targets import KeyPair, StoreState, Target
+from pipe.targets import StoreState, Target
 
 MARKER_TAG = "aws-credentials-pipe/rotation"
 DAY = 86400.0

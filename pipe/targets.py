@@ -14,19 +14,13 @@ from __future__ import annotations
 import configparser
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from pipe.bitbucket import Bitbucket, Scope, Variable
-from pipe.config import TargetSpec
+from pipe.config import KeyPair, TargetSpec
 from pipe.errors import PipeError
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
 
 
 @dataclass(frozen=True)

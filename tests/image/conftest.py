@@ -17,7 +17,7 @@ TAG = "aws-credentials-pipe:test"
 NOTICES: list[str] = []
 
 
-def _engine_answers() -> bool:
+def engine_answers() -> bool:
     try:
         return (
             subprocess.run([docker_cli(), "info"], capture_output=True, timeout=20, check=False).returncode
@@ -57,10 +57,18 @@ def build_command(tag: str) -> list[str]:
     return [*command, str(REPO)]
 
 
+def build_image(tag: str) -> subprocess.CompletedProcess[str]:
+    """`docker build` of the pipe's image with BuildKit (the CA bundle as a secret)."""
+    env = os.environ | {"DOCKER_BUILDKIT": "1"}
+    return subprocess.run(
+        build_command(tag), env=env, capture_output=True, text=True, check=False, timeout=900
+    )
+
+
 @pytest.fixture(scope="session")
 def image() -> str:
     required = os.environ.get("REQUIRE_IMAGE_TESTS") == "1"
-    if not _engine_answers():
+    if not engine_answers():
         reason = "no Docker engine answers (`docker info` failed)"
         if required:
             pytest.fail(f"image tests are required (REQUIRE_IMAGE_TESTS=1) but {reason}")

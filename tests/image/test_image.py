@@ -102,3 +102,17 @@ def test_image_holds_only_the_venv_and_the_pipe(image: str) -> None:
     ).stdout.splitlines()
     added = [line for line in history if "buildkit" in line or "COPY" in line]
     assert len([line for line in added if "COPY" in line]) == 1, history
+
+
+def test_image_rotates_a_key_into_bitbucket_and_the_store(image: str, sandbox: Sandbox, clone: Path) -> None:
+    from tests.integration.test_rotate import World
+
+    world = World(sandbox, clone)
+    world.seed()
+    result = docker_run(image, world.env(FORCE_ROTATE="true"), clone, "image-rotate")
+    assert result.returncode == 0, result.output
+    held = world.held()
+    assert len({key for key, _ in held.values()}) == 1 and world.all_work()
+    report = json.loads((world.report_dir / "rotation.json").read_text())
+    assert report["state"] == "rotated" and report["current_key"] != world.initial[0]
+    assert world.initial[1] not in result.output

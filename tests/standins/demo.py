@@ -10,12 +10,11 @@ otherwise as the Python package, and the demo says so.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 
-from tests.runner import REPO, Result, docker_cli, docker_run, make_clone_dir, run_process
+from tests.runner import REPO, Result, docker_run, make_clone_dir, run_process
 from tests.standins.awscli import ensure_aws_cli
 from tests.standins.issuer import braced
 from tests.standins.sandbox import Sandbox, base_process_env
@@ -35,25 +34,18 @@ def show(result: Result) -> None:
 
 
 def choose_runner() -> str:
-    engine = subprocess.run([docker_cli(), "info"], capture_output=True, check=False).returncode == 0
-    if not engine:
+    from tests.image.conftest import build_image, engine_answers
+
+    if not engine_answers():
         print("No Docker engine answers here: running the pipe as the Python package (python -I -m pipe).")
         return "package"
-    from tests.image.conftest import build_command
-
     print(f"Building the pipe's image ({IMAGE}) ...", flush=True)
-    proc = subprocess.run(
-        build_command(IMAGE),
-        env=os.environ | {"DOCKER_BUILDKIT": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = build_image(IMAGE)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         print(
             f"The image did not build ({last}).\nRunning the pipe as the Python package instead. "
-            "Without registry access, `make base-image` then `make demo BASE_IMAGE=aws-credentials-pipe-base:bookworm`."
+            "Without registry access, run `make base-image` once, then `make demo` again."
         )
         return "package"
     print(

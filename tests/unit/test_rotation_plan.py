@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pipe.config import KeyPair
 from pipe.rotation import DAY, AccessKey, Facts, Marker, Policy, make_plan
-from pipe.targets import KeyPair, StoreState
+from pipe.targets import StoreState
 
 NOW = 1_800_000_000.0
 POLICY = Policy(rotate_after=90, deactivate_after=100, delete_after=110, lease=300)
