@@ -497,6 +497,13 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
 
     rotation = _rotation(values, action, values.get("HOME", "")) if action in ("rotate", "sync") else None
     route, warning, key = _route(values, require_oidc)
+    if action == "rotate" and route is Route.OIDC and rotation and not rotation.user_name:
+        raise InputError(
+            "IAM_USER_NAME",
+            "IAM_USER_NAME is required when the pipe rotates as a role",
+            "Set IAM_USER_NAME to the user whose key is rotated (it defaults to the key's own user only "
+            "when the pipe runs with that key).",
+        )
     role = claims = token = None
     if route is Route.OIDC:
         role = _role(values["AWS_OIDC_ROLE_ARN"], partition)

@@ -79,6 +79,7 @@ ROTATE_BAD = [
     ("TARGETS", "acme/shop, acme/shop", "TARGETS"),
     ("TARGETS", "profile:my]", "TARGETS"),
     ("IAM_USER_NAME", "bad user!", "IAM_USER_NAME"),
+    ("IAM_USER_NAME", "", "IAM_USER_NAME"),  # required as a role
     ("ROTATE_AFTER_DAYS", "0", "ROTATE_AFTER_DAYS"),
     ("ROTATE_AFTER_DAYS", "ninety", "ROTATE_AFTER_DAYS"),
     ("DEACTIVATE_AFTER_DAYS", "80", "DEACTIVATE_AFTER_DAYS"),

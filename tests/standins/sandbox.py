@@ -44,14 +44,19 @@ class Sandbox:
 
     # -- AWS side --------------------------------------------------------------------
     def add_oidc_provider(self, audiences: list[str] | None = None, issuer: Issuer | None = None) -> str:
+        """Register the issuer in IAM (idempotent: moto's state is shared by every Sandbox of a process)."""
         issuer = issuer or self.issuer
-        arn = str(
+        arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.provider}"
+        client_ids = audiences if audiences is not None else [issuer.audience]
+        try:
             self.iam.create_open_id_connect_provider(
-                Url=issuer.url,
-                ClientIDList=audiences if audiences is not None else [issuer.audience],
-                ThumbprintList=["0" * 40],
-            )["OpenIDConnectProviderArn"]
-        )
+                Url=issuer.url, ClientIDList=client_ids, ThumbprintList=["0" * 40]
+            )
+        except self.iam.exceptions.EntityAlreadyExistsException:
+            self.iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+            self.iam.create_open_id_connect_provider(
+                Url=issuer.url, ClientIDList=client_ids, ThumbprintList=["0" * 40]
+            )
         self.provider_arn = arn
         return arn
 
@@ -80,11 +85,15 @@ class Sandbox:
         }
 
     def add_role(self, name: str, policy: dict[str, Any] | None = None, max_session: int = 3600) -> str:
-        answer = self.iam.create_role(
-            RoleName=name,
-            AssumeRolePolicyDocument=json.dumps(policy or self.trust_policy()),
-            MaxSessionDuration=max_session,
-        )
+        document = json.dumps(policy or self.trust_policy())
+        try:
+            answer = self.iam.create_role(
+                RoleName=name, AssumeRolePolicyDocument=document, MaxSessionDuration=max_session
+            )
+        except self.iam.exceptions.EntityAlreadyExistsException:
+            self.iam.update_assume_role_policy(RoleName=name, PolicyDocument=document)
+            self.iam.update_role(RoleName=name, MaxSessionDuration=max_session)
+            answer = self.iam.get_role(RoleName=name)
         return str(answer["Role"]["Arn"])
 
     def add_user_key(self, user: str) -> tuple[str, str]:
