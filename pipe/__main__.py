@@ -76,6 +76,10 @@ def _action(name: str) -> Callable[..., str]:
         from pipe import assume
 
         return assume.run
+    if name == "check":
+        from pipe import check
+
+        return check.run
     from pipe import rotate
 
     return {"rotate": rotate.run_rotate, "sync": rotate.run_sync}[name]
@@ -107,7 +111,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
 
         clients = AwsClients(settings.region, settings.endpoints, settings.retry_timeout)
         action = _action(settings.action)
-        if settings.action == "assume":
+        if settings.action in ("assume", "check"):
             message = action(settings, clients, console)
         else:
             message = action(settings, clients, console, _bitbucket(settings, console))

@@ -129,6 +129,8 @@ class Settings:
     retry_timeout: int
     endpoints: Mapping[str, str]
     rotation: RotationSettings | None = None
+    bitbucket_url: str = "https://api.bitbucket.org/2.0"
+    trust_policy_file: Path | None = None
 
     def secrets(self) -> tuple[str, ...]:
         values = [self.token]
@@ -260,6 +262,24 @@ def _path(values: Mapping[str, str | None], name: str, default: Path, cwd: Path)
         raise _fail(name, raw)
     path = Path(raw)
     return path if path.is_absolute() else cwd / path
+
+
+def _check_route(values: Mapping[str, str]) -> tuple[Route, str, KeyPair | None]:
+    """The check needs the role; the token's absence is one of its findings, not an input
+    error; a fallback key, when given, is what it reads IAM with."""
+    if not values.get("AWS_OIDC_ROLE_ARN"):
+        raise InputError(
+            "AWS_OIDC_ROLE_ARN",
+            "AWS_OIDC_ROLE_ARN is required for ACTION=check",
+            "Set AWS_OIDC_ROLE_ARN to the role this repository should assume.",
+        )
+    key_id, secret = values.get("AWS_ACCESS_KEY_ID"), values.get("AWS_SECRET_ACCESS_KEY")
+    if bool(key_id) != bool(secret):
+        missing = "AWS_SECRET_ACCESS_KEY" if key_id else "AWS_ACCESS_KEY_ID"
+        raise InputError(missing, f"{missing} is missing", "Set both fallback key variables, or neither.")
+    if key_id and not _ACCESS_KEY_ID.match(key_id):
+        raise _fail("AWS_ACCESS_KEY_ID", key_id)
+    return Route.OIDC, "", KeyPair(key_id, secret) if key_id and secret else None
 
 
 def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route, str, KeyPair | None]:
@@ -496,7 +516,10 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
     report_dir = _path(values, "REPORT_DIR", clone_dir / REPORTS_SUBDIR, cwd)
 
     rotation = _rotation(values, action, values.get("HOME", "")) if action in ("rotate", "sync") else None
-    route, warning, key = _route(values, require_oidc)
+    if action == "check":
+        route, warning, key = _check_route(values)
+    else:
+        route, warning, key = _route(values, require_oidc)
     if action == "rotate" and route is Route.OIDC and rotation and not rotation.user_name:
         raise InputError(
             "IAM_USER_NAME",
@@ -513,8 +536,8 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
                 f"AWS_OIDC_ROLE_ARN is in account {role.account}, which ALLOWED_ACCOUNT_IDS does not list",
                 "Use a role in an allowed account, or add the account to ALLOWED_ACCOUNT_IDS.",
             )
-        token = values[oidc.TOKEN_VARIABLE]
-        claims = oidc.decode(token)
+        token = values.get(oidc.TOKEN_VARIABLE)
+        claims = oidc.decode(token) if token else None
 
     return Settings(
         action=action,
@@ -539,4 +562,23 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
         retry_timeout=retry_timeout,
         endpoints=endpoints,
         rotation=rotation,
+        bitbucket_url=_bitbucket_url(values),
+        trust_policy_file=_trust_policy_file(values, cwd),
     )
+
+
+def _trust_policy_file(values: Mapping[str, str], cwd: Path) -> Path | None:
+    if not values.get("TRUST_POLICY_FILE"):
+        return None
+    path = _path(values, "TRUST_POLICY_FILE", Path(), cwd)
+    if not path.is_file():
+        raise _fail("TRUST_POLICY_FILE", values["TRUST_POLICY_FILE"], "no such file in the repository")
+    return path
+
+
+def _bitbucket_url(values: Mapping[str, str]) -> str:
+    url = values.get("BITBUCKET_API_URL") or "https://api.bitbucket.org/2.0"
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise _fail("BITBUCKET_API_URL", url)
+    return url.rstrip("/")

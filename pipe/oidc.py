@@ -138,3 +138,74 @@ def expiry_text(claims: TokenClaims, now: float) -> str:
     delta = int(claims.exp - now)
     state = f"expired {-delta}s ago" if delta < 0 else f"valid for {delta}s more"
     return f"token exp {_when(claims.exp)}, this machine's clock {_when(int(now))} ({state})"
+
+
+BITBUCKET_API = "https://api.bitbucket.org/2.0"
+
+
+def _rsa_algorithm() -> Any:
+    """RS256 for PyJWT on python-rsa (pure Python): PyJWT's own RSA support needs the
+    cryptography package, about 14 MB the image does not otherwise need."""
+    import rsa
+    from jwt.algorithms import Algorithm
+    from jwt.utils import base64url_decode
+
+    class PurePythonRS256(Algorithm):
+        def prepare_key(self, key: Any) -> Any:
+            return key
+
+        @staticmethod
+        def from_jwk(jwk: Any) -> Any:
+            data = json.loads(jwk) if isinstance(jwk, str) else jwk
+            n = int.from_bytes(base64url_decode(data["n"]), "big")
+            e = int.from_bytes(base64url_decode(data["e"]), "big")
+            return rsa.PublicKey(n, e)
+
+        @staticmethod
+        def to_jwk(key: Any, as_dict: bool = False) -> Any:
+            raise NotImplementedError
+
+        def sign(self, msg: bytes, key: Any) -> bytes:
+            raise NotImplementedError
+
+        def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
+            try:
+                return bool(rsa.verify(msg, sig, key) == "SHA-256")
+            except rsa.VerificationError:
+                return False
+
+    return PurePythonRS256()
+
+
+def verify_signature(
+    token: str, claims: TokenClaims, bitbucket_url: str, timeout: float = 5
+) -> tuple[bool | None, str]:
+    """(True, how) verified; (False, why) the signature does not verify; (None, why) the
+    issuer's keys could not be read, so the signature was not verified."""
+    import jwt
+    import requests
+
+    def local(url: str) -> str:
+        return url.replace(BITBUCKET_API, bitbucket_url.rstrip("/"), 1)
+
+    try:
+        discovery = requests.get(local(f"{claims.iss}/.well-known/openid-configuration"), timeout=timeout)
+        discovery.raise_for_status()
+        jwks_uri = str(discovery.json()["jwks_uri"])
+        keys = requests.get(local(jwks_uri), timeout=timeout)
+        keys.raise_for_status()
+        jwks = keys.json()["keys"]
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        return None, f"signature not verified: the issuer's keys could not be read ({type(exc).__name__})"
+    kid = jwt.get_unverified_header(token).get("kid")
+    jwk = next((k for k in jwks if k.get("kid") == kid), None)
+    if jwk is None:
+        return False, f"the issuer publishes no key with the token's kid {kid!r}"
+    algorithm = _rsa_algorithm()
+    jws = jwt.PyJWS(algorithms=[])
+    jws.register_algorithm("RS256", algorithm)
+    try:
+        jws.decode_complete(token, key=algorithm.from_jwk(jwk), algorithms=["RS256"])
+    except jwt.PyJWTError as exc:
+        return False, f"the signature does not verify against the issuer's key {kid} ({exc})"
+    return True, f"signature verified against the issuer's key {kid} ({jwks_uri})"

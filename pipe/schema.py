@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ACTIONS = ("assume", "check", "rotate", "sync", "audit")
-IMPLEMENTED_ACTIONS = ("assume", "rotate", "sync")
+IMPLEMENTED_ACTIONS = ("assume", "check", "rotate", "sync")
 
 _BOOL = r"(?i)(true|false)?"
 _INT = r"\s*[0-9]*\s*"
@@ -29,7 +29,7 @@ class Variable:
 VARIABLES: tuple[Variable, ...] = (
     Variable(
         "ACTION",
-        "What to do: `assume`, `rotate` or `sync`; `check` and `audit` are planned.",
+        "What to do: `assume`, `check`, `rotate` or `sync`; `audit` is planned.",
         default="assume",
         pattern=r"(?i)(" + "|".join(ACTIONS) + r")?",
         expects="one of " + ", ".join(ACTIONS),
@@ -145,6 +145,11 @@ VARIABLES: tuple[Variable, ...] = (
         "AWS_ENDPOINT_URL_SSM",
         "The SDK's standard endpoint override for SSM Parameter Store (rotate, sync).",
         expects="an http(s) URL",
+    ),
+    Variable(
+        "TRUST_POLICY_FILE",
+        "check: the role's trust policy as a JSON file in the repository, read when iam:GetRole is denied.",
+        expects="a path to a JSON file",
     ),
     Variable(
         "IAM_USER_NAME",
@@ -268,6 +273,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BITBUCKET_PIPE_SHARED_STORAGE_DIR", "Storage shared by the step's pipes.", user=False),
     Variable("BITBUCKET_WORKSPACE", "The workspace, for the default TARGETS.", user=False),
     Variable("HOME", "The home directory, for the default shared credentials file.", user=False),
+    Variable("BITBUCKET_COMMIT", "The commit a check's Code Insights report is posted on.", user=False),
 )
 
 BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}

@@ -116,3 +116,21 @@ def test_image_rotates_a_key_into_bitbucket_and_the_store(image: str, sandbox: S
     report = json.loads((world.report_dir / "rotation.json").read_text())
     assert report["state"] == "rotated" and report["current_key"] != world.initial[0]
     assert world.initial[1] not in result.output
+
+
+def test_image_runs_the_migration_check(image: str, sandbox: Sandbox, clone: Path) -> None:
+    env = sandbox.step_env(
+        clone,
+        token=sandbox.token(),
+        ACTION="check",
+        AWS_OIDC_ROLE_ARN=ROLE,
+        BITBUCKET_API_URL=sandbox.bitbucket.api_url,
+        REPORT_DIR=str(clone / "reports"),
+    )
+    result = docker_run(image, env, clone, "image-check")
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    report = json.loads((clone / "reports" / "oidc-check.json").read_text())
+    assert report["verdict"] == "READY" and report["facts"]["signature"].startswith("signature verified")
+    other = sandbox.add_role("image-check-other", sandbox.trust_policy(sub=f"{braced()}:*"))
+    denied = docker_run(image, env | {"AWS_OIDC_ROLE_ARN": other}, clone, "image-check-denied")
+    assert denied.failed_with("NOT READY", "AccessDenied"), denied.output

@@ -15,6 +15,7 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/deploy"
 BAD = [
     ("ACTION", "deploy", "ACTION"),
     ("ACTION", "audit", "ACTION"),
+    ("TRUST_POLICY_FILE", "no/such/trust.json", "TRUST_POLICY_FILE"),
     ("AWS_DEFAULT_REGION", "", "AWS_DEFAULT_REGION"),
     ("AWS_DEFAULT_REGION", "Europe", "AWS_DEFAULT_REGION"),
     ("AWS_REGION", "us-east-1", "AWS_DEFAULT_REGION"),  # disagrees with AWS_DEFAULT_REGION

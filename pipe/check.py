@@ -1,0 +1,343 @@
+"""ACTION=check: can this repository drop its static AWS keys and use OIDC? When not, say
+exactly why and what to change.
+
+The token (present? claims, clock, signature against the issuer's JWKS), the AWS side with
+whatever the run may read (the IAM OIDC provider and its audiences; the role's trust policy
+from iam:GetRole, or TRUST_POLICY_FILE, evaluated statement by statement; trust that is too
+broad; MaxSessionDuration), then the real AssumeRoleWithWebIdentity and GetCallerIdentity.
+The verdict is READY or NOT READY, with findings by severity, in oidc-check.json and
+oidc-check.md."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from pipe import oidc, sts, trust_policy
+from pipe.aws import AwsClients, Credentials
+from pipe.config import Settings
+from pipe.console import Console
+from pipe.errors import InputError, PipeError
+from pipe.trust_policy import Finding
+
+SKEW_WARNING_SECONDS = 60
+
+
+@dataclass
+class CheckReport:
+    role: str
+    verdict: str = "NOT READY"
+    findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    unread: list[str] = field(default_factory=list)
+
+    def add(self, severity: str, code: str, message: str, fix: str = "") -> None:
+        self.findings.append(Finding(severity, code, message, fix))
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    def document(self) -> dict[str, Any]:
+        order = {"error": 0, "warning": 1, "info": 2}
+        return {
+            "verdict": self.verdict,
+            "role": self.role,
+            "findings": [asdict(f) for f in sorted(self.findings, key=lambda f: order.get(f.severity, 3))],
+            "facts": self.facts,
+            "not_read": self.unread,
+        }
+
+    def markdown(self) -> str:
+        lines = [f"# OIDC migration check: {self.verdict}", "", f"Role: `{self.role}`", ""]
+        document = self.document()
+        if document["findings"]:
+            lines += ["| Severity | Finding | What to change |", "|---|---|---|"]
+            for f in document["findings"]:
+                fix = f["fix"].replace("|", "\\|").replace("\n", " ")
+                lines.append(
+                    f"| {f['severity']} | {f['message'].replace('|', chr(92) + '|')} | {('`' + fix + '`') if fix else ''} |"
+                )
+            lines.append("")
+        if self.unread:
+            lines += ["## Not read", "", *(f"- {u}" for u in self.unread), ""]
+        lines += ["## Facts", "", "```json", json.dumps(self.facts, indent=2), "```", ""]
+        return "\n".join(lines)
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "oidc-check.json").write_text(json.dumps(self.document(), indent=2) + "\n")
+        path = directory / "oidc-check.md"
+        path.write_text(self.markdown())
+        return path
+
+
+def _client_error(exc: Exception) -> tuple[str, str]:
+    error = getattr(exc, "response", {}).get("Error", {})
+    return str(error.get("Code", "")), str(error.get("Message", ""))
+
+
+def _token(settings: Settings, report: CheckReport, now: float) -> None:
+    claims, token = settings.claims, settings.token
+    if not token or claims is None:
+        report.add(
+            "error",
+            "no-token",
+            "This step has no OIDC token (BITBUCKET_STEP_OIDC_TOKEN is empty)",
+            "Add `oidc: true` to the step.",
+        )
+        return
+    report.facts["token"] = {
+        "iss": claims.iss,
+        "aud": claims.aud,
+        "sub": claims.sub,
+        "repositoryUuid": claims.repository_uuid,
+        "branchName": claims.branch,
+        "deploymentEnvironmentUuid": claims.deployment_environment_uuid or None,
+        "iat": claims.iat,
+        "exp": claims.exp,
+    }
+    if claims.exp is not None and claims.exp <= now:
+        report.add(
+            "error",
+            "token-expired",
+            f"The token has expired: {oidc.expiry_text(claims, now)}",
+            "Run the check early in the step; if the runner's clock is wrong, fix its time sync (NTP).",
+        )
+    if claims.iat is not None and claims.iat - now > SKEW_WARNING_SECONDS:
+        report.add(
+            "warning",
+            "clock-skew",
+            f"The token was issued {int(claims.iat - now)}s in the future: this machine's clock is behind",
+            "Fix the runner's time sync (NTP).",
+        )
+    verified, how = oidc.verify_signature(token, claims, settings.bitbucket_url)
+    report.facts["signature"] = how
+    if verified is False:
+        report.add(
+            "error",
+            "signature",
+            how.capitalize(),
+            "Use the step's own token: do not set BITBUCKET_STEP_OIDC_TOKEN yourself.",
+        )
+    elif verified is None:
+        report.add("info", "signature-unverified", how.capitalize())
+
+
+def _assume(settings: Settings, clients: AwsClients, report: CheckReport) -> Credentials | None:
+    role, claims, token = settings.role, settings.claims, settings.token
+    if not (role and claims and token):
+        return None
+    try:
+        credentials = sts.assume_role_with_web_identity(
+            clients.client("sts"),
+            role=role,
+            session_name=settings.session_name,
+            token=token,
+            claims=claims,
+            duration_seconds=settings.duration_seconds,
+            session_policy=settings.session_policy,
+            retry_timeout=settings.retry_timeout,
+            now=time.time(),
+        )
+        identity = sts.get_caller_identity(
+            clients.client("sts", credentials), retry_timeout=settings.retry_timeout, fallback_key=False
+        )
+        sts.verify_identity(
+            identity,
+            expected=sts.expected_arn(role, settings.session_name),
+            allowed_accounts=settings.allowed_accounts,
+        )
+    except PipeError as error:
+        report.facts["assume"] = {"ok": False, "error": error.message}
+        report.add(
+            "error",
+            "assume-failed",
+            f"AssumeRoleWithWebIdentity did not give verified credentials: {error.message}",
+            error.hint,
+        )
+        return None
+    report.facts["assume"] = {"ok": True, "identity": identity.arn, "account": identity.account}
+    report.add("info", "assumed", f"AssumeRoleWithWebIdentity and GetCallerIdentity worked: {identity.arn}")
+    return credentials
+
+
+def _provider(iam: Any, settings: Settings, report: CheckReport) -> None:
+    claims, role = settings.claims, settings.role
+    if claims is None or role is None:
+        return
+    arn = oidc.provider_arn(claims, role.account, role.partition)
+    try:
+        provider = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+    except Exception as exc:
+        code, message = _client_error(exc)
+        if code == "NoSuchEntity":
+            report.add(
+                "error",
+                "no-provider",
+                f"There is no IAM OIDC identity provider for {claims.iss} in account {role.account}",
+                f"aws iam create-open-id-connect-provider --url {claims.iss} --client-id-list {claims.aud}",
+            )
+        elif code:
+            report.unread.append(f"the IAM OIDC provider {arn}: {code} ({message})")
+        else:
+            raise
+        return
+    audiences = list(provider.get("ClientIDList", []))
+    report.facts["provider"] = {"arn": arn, "audiences": audiences}
+    if claims.aud not in audiences:
+        braced = any(
+            a.endswith("}") and a.strip("{}").endswith(claims.aud.rsplit("/", 1)[-1]) for a in audiences
+        )
+        report.add(
+            "error",
+            "audience",
+            f"The provider's audiences ({', '.join(audiences) or 'none'}) lack the token's aud {claims.aud}"
+            + (" (they have the workspace UUID in braces)" if braced else ""),
+            f"aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn {arn} --client-id {claims.aud}",
+        )
+
+
+def _policy(iam: Any, settings: Settings, report: CheckReport) -> tuple[dict[str, Any] | None, int | None]:
+    role = settings.role
+    assert role is not None
+    if iam is not None:
+        try:
+            answer = iam.get_role(RoleName=role.name)["Role"]
+        except Exception as exc:
+            code, message = _client_error(exc)
+            if code == "NoSuchEntity":
+                report.add(
+                    "error",
+                    "no-role",
+                    f"The role {role.arn} does not exist",
+                    "Create it, or fix AWS_OIDC_ROLE_ARN.",
+                )
+                return None, None
+            if not code:
+                raise
+            report.unread.append(f"the role's trust policy (iam:GetRole): {code} ({message})")
+        else:
+            document = answer["AssumeRolePolicyDocument"]
+            policy = json.loads(unquote(document)) if isinstance(document, str) else dict(document)
+            report.facts["trust_policy_source"] = "iam:GetRole"
+            return policy, int(answer.get("MaxSessionDuration", 3600))
+    path = settings.trust_policy_file
+    if path is None:
+        if iam is None:
+            report.unread.append(
+                "the role's trust policy: no credentials to read IAM with; set TRUST_POLICY_FILE to check it anyway"
+            )
+        return None, None
+    try:
+        policy = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            "TRUST_POLICY_FILE",
+            f"TRUST_POLICY_FILE {path} cannot be read as JSON ({exc})",
+            "Point it at the role's trust policy document.",
+        ) from None
+    report.facts["trust_policy_source"] = f"TRUST_POLICY_FILE ({path})"
+    return policy, None
+
+
+def _trust(policy: dict[str, Any], max_session: int | None, settings: Settings, report: CheckReport) -> None:
+    claims, role = settings.claims, settings.role
+    assert role is not None
+    if claims is not None:
+        provider_arn = oidc.provider_arn(claims, role.account, role.partition)
+        evaluation = trust_policy.evaluate(policy, claims=claims, provider_arn=provider_arn)
+        report.facts["trust_policy_admits_token"] = evaluation.allowed
+        if evaluation.denied_by is not None:
+            report.add(
+                "error",
+                "trust-deny",
+                f"{evaluation.denied_by.name} denies this token explicitly",
+                "Remove or narrow the Deny statement.",
+            )
+        elif not evaluation.allowed:
+            for statement in evaluation.statements:
+                if statement.effect != "Allow":
+                    continue
+                reasons = [statement.principal_why] if not statement.principal_ok else []
+                reasons += (
+                    []
+                    if statement.action_ok
+                    else ["its Action does not include sts:AssumeRoleWithWebIdentity"]
+                )
+                reasons += [f"{c.operator} {c.key}: {c.why}" for c in statement.conditions if not c.ok]
+                fixes = sorted({c.fix for c in statement.conditions if not c.ok and c.fix})
+                report.add(
+                    "error",
+                    "trust-condition",
+                    f"The trust policy's {statement.name} does not admit this token: " + "; ".join(reasons),
+                    " and ".join(fixes) or trust_policy.statement_for(claims, provider_arn),
+                )
+            if not evaluation.statements:
+                report.add(
+                    "error",
+                    "trust-empty",
+                    "The trust policy has no statement",
+                    trust_policy.statement_for(claims, provider_arn),
+                )
+        report.findings.extend(evaluation.findings)
+    if max_session is not None and settings.duration_seconds > max_session:
+        report.add(
+            "error",
+            "max-session",
+            f"The role's MaxSessionDuration ({max_session}s) is below AWS_ROLE_DURATION_SECONDS ({settings.duration_seconds}s)",
+            "Lower AWS_ROLE_DURATION_SECONDS, or raise the role's MaxSessionDuration.",
+        )
+
+
+class NotReady(PipeError):
+    kind = "check"
+
+
+def run(settings: Settings, clients: AwsClients, console: Console) -> str:
+    assert settings.role is not None
+    report = CheckReport(settings.role.arn)
+    report.facts["region"] = settings.region
+    _token(settings, report, time.time())
+    assumed = _assume(settings, clients, report)
+    if assumed:
+        console.secrets(*assumed.secrets())
+    reader: Credentials | None = None
+    if settings.access_key:
+        reader = Credentials(settings.access_key.access_key_id, settings.access_key.secret_access_key)
+        report.facts["iam_read_with"] = f"the fallback key {settings.access_key.access_key_id}"
+    elif assumed:
+        reader = assumed
+        report.facts["iam_read_with"] = "the assumed role"
+    iam = clients.client("iam", reader) if reader else None
+    if iam is not None:
+        _provider(iam, settings, report)
+    elif settings.claims:
+        report.unread.append(
+            "the IAM OIDC provider: no credentials to read IAM with (the role could not be assumed, and no AWS_ACCESS_KEY_ID was given)"
+        )
+    policy, max_session = _policy(iam, settings, report)
+    if policy is not None:
+        _trust(policy, max_session, settings, report)
+    report.verdict = "READY" if assumed and not report.errors else "NOT READY"
+    path = report.write(settings.report_dir)
+    console.info(f"OIDC migration check for {settings.role.arn}: {report.verdict}")
+    lines = []
+    for finding in report.document()["findings"]:
+        lines.append(f"{finding['severity'].upper():<8}{finding['message']}")
+        lines += [f"        fix: {part}" for part in finding["fix"].splitlines()]
+    lines += [f"NOT READ {item}" for item in report.unread]
+    console.lines(lines)
+    if report.verdict == "READY":
+        return f"READY: this repository can drop its static AWS keys ({report.facts['assume']['identity']}). Report: {path}"
+    # The most specific cause first: AWS's refusal only says that something is wrong.
+    errors = sorted(report.errors, key=lambda f: f.code == "assume-failed")
+    first = errors[0] if errors else Finding("error", "unknown", "AWS did not give verified credentials")
+    raise NotReady(
+        f"NOT READY: {first.message}",
+        f"{first.fix.splitlines()[0] if first.fix else 'See the findings above.'} All findings: {path}",
+    )

@@ -1,0 +1,177 @@
+"""ACTION=check against the stand-ins. For every diagnosis the stand-in STS really refuses
+the role (or really admits it), and the check names the real cause."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.runner import Result, run_process
+from tests.standins.aws import ACCOUNT
+from tests.standins.issuer import braced, foreign_key
+from tests.standins.sandbox import Sandbox
+
+PROVIDER = "api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc"
+
+
+def check(
+    sandbox: Sandbox, clone: Path, role: str, token: str | None = "mint", **extra: str
+) -> tuple[Result, dict[str, Any]]:
+    env = sandbox.step_env(
+        clone,
+        token=sandbox.token() if token == "mint" else token,
+        ACTION="check",
+        AWS_OIDC_ROLE_ARN=role,
+        BITBUCKET_API_URL=sandbox.bitbucket.api_url,
+        REPORT_DIR=str(clone / "reports"),
+    )
+    env.update(extra)
+    result = run_process(env, clone, f"check-{uuid.uuid4().hex[:6]}")
+    path = clone / "reports" / "oidc-check.json"
+    return result, (json.loads(path.read_text()) if path.exists() else {})
+
+
+def codes(report: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {f["code"]: f for f in report["findings"]}
+
+
+def role_with(sandbox: Sandbox, policy: dict[str, Any], max_session: int = 3600) -> str:
+    return sandbox.add_role(f"check-{uuid.uuid4().hex[:8]}", policy, max_session)
+
+
+def test_ready(sandbox: Sandbox, clone: Path) -> None:
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    assert report["verdict"] == "READY" and report["facts"]["assume"]["ok"] is True
+    assert report["facts"]["signature"].startswith("signature verified")
+    assert report["facts"]["trust_policy_admits_token"] is True
+    assert (clone / "reports" / "oidc-check.md").read_text().startswith("# OIDC migration check: READY")
+
+
+def test_no_oidc_true(sandbox: Sandbox, clone: Path) -> None:
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), token=None)
+    assert result.failed_with("NOT READY", "oidc: true"), result.output
+    assert "no-token" in codes(report)
+
+
+def test_no_provider_for_the_issuer(sandbox: Sandbox, clone: Path) -> None:
+    issuer = sandbox.bitbucket.add_issuer(f"ws-{uuid.uuid4().hex[:6]}")
+    role = role_with(sandbox, sandbox.trust_policy(issuer=issuer))
+    key_id, secret = sandbox.add_user_key(f"legacy-{uuid.uuid4().hex[:6]}")
+    result, report = check(
+        sandbox,
+        clone,
+        role,
+        token=issuer.mint(sandbox.repo_uuid),
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+    )
+    assert result.failed_with("NOT READY", "no IAM OIDC identity provider"), result.output
+    assert "create-open-id-connect-provider" in codes(report)["no-provider"]["fix"]
+    assert (
+        "InvalidIdentityToken" in report["facts"]["assume"]["error"]
+    )  # the stand-in STS refused for that reason
+
+
+def test_audience_with_braces(sandbox: Sandbox, clone: Path) -> None:
+    issuer = sandbox.bitbucket.add_issuer(f"ws-{uuid.uuid4().hex[:6]}")
+    sandbox.add_oidc_provider(
+        audiences=[f"ari:cloud:bitbucket::workspace/{issuer.workspace_uuid}"], issuer=issuer
+    )
+    role = role_with(sandbox, sandbox.trust_policy(issuer=issuer))
+    result, report = check(sandbox, clone, role, token=issuer.mint(sandbox.repo_uuid))
+    # Nothing could assume the role, and no key was given to read IAM: the report says so.
+    assert result.failed_with("NOT READY"), result.output
+    assert "Incorrect token audience" in report["facts"]["assume"]["error"]
+    assert any("no credentials to read IAM" in u for u in report["not_read"])
+    key_id, secret = sandbox.add_user_key(f"legacy-{uuid.uuid4().hex[:6]}")
+    result, report = check(
+        sandbox,
+        clone,
+        role,
+        token=issuer.mint(sandbox.repo_uuid),
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+    )
+    assert "braces" in codes(report)["audience"]["message"], report
+
+
+def test_trust_policy_for_another_repository(sandbox: Sandbox, clone: Path) -> None:
+    role = role_with(sandbox, sandbox.trust_policy(sub=f"{braced()}:*"))
+    key_id, secret = sandbox.add_user_key(f"legacy-{uuid.uuid4().hex[:6]}")
+    result, report = check(sandbox, clone, role, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
+    assert result.failed_with("NOT READY", "another repository"), result.output
+    finding = codes(report)["trust-condition"]
+    assert finding["fix"] == f'"StringLike": {{"{PROVIDER}:sub": "{sandbox.repo_uuid}:*"}}'
+    assert "AccessDenied" in report["facts"]["assume"]["error"]
+
+
+def test_string_equals_on_a_wildcard(sandbox: Sandbox, clone: Path) -> None:
+    role = role_with(sandbox, sandbox.trust_policy(operator="StringEquals"))
+    key_id, secret = sandbox.add_user_key(f"legacy-{uuid.uuid4().hex[:6]}")
+    result, _ = check(sandbox, clone, role, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
+    assert result.failed_with("NOT READY", "use StringLike"), result.output
+
+
+def test_trust_policy_file_when_iam_cannot_be_read(sandbox: Sandbox, clone: Path) -> None:
+    policy = sandbox.trust_policy(sub=f"{braced()}:*")
+    role = role_with(sandbox, policy)
+    (clone / "trust.json").write_text(json.dumps(policy))
+    result, report = check(sandbox, clone, role, TRUST_POLICY_FILE="trust.json")
+    assert result.failed_with("NOT READY", "another repository"), result.output
+    assert report["facts"]["trust_policy_source"].startswith("TRUST_POLICY_FILE")
+
+
+def test_trust_that_is_too_broad_is_ready_with_warnings(sandbox: Sandbox, clone: Path) -> None:
+    statement = dict(sandbox.trust_policy()["Statement"][0])
+    statement["Condition"] = {"StringEquals": {f"{PROVIDER}:aud": sandbox.issuer.audience}}
+    aud_only = {"Version": "2012-10-17", "Statement": [statement]}
+    result, report = check(sandbox, clone, role_with(sandbox, aud_only))
+    assert result.returncode == 0 and "READY" in result.last, result.output
+    assert codes(report)["no-sub"]["severity"] == "warning"
+    assert "every repository in the workspace" in result.output
+
+
+def test_max_session_duration(sandbox: Sandbox, clone: Path) -> None:
+    role = role_with(sandbox, sandbox.trust_policy(), max_session=3600)
+    key_id, secret = sandbox.add_user_key(f"legacy-{uuid.uuid4().hex[:6]}")
+    result, report = check(
+        sandbox,
+        clone,
+        role,
+        AWS_ROLE_DURATION_SECONDS="7200",
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+    )
+    assert result.failed_with("NOT READY"), result.output
+    assert "max-session" in codes(report) and "MaxSessionDuration" in report["facts"]["assume"]["error"]
+
+
+def test_expired_token_and_clock(sandbox: Sandbox, clone: Path) -> None:
+    role = role_with(sandbox, sandbox.trust_policy())
+    result, report = check(sandbox, clone, role, token=sandbox.token(issued_offset=-7200, lifetime=3600))
+    assert result.failed_with("NOT READY", "expired"), result.output
+    assert "ExpiredTokenException" in report["facts"]["assume"]["error"]
+    _, ahead = check(sandbox, clone, role, token=sandbox.token(issued_offset=600))
+    assert "clock-skew" in codes(ahead)
+
+
+def test_forged_signature_and_unreachable_keys(sandbox: Sandbox, clone: Path) -> None:
+    role = role_with(sandbox, sandbox.trust_policy())
+    result, report = check(sandbox, clone, role, token=sandbox.token(signing_key=foreign_key()))
+    assert result.failed_with("NOT READY"), result.output
+    assert "signature" in codes(report) and "could not be validated" in report["facts"]["assume"]["error"]
+    sandbox.bitbucket.oidc_down = True
+    _, down = check(sandbox, clone, role)
+    assert down["facts"]["signature"].startswith("signature not verified")
+    assert "verification key" in down["facts"]["assume"]["error"]
+
+
+def test_the_role_account_must_be_allowed(sandbox: Sandbox, clone: Path) -> None:
+    result, _ = check(
+        sandbox, clone, f"arn:aws:iam::{ACCOUNT}:role/deploy", ALLOWED_ACCOUNT_IDS="111111111111"
+    )
+    assert result.failed_with("ALLOWED_ACCOUNT_IDS")
+    assert sandbox.aws.requests == []
