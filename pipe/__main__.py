@@ -88,14 +88,17 @@ def _action(name: str) -> Callable[..., str]:
 def _bitbucket(settings: config.Settings, console: Console) -> Any:
     """The Bitbucket API client, when a target needs it."""
     rot = settings.rotation
-    if rot is None or not any(t.is_bitbucket for t in rot.targets):
+    needed = (rot is not None and any(t.is_bitbucket for t in rot.targets)) or (
+        settings.action == "check" and bool(settings.bitbucket_auth)
+    )
+    if not needed:
         return None
     from pipe.bitbucket import Bitbucket, auth_from
 
-    auth, warning = auth_from(dict(rot.bitbucket_auth))
+    auth, warning = auth_from(dict(settings.bitbucket_auth))
     if warning:
         console.warning(warning)
-    return Bitbucket(rot.bitbucket_url, auth, pool_size=max(rot.concurrency, 4))
+    return Bitbucket(settings.bitbucket_url, auth, pool_size=max(rot.concurrency if rot else 4, 4))
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
@@ -111,7 +114,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
 
         clients = AwsClients(settings.region, settings.endpoints, settings.retry_timeout)
         action = _action(settings.action)
-        if settings.action in ("assume", "check"):
+        if settings.action == "assume":
             message = action(settings, clients, console)
         else:
             message = action(settings, clients, console, _bitbucket(settings, console))

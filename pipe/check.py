@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from pipe import oidc, sts, trust_policy
+from pipe import legacy, oidc, sts, trust_policy
 from pipe.aws import AwsClients, Credentials
+from pipe.bitbucket import Bitbucket
 from pipe.config import Settings
 from pipe.console import Console
 from pipe.errors import InputError, PipeError
@@ -298,7 +299,48 @@ class NotReady(PipeError):
     kind = "check"
 
 
-def run(settings: Settings, clients: AwsClients, console: Console) -> str:
+def _legacy(
+    *,
+    settings: Settings,
+    bitbucket: Bitbucket | None,
+    iam: Any,
+    retire_iam: Any,
+    report: CheckReport,
+    console: Console,
+) -> None:
+    """The AWS keys this repository still keeps in Bitbucket variables; retire the idle ones
+    when asked and READY."""
+    if bitbucket is None or not (settings.workspace and settings.repo_slug):
+        report.unread.append(
+            "legacy keys in Bitbucket variables: no Bitbucket API access (set BITBUCKET_ACCESS_TOKEN)"
+        )
+        return
+    try:
+        found = legacy.find(bitbucket, legacy.scopes(bitbucket, settings.workspace, settings.repo_slug))
+    except PipeError as error:
+        report.unread.append(f"legacy keys in Bitbucket variables: {error.line()}")
+        return
+    for _, key in found:
+        if iam is not None:
+            legacy.last_use(iam, key, time.time(), settings.legacy_idle_days)
+        else:
+            key.not_read = key.not_read or "no credentials to read GetAccessKeyLastUsed"
+        severity, message = legacy.summary(key, settings.legacy_idle_days)
+        report.add(severity, "legacy-key", message)
+    report.facts["legacy_keys"] = [key.document() for _, key in found]
+    if not settings.retire_legacy_keys:
+        return
+    if report.verdict != "READY":
+        report.add(
+            "info", "retire-skipped", "RETIRE_LEGACY_KEYS acts only on a READY verdict: nothing was retired"
+        )
+        return
+    report.facts["retired"] = legacy.retire(
+        bitbucket, retire_iam, found, dry_run=settings.dry_run, say=console.info
+    )
+
+
+def run(settings: Settings, clients: AwsClients, console: Console, bitbucket: Bitbucket | None = None) -> str:
     assert settings.role is not None
     report = CheckReport(settings.role.arn)
     report.facts["region"] = settings.region
@@ -324,6 +366,10 @@ def run(settings: Settings, clients: AwsClients, console: Console) -> str:
     if policy is not None:
         _trust(policy, max_session, settings, report)
     report.verdict = "READY" if assumed and not report.errors else "NOT READY"
+    retire_iam = clients.client("iam", assumed) if assumed else None
+    _legacy(
+        settings=settings, bitbucket=bitbucket, iam=iam, retire_iam=retire_iam, report=report, console=console
+    )
     path = report.write(settings.report_dir)
     console.info(f"OIDC migration check for {settings.role.arn}: {report.verdict}")
     lines = []

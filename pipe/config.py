@@ -96,8 +96,6 @@ class RotationSettings:
     lease_seconds: int
     concurrency: int
     credentials_file: Path
-    bitbucket_url: str
-    bitbucket_auth: Mapping[str, str] = field(repr=False)
 
     @property
     def store(self) -> TargetSpec | None:
@@ -131,13 +129,17 @@ class Settings:
     rotation: RotationSettings | None = None
     bitbucket_url: str = "https://api.bitbucket.org/2.0"
     trust_policy_file: Path | None = None
+    bitbucket_auth: Mapping[str, str] = field(default_factory=dict, repr=False)
+    workspace: str = ""
+    repo_slug: str = ""
+    legacy_idle_days: int = 7
+    retire_legacy_keys: bool = False
 
     def secrets(self) -> tuple[str, ...]:
         values = [self.token]
         if self.access_key:
             values.append(self.access_key.secret_access_key)
-        if self.rotation:
-            values.extend(self.rotation.bitbucket_auth.values())
+        values.extend(self.bitbucket_auth.values())
         return tuple(v for v in values if v)
 
 
@@ -431,10 +433,6 @@ def _rotation(values: Mapping[str, str], action: str, home: str) -> RotationSett
                 "Set BITBUCKET_ACCESS_TOKEN (scopes pipeline and pipeline:variable), or ATLASSIAN_ACCOUNT_EMAIL "
                 "and ATLASSIAN_API_TOKEN (scopes read:pipeline:bitbucket and admin:pipeline:bitbucket).",
             )
-    url = values.get("BITBUCKET_API_URL") or "https://api.bitbucket.org/2.0"
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise _fail("BITBUCKET_API_URL", url)
     credentials_file = values.get("AWS_SHARED_CREDENTIALS_FILE") or str(
         Path(home or "~") / ".aws" / "credentials"
     )
@@ -452,8 +450,6 @@ def _rotation(values: Mapping[str, str], action: str, home: str) -> RotationSett
         lease_seconds=_int(values, "ROTATION_LEASE_SECONDS", 0, 3600),
         concurrency=_int(values, "PUBLISH_CONCURRENCY", 1, 32),
         credentials_file=Path(credentials_file).expanduser(),
-        bitbucket_url=url.rstrip("/"),
-        bitbucket_auth=auth,
     )
 
 
@@ -564,6 +560,11 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
         rotation=rotation,
         bitbucket_url=_bitbucket_url(values),
         trust_policy_file=_trust_policy_file(values, cwd),
+        bitbucket_auth={name: values[name] for name in _BITBUCKET_AUTH if values.get(name)},
+        workspace=values.get("BITBUCKET_WORKSPACE", ""),
+        repo_slug=values.get("BITBUCKET_REPO_SLUG", ""),
+        legacy_idle_days=_int(values, "LEGACY_IDLE_DAYS", 1, 365),
+        retire_legacy_keys=_bool(values, "RETIRE_LEGACY_KEYS"),
     )
 
 

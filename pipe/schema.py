@@ -152,6 +152,21 @@ VARIABLES: tuple[Variable, ...] = (
         expects="a path to a JSON file",
     ),
     Variable(
+        "LEGACY_IDLE_DAYS",
+        "check: a legacy key unused for this many days counts as idle (and may be retired).",
+        default="7",
+        pattern=_INT,
+        expects="a whole number of days from 1 to 365",
+    ),
+    Variable(
+        "RETIRE_LEGACY_KEYS",
+        "check: `true` retires idle legacy keys when the verdict is READY: deletes their variables, "
+        "then deactivates the key. Honours DRY_RUN.",
+        default="false",
+        pattern=_BOOL,
+        expects="true or false",
+    ),
+    Variable(
         "IAM_USER_NAME",
         "rotate: the IAM user whose access key is rotated. Default: the user of the fallback key "
         "(the self-service case).",

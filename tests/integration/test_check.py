@@ -175,3 +175,62 @@ def test_the_role_account_must_be_allowed(sandbox: Sandbox, clone: Path) -> None
     )
     assert result.failed_with("ALLOWED_ACCOUNT_IDS")
     assert sandbox.aws.requests == []
+
+
+def test_legacy_keys_are_listed_and_idle_ones_retired_only_when_ready(sandbox: Sandbox, clone: Path) -> None:
+    bb = sandbox.bitbucket
+    slug = f"legacy-{uuid.uuid4().hex[:6]}"
+    bb.add_repo("acme", slug, ("Production",))
+    user = f"legacy-user-{uuid.uuid4().hex[:6]}"
+    (used_id, used_secret), (idle_id, idle_secret) = sandbox.add_user(user, keys=2)
+    env_uuid = bb.environment_uuid("acme", slug, "production")
+    bb.put("acme", slug, "", "AWS_ACCESS_KEY_ID", used_id, secured=False)
+    bb.put("acme", slug, "", "AWS_SECRET_ACCESS_KEY", used_secret, secured=True)
+    bb.put("acme", slug, env_uuid, "PROD_AWS_ACCESS_KEY_ID", idle_id, secured=False)
+    bb.put("acme", slug, env_uuid, "PROD_AWS_SECRET_ACCESS_KEY", idle_secret, secured=True)
+    bb.put("acme", slug, "", "NPM_TOKEN", "not-an-aws-key-at-all", secured=True)
+    sandbox.aws.age(used_id, 30, last_used_days_ago=1)
+    sandbox.aws.age(idle_id, 30, last_used_days_ago=20)
+    role = role_with(sandbox, sandbox.trust_policy())
+    access = {
+        "BITBUCKET_REPO_SLUG": slug,
+        "BITBUCKET_ACCESS_TOKEN": bb.access_token("pipeline", "pipeline:variable"),
+    }
+
+    result, report = check(sandbox, clone, role, **access)
+    assert result.returncode == 0, result.output
+    keys = {k["key_id"]: k for k in report["facts"]["legacy_keys"]}
+    assert set(keys) == {used_id, idle_id}
+    assert keys[used_id]["in_use"] is True and keys[idle_id]["in_use"] is False
+    assert (
+        keys[idle_id]["scope"] == f"acme/{slug}@Production"
+        and keys[idle_id]["secret_variable"] == "PROD_AWS_SECRET_ACCESS_KEY"
+    )
+    assert "still in use" in result.output
+
+    result, report = check(sandbox, clone, role, RETIRE_LEGACY_KEYS="true", DRY_RUN="true", **access)
+    assert result.returncode == 0 and all(a.startswith("would ") for a in report["facts"]["retired"]), report[
+        "facts"
+    ]
+    assert sandbox.aws.keys(user) == {used_id: "Active", idle_id: "Active"}
+
+    other = role_with(sandbox, sandbox.trust_policy(sub=f"{braced()}:*"))
+    result, report = check(sandbox, clone, other, RETIRE_LEGACY_KEYS="true", **access)
+    assert result.returncode == 1 and "retire-skipped" in codes(report)
+    assert sandbox.aws.keys(user) == {used_id: "Active", idle_id: "Active"}
+
+    result, report = check(sandbox, clone, role, RETIRE_LEGACY_KEYS="true", **access)
+    assert result.returncode == 0, result.output
+    assert sandbox.aws.keys(user) == {used_id: "Active", idle_id: "Inactive"}
+    assert set(bb.stored("acme", slug, env_uuid)) == set()
+    assert set(bb.stored("acme", slug)) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "NPM_TOKEN"}
+    assert report["facts"]["retired"] == [
+        f"delete PROD_AWS_ACCESS_KEY_ID from acme/{slug}@Production",
+        f"delete PROD_AWS_SECRET_ACCESS_KEY from acme/{slug}@Production",
+        f"deactivate {idle_id} of {user}",
+    ]
+
+
+def test_without_bitbucket_access_the_legacy_keys_are_not_read(sandbox: Sandbox, clone: Path) -> None:
+    _, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()))
+    assert any("legacy keys" in item and "BITBUCKET_ACCESS_TOKEN" in item for item in report["not_read"])

@@ -16,6 +16,8 @@ BAD = [
     ("ACTION", "deploy", "ACTION"),
     ("ACTION", "audit", "ACTION"),
     ("TRUST_POLICY_FILE", "no/such/trust.json", "TRUST_POLICY_FILE"),
+    ("LEGACY_IDLE_DAYS", "0", "LEGACY_IDLE_DAYS"),
+    ("RETIRE_LEGACY_KEYS", "please", "RETIRE_LEGACY_KEYS"),
     ("AWS_DEFAULT_REGION", "", "AWS_DEFAULT_REGION"),
     ("AWS_DEFAULT_REGION", "Europe", "AWS_DEFAULT_REGION"),
     ("AWS_REGION", "us-east-1", "AWS_DEFAULT_REGION"),  # disagrees with AWS_DEFAULT_REGION
