@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from pipe import legacy, oidc, sts, trust_policy
+from pipe import insights, legacy, oidc, sts, trust_policy
 from pipe.aws import AwsClients, Credentials
 from pipe.bitbucket import Bitbucket
 from pipe.config import Settings
@@ -371,6 +371,25 @@ def run(settings: Settings, clients: AwsClients, console: Console, bitbucket: Bi
         settings=settings, bitbucket=bitbucket, iam=iam, retire_iam=retire_iam, report=report, console=console
     )
     path = report.write(settings.report_dir)
+    if settings.commit and settings.workspace and settings.repo_slug:
+        paths = {"no-token": "bitbucket-pipelines.yml"}
+        if settings.trust_policy_file is not None and settings.trust_policy_file.is_relative_to(
+            settings.clone_dir
+        ):
+            relative = str(settings.trust_policy_file.relative_to(settings.clone_dir))
+            paths.update(
+                {"trust-condition": relative, "trust-deny": relative, "no-sub": relative, "no-aud": relative}
+            )
+        insights.post(
+            workspace=settings.workspace,
+            repo=settings.repo_slug,
+            commit=settings.commit,
+            proxy_host=settings.auth_proxy_host,
+            data=insights.report_data(report.verdict, report.findings, settings.role.arn),
+            notes=insights.notes_for(report.findings, paths),
+            say=console.info,
+            warn=console.warning,
+        )
     console.info(f"OIDC migration check for {settings.role.arn}: {report.verdict}")
     lines = []
     for finding in report.document()["findings"]:

@@ -134,6 +134,8 @@ class Settings:
     repo_slug: str = ""
     legacy_idle_days: int = 7
     retire_legacy_keys: bool = False
+    commit: str = ""
+    auth_proxy_host: str = "host.docker.internal"
 
     def secrets(self) -> tuple[str, ...]:
         values = [self.token]
@@ -565,6 +567,8 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
         repo_slug=values.get("BITBUCKET_REPO_SLUG", ""),
         legacy_idle_days=_int(values, "LEGACY_IDLE_DAYS", 1, 365),
         retire_legacy_keys=_bool(values, "RETIRE_LEGACY_KEYS"),
+        commit=values.get("BITBUCKET_COMMIT", ""),
+        auth_proxy_host=_host(values, "BITBUCKET_AUTH_PROXY_HOST"),
     )
 
 
@@ -575,6 +579,13 @@ def _trust_policy_file(values: Mapping[str, str], cwd: Path) -> Path | None:
     if not path.is_file():
         raise _fail("TRUST_POLICY_FILE", values["TRUST_POLICY_FILE"], "no such file in the repository")
     return path
+
+
+def _host(values: Mapping[str, str], name: str) -> str:
+    host = values.get(name) or BY_NAME[name].default
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", host):
+        raise _fail(name, host)
+    return host
 
 
 def _bitbucket_url(values: Mapping[str, str]) -> str:

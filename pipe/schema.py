@@ -167,6 +167,13 @@ VARIABLES: tuple[Variable, ...] = (
         expects="true or false",
     ),
     Variable(
+        "BITBUCKET_AUTH_PROXY_HOST",
+        "check: where the Pipelines auth proxy answers, for the Code Insights report "
+        "(`localhost` when the pipe's code runs in the step itself rather than as a pipe).",
+        default="host.docker.internal",
+        expects="a host name",
+    ),
+    Variable(
         "IAM_USER_NAME",
         "rotate: the IAM user whose access key is rotated. Default: the user of the fallback key "
         "(the self-service case).",

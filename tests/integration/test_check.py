@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.runner import Result, run_process
 from tests.standins.aws import ACCOUNT
 from tests.standins.issuer import braced, foreign_key
@@ -199,7 +201,8 @@ def test_legacy_keys_are_listed_and_idle_ones_retired_only_when_ready(sandbox: S
 
     result, report = check(sandbox, clone, role, **access)
     assert result.returncode == 0, result.output
-    keys = {k["key_id"]: k for k in report["facts"]["legacy_keys"]}
+    # Only this repository's: other tests of the session keep keys in the workspace's variables.
+    keys = {k["key_id"]: k for k in report["facts"]["legacy_keys"] if slug in k["scope"]}
     assert set(keys) == {used_id, idle_id}
     assert keys[used_id]["in_use"] is True and keys[idle_id]["in_use"] is False
     assert (
@@ -234,3 +237,47 @@ def test_legacy_keys_are_listed_and_idle_ones_retired_only_when_ready(sandbox: S
 def test_without_bitbucket_access_the_legacy_keys_are_not_read(sandbox: Sandbox, clone: Path) -> None:
     _, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()))
     assert any("legacy keys" in item and "BITBUCKET_ACCESS_TOKEN" in item for item in report["not_read"])
+
+
+@pytest.mark.filterwarnings("ignore:Unsupported scheme type")
+def test_code_insights_report_through_the_auth_proxy(sandbox: Sandbox, clone: Path) -> None:
+    from tests.integration.test_bitbucket_contract import check as follows_the_excerpt
+    from tests.integration.test_bitbucket_contract import exchanges_from_log
+
+    bb = sandbox.bitbucket
+    bb.start_proxy()
+    slug = f"insights-{uuid.uuid4().hex[:6]}"
+    bb.add_repo("acme", slug)
+    commit = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    role = role_with(sandbox, sandbox.trust_policy(sub=f"{braced()}:*"))
+    bb.reset()
+    key_id, secret = sandbox.add_user_key(f"legacy-{uuid.uuid4().hex[:6]}")
+    result, _ = check(
+        sandbox,
+        clone,
+        role,
+        CI="true",
+        BITBUCKET_REPO_SLUG=slug,
+        BITBUCKET_COMMIT=commit,
+        BITBUCKET_AUTH_PROXY_HOST="127.0.0.1",
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+    )
+    assert result.failed_with("NOT READY"), result.output
+    assert "Posted the Code Insights report" in result.output
+    report = bb.reports[("acme", slug, commit, "aws-credentials-pipe-oidc-check")]
+    assert report["result"] == "FAILED" and report["title"] == "OIDC migration check: NOT READY"
+    notes = bb.annotations[("acme", slug, commit, "aws-credentials-pipe-oidc-check")]
+    assert any("another repository" in n["summary"] and n["severity"] == "HIGH" for n in notes.values())
+    posted = [e for e in exchanges_from_log(bb.log) if "/reports/" in str(e.request.url)]
+    assert len(posted) == 2 and follows_the_excerpt(posted) == 2
+
+
+def test_a_report_that_cannot_be_posted_is_only_a_warning(sandbox: Sandbox, clone: Path) -> None:
+    role = role_with(sandbox, sandbox.trust_policy())
+    result, _ = check(
+        sandbox, clone, role, CI="true", BITBUCKET_COMMIT="a" * 40, BITBUCKET_AUTH_PROXY_HOST="127.0.0.2"
+    )
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    assert "Code Insights report was not posted" in result.output
+    assert len([line for line in result.lines if "✖" in line]) == 0

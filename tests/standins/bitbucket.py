@@ -54,7 +54,7 @@ class Route:
 def _routes(spec: dict[str, Any]) -> list[Route]:
     routes = []
     for template, item in spec["paths"].items():
-        pattern = "^/2\\.0" + re.sub(r"\\\{([a-z_]+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
+        pattern = "^/2\\.0" + re.sub(r"\\\{([A-Za-z_]+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
         for method, operation in item.items():
             if not isinstance(operation, dict) or "operationId" not in operation:
                 continue
@@ -124,6 +124,9 @@ class BitbucketStandIn:
         self.repos: dict[tuple[str, str], Repo] = {}
         self._lock = threading.RLock()
         self.interrupter: Interrupter | None = None
+        self.reports: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self.annotations: dict[tuple[str, str, str, str], dict[str, dict[str, Any]]] = {}
+        self._proxy: Server | None = None
         self._server = Server(self._handle)
 
     # -- life ------------------------------------------------------------------------
@@ -133,6 +136,22 @@ class BitbucketStandIn:
 
     def stop(self) -> None:
         self._server.stop()
+        if self._proxy:
+            self._proxy.stop()
+
+    def start_proxy(self, port: int = 29418) -> None:
+        """The Pipelines auth proxy: plain-HTTP requests to api.bitbucket.org sent through it
+        get the step's own credentials (here: a token with the repository scope)."""
+        if self._proxy:
+            return
+        self.credentials["Proxy pipelines-auth"] = Credential({"repository", "pipeline"}, "proxy")
+
+        def forward(request: Request) -> Response:
+            path = request.path.removeprefix("http://api.bitbucket.org")
+            headers = {**request.headers, "authorization": "Proxy pipelines-auth"}
+            return self._handle(Request(request.method, path, headers, request.body))
+
+        self._proxy = Server(forward, port=port).start()
 
     @property
     def api_url(self) -> str:
@@ -346,6 +365,8 @@ class BitbucketStandIn:
             if record is None:
                 return _error(404, f"Repository {ws}/{repo} not found")
             return self._page(list(record.environments.values()), request, query, no_next)
+        if route.operation in _REPORT_OPERATIONS:
+            return self._report(route.operation, params, request)
         env = params.get("environment_uuid", "")
         with self._lock:
             store = self._store(ws, repo, env)
@@ -402,6 +423,36 @@ class BitbucketStandIn:
                 return Response(204)
         return _error(405, "Method not allowed")
 
+    def _report(self, operation: str, params: dict[str, str], request: Request) -> Response:
+        ws, repo = params["workspace"], params["repo_slug"]
+        if (ws, repo) not in self.repos:
+            return _error(404, f"Repository {ws}/{repo} not found")
+        key = (ws, repo, params["commit"], params["reportId"])
+        with self._lock:
+            if operation == "createOrUpdateReport":
+                body = json.loads(request.body or b"{}")
+                missing = [f for f in ("title", "details") if not body.get(f)]
+                if missing:
+                    return _error(400, f"{', '.join(missing)} required")
+                known = self.reports.get(key, {}).get("uuid")
+                report = {**body, "type": "report", "uuid": known or "{" + str(uuid.uuid4()) + "}"}
+                self.reports[key] = report
+                return _json(200, report)
+            if operation == "getReport":
+                return (
+                    _json(200, self.reports[key]) if key in self.reports else _error(404, "Report not found")
+                )
+            if key not in self.reports:
+                return _error(404, "Report not found")
+            items = json.loads(request.body or b"[]")
+            stored = self.annotations.setdefault(key, {})
+            out = []
+            for item in items:
+                annotation = {**item, "type": "report_annotation", "uuid": "{" + str(uuid.uuid4()) + "}"}
+                stored[str(item.get("external_id"))] = annotation
+                out.append(annotation)
+            return _json(200, out)
+
     def _page(
         self, items: list[dict[str, Any]], request: Request, query: dict[str, list[str]], no_next: bool
     ) -> Response:
@@ -425,6 +476,9 @@ class BitbucketStandIn:
         if no_next:
             body.pop("size")  # Bitbucket omits both on some of these lists
         return _json(200, body)
+
+
+_REPORT_OPERATIONS = ("createOrUpdateReport", "getReport", "bulkCreateOrUpdateAnnotations")
 
 
 def _public(variable: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ Handler = Callable[[Request], Response]
 
 
 class Server:
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, port: int = 0) -> None:
         outer = self
 
         class _H(BaseHTTPRequestHandler):
@@ -58,7 +58,8 @@ class Server:
                 return
 
         self.handler = handler
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _H)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
