@@ -197,6 +197,12 @@ def _principal(statement: Mapping[str, Any], provider_arn: str) -> tuple[bool, s
     return False, f"Federated is {', '.join(federated)}, not this token's provider {provider_arn}"
 
 
+def _principals(principal: Any) -> str:
+    if not isinstance(principal, Mapping):
+        return ""
+    return ", ".join(str(p) for value in principal.values() for p in _list(value))
+
+
 def _action(statement: Mapping[str, Any]) -> bool:
     return any(_glob(str(a), ACTION, ignore_case=True) for a in _list(statement.get("Action", [])))
 
@@ -250,6 +256,16 @@ def broad_trust(policy: Mapping[str, Any], claims: TokenClaims, provider_arn: st
                 )
             )
         elif not principal_ok:
+            others = _principals(principal)
+            findings.append(
+                Finding(
+                    "warning",
+                    "other-principal",
+                    f"{name} lets {others or 'another principal'} assume this role with a web identity, "
+                    "not this repository's Bitbucket provider",
+                    "Remove the statement, or give that identity provider a role of its own.",
+                )
+            )
             continue
         keys: dict[str, list[str]] = {"aud": [], "sub": []}
         for operator, block in (raw.get("Condition") or {}).items():

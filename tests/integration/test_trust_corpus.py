@@ -115,6 +115,19 @@ SHAPES = [
         "not this token's provider",
     ),
     Shape(
+        "Bitbucket and GitHub in one role",
+        lambda v: [
+            stmt(v, good(v)),
+            stmt(
+                v,
+                {"StringLike": {f"{GITHUB}:sub": "repo:acme/*"}},
+                Principal={"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{GITHUB}"},
+            ),
+        ],
+        True,
+        "other-principal",
+    ),
+    Shape(
         "an AWS principal instead of Federated",
         lambda v: [stmt(v, good(v), Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})],
         False,
