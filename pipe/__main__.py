@@ -12,7 +12,7 @@ from typing import Any
 
 from pipe import config, schema
 from pipe.console import Console
-from pipe.errors import InputError, PipeError
+from pipe.errors import InputError, PipeError, aws_error
 
 
 class _SchemaError(Exception):
@@ -53,8 +53,7 @@ def _aws_refusal(exc: Exception) -> PipeError | None:
 
     if not isinstance(exc, ClientError):
         return None
-    error = exc.response.get("Error", {})
-    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    code, message = aws_error(exc)
     operation = exc.operation_name
     if code == "NoSuchEntity" and "user" in message.lower():
         return InputError(

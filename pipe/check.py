@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from pipe import insights, legacy, oidc, sts, trust_policy
+from pipe import assume, insights, legacy, oidc, trust_policy
 from pipe.aws import AwsClients, Credentials
 from pipe.bitbucket import Bitbucket
 from pipe.config import Settings
 from pipe.console import Console
-from pipe.errors import InputError, PipeError
+from pipe.errors import InputError, PipeError, aws_error
 from pipe.trust_policy import Finding
 
 SKEW_WARNING_SECONDS = 60
@@ -77,11 +77,6 @@ class CheckReport:
         return path
 
 
-def _client_error(exc: Exception) -> tuple[str, str]:
-    error = getattr(exc, "response", {}).get("Error", {})
-    return str(error.get("Code", "")), str(error.get("Message", ""))
-
-
 def _token(settings: Settings, report: CheckReport, now: float) -> None:
     claims, token = settings.claims, settings.token
     if not token or claims is None:
@@ -129,30 +124,14 @@ def _token(settings: Settings, report: CheckReport, now: float) -> None:
         report.add("info", "signature-unverified", how.capitalize())
 
 
-def _assume(settings: Settings, clients: AwsClients, report: CheckReport) -> Credentials | None:
-    role, claims, token = settings.role, settings.claims, settings.token
-    if not (role and claims and token):
+def _assume(
+    settings: Settings, clients: AwsClients, console: Console, report: CheckReport
+) -> Credentials | None:
+    """The real thing, as ACTION=assume does it: AssumeRoleWithWebIdentity, then the identity check."""
+    if not (settings.role and settings.claims and settings.token):
         return None
     try:
-        credentials = sts.assume_role_with_web_identity(
-            clients.client("sts"),
-            role=role,
-            session_name=settings.session_name,
-            token=token,
-            claims=claims,
-            duration_seconds=settings.duration_seconds,
-            session_policy=settings.session_policy,
-            retry_timeout=settings.retry_timeout,
-            now=time.time(),
-        )
-        identity = sts.get_caller_identity(
-            clients.client("sts", credentials), retry_timeout=settings.retry_timeout, fallback_key=False
-        )
-        sts.verify_identity(
-            identity,
-            expected=sts.expected_arn(role, settings.session_name),
-            allowed_accounts=settings.allowed_accounts,
-        )
+        credentials, identity = assume.obtain(settings, clients, console)
     except PipeError as error:
         report.facts["assume"] = {"ok": False, "error": error.message}
         report.add(
@@ -175,7 +154,7 @@ def _provider(iam: Any, settings: Settings, report: CheckReport) -> None:
     try:
         provider = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
     except Exception as exc:
-        code, message = _client_error(exc)
+        code, message = aws_error(exc)
         if code == "NoSuchEntity":
             report.add(
                 "error",
@@ -210,7 +189,7 @@ def _policy(iam: Any, settings: Settings, report: CheckReport) -> tuple[dict[str
         try:
             answer = iam.get_role(RoleName=role.name)["Role"]
         except Exception as exc:
-            code, message = _client_error(exc)
+            code, message = aws_error(exc)
             if code == "NoSuchEntity":
                 report.add(
                     "error",
@@ -276,14 +255,15 @@ def _trust(policy: dict[str, Any], max_session: int | None, settings: Settings, 
                     "error",
                     "trust-condition",
                     f"The trust policy's {statement.name} does not admit this token: " + "; ".join(reasons),
-                    " and ".join(fixes) or trust_policy.statement_for(claims, provider_arn),
+                    " and ".join(fixes)
+                    or "\n".join(oidc.trust_statement_lines(claims, role.account, role.partition)),
                 )
             if not evaluation.statements:
                 report.add(
                     "error",
                     "trust-empty",
                     "The trust policy has no statement",
-                    trust_policy.statement_for(claims, provider_arn),
+                    "\n".join(oidc.trust_statement_lines(claims, role.account, role.partition)),
                 )
         report.findings.extend(evaluation.findings)
     if max_session is not None and settings.duration_seconds > max_session:
@@ -345,9 +325,7 @@ def run(settings: Settings, clients: AwsClients, console: Console, bitbucket: Bi
     report = CheckReport(settings.role.arn)
     report.facts["region"] = settings.region
     _token(settings, report, time.time())
-    assumed = _assume(settings, clients, report)
-    if assumed:
-        console.secrets(*assumed.secrets())
+    assumed = _assume(settings, clients, console, report)
     reader: Credentials | None = None
     if settings.access_key:
         reader = Credentials(settings.access_key.access_key_id, settings.access_key.secret_access_key)

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def aws_error(exc: BaseException) -> tuple[str, str]:
+    """(code, message) of an AWS SDK error; ("", "") for anything else."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    return str(error.get("Code", "")), str(error.get("Message", ""))
+
+
 class PipeError(Exception):
     """A failure the user can act on.
 

@@ -11,6 +11,7 @@ from datetime import UTC
 from typing import Any
 
 from pipe.bitbucket import Bitbucket, Scope, Variable
+from pipe.errors import aws_error
 
 KEY_SHAPE = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{16}$")
 DAY = 86400.0
@@ -93,10 +94,10 @@ def last_use(iam: Any, key: LegacyKey, now: float, idle_days: int) -> None:
     try:
         answer = iam.get_access_key_last_used(AccessKeyId=key.key_id)
     except Exception as exc:
-        error = getattr(exc, "response", {}).get("Error", {})
-        if not error:
+        code, message = aws_error(exc)
+        if not code:
             raise
-        key.not_read = f"GetAccessKeyLastUsed: {error.get('Code')} ({error.get('Message')})"
+        key.not_read = f"GetAccessKeyLastUsed: {code} ({message})"
         return
     key.user = str(answer.get("UserName", ""))
     used = answer.get("AccessKeyLastUsed", {})

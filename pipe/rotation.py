@@ -392,7 +392,7 @@ class Rotation:
                     last.timestamp() if last else None,
                 )
             )
-        tags = {t["Key"]: t["Value"] for t in self.iam.list_user_tags(UserName=user).get("Tags", [])}
+        marker = self.marker(user)
         with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
             held = dict(
                 zip(
@@ -402,13 +402,15 @@ class Rotation:
                 )
             )
         store_state = self.store.state() if self.store else None
-        return Facts(
-            self.clock(), user, tuple(keys), held, store_state, Marker.parse(tags.get(MARKER_TAG)), own
-        )
+        return Facts(self.clock(), user, tuple(keys), held, store_state, marker, own)
 
     def policy(self) -> Policy:
         s = self.settings
         return Policy(s.rotate_after, s.deactivate_after, s.delete_after, s.force, float(s.lease_seconds))
+
+    def marker(self, user: str) -> Marker | None:
+        tags = {t["Key"]: t["Value"] for t in self.iam.list_user_tags(UserName=user).get("Tags", [])}
+        return Marker.parse(tags.get(MARKER_TAG))
 
     # acting
     def _mark(self, user: str, marker: Marker | None) -> None:
@@ -428,8 +430,7 @@ class Rotation:
 
     def heartbeat(self, user: str, key: str) -> None:
         """Tell concurrent runs this rotation is alive (they stop instead of deleting its key)."""
-        tags = {t["Key"]: t["Value"] for t in self.iam.list_user_tags(UserName=user).get("Tags", [])}
-        marker = Marker.parse(tags.get(MARKER_TAG))
+        marker = self.marker(user)
         started = marker.started if marker else self.clock()
         self._mark(user, Marker(started, self.clock(), key))
 
@@ -440,8 +441,7 @@ class Rotation:
         """A run that fails hands its marker over at once: the next run resumes or cleans up
         without waiting for the lease. Best effort: the run is failing anyway."""
         try:
-            tags = {t["Key"]: t["Value"] for t in self.iam.list_user_tags(UserName=user).get("Tags", [])}
-            marker = Marker.parse(tags.get(MARKER_TAG))
+            marker = self.marker(user)
             if marker:
                 self._mark(user, Marker(marker.started, 0.0, marker.key))
         except Exception:  # noqa: S110 - the original failure is what the user must see
@@ -461,8 +461,7 @@ class Rotation:
             raise
         pair = KeyPair(answer["AccessKeyId"], answer["SecretAccessKey"])
         self._mark(user, Marker(started, self.clock(), pair.access_key_id))
-        tags = {t["Key"]: t["Value"] for t in self.iam.list_user_tags(UserName=user).get("Tags", [])}
-        winner = Marker.parse(tags.get(MARKER_TAG))
+        winner = self.marker(user)
         if winner and winner.key and winner.key != pair.access_key_id:
             self.delete_key(user, pair.access_key_id)  # two runs at once: the marker's key wins
             return None

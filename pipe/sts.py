@@ -12,7 +12,7 @@ from typing import Any
 from pipe import oidc
 from pipe.aws import Credentials
 from pipe.config import RoleArn
-from pipe.errors import AuthError, IdentityError, InputError, PipeError
+from pipe.errors import AuthError, IdentityError, InputError, PipeError, aws_error
 from pipe.retry import call
 
 THROTTLING = frozenset(
@@ -25,12 +25,6 @@ class Identity:
     account: str
     arn: str
     user_id: str
-
-
-def _code_message(exc: Exception) -> tuple[str, str]:
-    response: dict[str, Any] = getattr(exc, "response", {}) or {}
-    error = response.get("Error", {})
-    return str(error.get("Code", "")), str(error.get("Message", ""))
 
 
 def _client_error() -> type[Exception]:
@@ -82,7 +76,7 @@ def assume_role_with_web_identity(
 
 
 def _assume_error(exc: Exception, *, role: RoleArn, claims: oidc.TokenClaims, now: float) -> PipeError:
-    code, message = _code_message(exc)
+    code, message = aws_error(exc)
     aws = f"({code}: {message})" if message else f"({code})"
     provider = claims.provider
     claims_block = (
@@ -181,7 +175,7 @@ def get_caller_identity(client: Any, *, retry_timeout: int, fallback_key: bool) 
             hint="Re-run the step; raise RETRY_TIMEOUT_SECONDS to wait longer.",
         )
     except _client_error() as exc:
-        code, message = _code_message(exc)
+        code, message = aws_error(exc)
         aws = f"({code}: {message})"
         if fallback_key and code == "InvalidClientTokenId":
             raise AuthError(

@@ -257,6 +257,3 @@ class ProfileTarget:
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
         return self.read()
-
-
-Store = SecretsManagerTarget | SsmTarget

@@ -9,7 +9,6 @@ negated ones, `...IfExists` and `ForAllValues:`; `Null` tests presence; an expli
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -303,16 +302,3 @@ def broad_trust(policy: Mapping[str, Any], claims: TokenClaims, provider_arn: st
                 )
             )
     return findings
-
-
-def statement_for(claims: TokenClaims, provider_arn: str) -> str:
-    document = {
-        "Effect": "Allow",
-        "Principal": {"Federated": provider_arn},
-        "Action": ACTION,
-        "Condition": {
-            "StringEquals": {f"{claims.provider}:aud": claims.aud},
-            "StringLike": {f"{claims.provider}:sub": sub_pattern(claims)},
-        },
-    }
-    return json.dumps(document, indent=2)
