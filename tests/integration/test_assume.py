@@ -188,6 +188,19 @@ def test_session_policy_is_sent(sandbox: Sandbox, clone: Path) -> None:
     policy = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}'
     result = assume(sandbox, clone, "policy", AWS_ROLE_SESSION_POLICY=policy)
     assert result.returncode == 0, result.output
+    # STS got the document itself (compacted, as the README says), and no managed policy.
+    [asked] = sandbox.aws.assume_calls
+    assert asked["Action"] == "AssumeRoleWithWebIdentity" and asked["RoleArn"] == ROLE
+    assert asked["Policy"] == json.dumps(json.loads(policy), separators=(",", ":"))
+    assert "PolicyArns" not in asked
+
+
+def test_no_session_policy_sends_none(sandbox: Sandbox, clone: Path) -> None:
+    result = assume(sandbox, clone, "no-policy")
+    assert result.returncode == 0, result.output
+    [asked] = sandbox.aws.assume_calls
+    assert "Policy" not in asked and "PolicyArns" not in asked
+    assert asked["RoleSessionName"] == "bitbucket-shop-42" and asked["DurationSeconds"] == 3600
 
 
 def test_sts_error_codes_fail_at_once(sandbox: Sandbox, clone: Path) -> None:
