@@ -8,6 +8,9 @@ BASE_IMAGE ?=
 LOCAL_BASE ?= aws-credentials-pipe-base:bookworm
 PIP_CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
+comma := ,
+# The CA bundle as a BuildKit secret, for pip behind a TLS-inspecting proxy (when the file exists).
+CA_SECRET = $(if $(wildcard $(PIP_CA_BUNDLE)),--secret id=pip_ca$(comma)src=$(PIP_CA_BUNDLE))
 
 .PHONY: install test lint unit demo bench image base-image clean
 
@@ -51,8 +54,7 @@ bench: install
 
 image:
 	@base=$$($(ENGINE)); set -x; DOCKER_BUILDKIT=1 $(DOCKER) build --network host -t $(IMAGE) \
-	  --build-arg BASE_IMAGE=$$base \
-	  $(if $(wildcard $(PIP_CA_BUNDLE)),--secret id=pip_ca,src=$(PIP_CA_BUNDLE)) .
+	  --build-arg BASE_IMAGE=$$base $(CA_SECRET) .
 
 # A local Debian base for machines that cannot pull python:3.13-slim (no registry access).
 # .ci/engine builds it when needed (and installs mmdebstrap).
