@@ -29,7 +29,8 @@ Rules AWS documents but the models lack (`EXTRA_RULES`; each states its source):
   `a-zA-Z0-9_.-` and `/`; a name with a `/` is fully qualified (starts with `/`); not
   prefixed `ssm` (all three answered with AWS's one message for them); at most 15 hierarchy
   levels; at most 1011 characters with the `arn:aws:ssm:<region>:<account>:parameter/` before
-  it (the model's 2048 includes 1037 characters SSM reserves).
+  it (the model's 2048 includes 1037 characters SSM reserves; answered as a length violation of
+  `name` with what is left for the name, a message of ours).
 - SSM `PutParameter` and `DeleteParameter`: a name that starts with `aws` (case-insensitive,
   with or without the leading slash, at a segment boundary or not: `/aws-anything/x` too) is
   AWS's own: AccessDeniedException "No access to reserved parameter name: ...". moto refuses
