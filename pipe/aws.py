@@ -21,11 +21,21 @@ class Credentials:
         return tuple(v for v in (self.secret_access_key, self.session_token) if v)
 
 
+# Attempts in all (the first one included) of botocore's `standard` retry mode, for every
+# call: its default, and the AWS SDKs' common one. It covers throttling, 5xx, connection
+# errors and STS's IDPCommunicationError with jittered exponential backoff (up to 1 s, then
+# 2 s) and a retry quota: enough for a blip to clear; more attempts mostly add load during an
+# outage. RETRY_TIMEOUT_SECONDS does not change it; it only lets `pipe.retry.IdpRetries` go on
+# past these attempts for IDPCommunicationError, within the same loop.
+SDK_MAX_ATTEMPTS = 3
+
+
 class AwsClients:
     """One SDK session (its loader cache is shared), clients made on demand.
 
-    Retries: the SDK's ``standard`` mode handles throttling (with its retry quota) and a few
-    quick retries of transient errors; ``pipe.retry`` adds the time-capped retries on top.
+    Retries: the SDK's ``standard`` mode (``SDK_MAX_ATTEMPTS``) for every call; on STS's
+    AssumeRoleWithWebIdentity, ``pipe.retry.IdpRetries`` extends it for IDPCommunicationError
+    until ``retry_timeout`` seconds have passed (0: not at all).
     """
 
     def __init__(self, region: str, endpoints: Mapping[str, str], retry_timeout: int) -> None:
@@ -38,9 +48,10 @@ class AwsClients:
         self._session.set_config_variable("sts_regional_endpoints", "regional")
         self.region = region
         self.endpoints = dict(endpoints)
+        self.retry_timeout = retry_timeout
         per_call = max(1, min(retry_timeout, 10)) if retry_timeout else 10
         self._config = Config(
-            retries={"mode": "standard", "total_max_attempts": 3 if retry_timeout else 1},
+            retries={"mode": "standard", "total_max_attempts": SDK_MAX_ATTEMPTS},
             connect_timeout=min(per_call, 5),
             read_timeout=per_call,
             user_agent_extra=f"aws-credentials-pipe/{__version__}",
@@ -61,10 +72,15 @@ class AwsClients:
                 "aws_secret_access_key": credentials.secret_access_key,
                 "aws_session_token": credentials.session_token,
             }
-        return self._session.create_client(
+        client = self._session.create_client(
             service,
             region_name=self.region,
             endpoint_url=self.endpoints.get(service),
             config=config,
             **keys,
         )
+        if service == "sts" and self.retry_timeout:
+            from pipe.retry import IdpRetries
+
+            IdpRetries(self.retry_timeout).register(client, "AssumeRoleWithWebIdentity")
+        return client

@@ -1,36 +1,97 @@
-"""Retrying transient AWS failures, and only those, under a total time cap."""
+"""Retrying transient AWS failures: one retry loop per call (botocore's), never two nested.
+
+- **botocore's `standard` retry mode** (`pipe.aws.SDK_MAX_ATTEMPTS` attempts in all) retries
+  throttling (with its retry quota), 5xx answers, connection errors (refused, dropped, timed
+  out) and, for STS, `IDPCommunicationError`, with jittered exponential backoff.
+- **`IdpRetries`** extends that same loop for `IDPCommunicationError` on
+  AssumeRoleWithWebIdentity (AWS could not reach the token's issuer; an issuer outage can
+  outlast three quick attempts, and configure-aws-credentials retries it too): once the SDK's
+  own attempts are used up, it asks botocore for another attempt after 0.5 s, doubling, at
+  most 5 s, while that stays within ``timeout`` (`RETRY_TIMEOUT_SECONDS`) of the call's start.
+  It is a `needs-retry` handler, botocore's own extension point: the attempts are botocore's,
+  counted once. Nothing else is retried beyond the SDK's attempts.
+- **`call`** runs one SDK call and turns what the retries gave up on into `UnavailableError`
+  ("kept failing"): an `IDPCommunicationError`, a 5xx, a connection error. Anything else
+  propagates at once for the caller to explain.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
+from pipe.aws import SDK_MAX_ATTEMPTS
 from pipe.errors import UnavailableError
 
 T = TypeVar("T")
 
-# Codes worth another try. Throttling is not here: the SDK's standard retry mode handles it.
-TRANSIENT_CODES = frozenset(
-    {"IDPCommunicationError", "InternalFailure", "InternalError", "ServiceUnavailable", "RequestTimeout"}
+# Codes whose retries go on past the SDK's attempts, under the time cap.
+RETRIED_LONGER = frozenset({"IDPCommunicationError"})
+FIRST_DELAY = 0.5
+MAX_DELAY = 5.0
+_STARTED = "aws_credentials_pipe_retry_started"
+SDK_EXHAUSTED_HINT = (
+    "AWS answered with server errors, or the connection failed, on every attempt the SDK makes: "
+    "re-run the step in a few minutes. If AWS_ENDPOINT_URL is set, check it points at AWS."
 )
 
 
-def _error_code(exc: BaseException) -> str | None:
-    from botocore.exceptions import ClientError
+def delay_after(code: str, attempts: int, elapsed: float, timeout: float) -> float | None:
+    """The pipe's part of the retry decision after ``attempts`` attempts failed with ``code``,
+    ``elapsed`` seconds after the first one began: seconds to wait before one more attempt, or
+    None to leave the decision to the SDK's standard mode (which retries up to its own attempts
+    and no further)."""
+    if code not in RETRIED_LONGER or attempts < SDK_MAX_ATTEMPTS:
+        return None
+    delay = min(FIRST_DELAY * 2 ** (attempts - SDK_MAX_ATTEMPTS), MAX_DELAY)
+    return delay if elapsed + delay <= timeout else None
+
+
+class IdpRetries:
+    """botocore event handlers that apply `delay_after` to one operation of a client."""
+
+    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.timeout = timeout
+        self.clock = clock
+
+    def register(self, client: Any, operation: str) -> None:
+        service = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register(f"before-call.{service}.{operation}", self.started)
+        client.meta.events.register_first(f"needs-retry.{service}.{operation}", self.needs_retry)
+
+    def started(self, context: dict[str, Any], **_: Any) -> None:
+        context[_STARTED] = self.clock()
+
+    def needs_retry(
+        self, attempts: int, request_dict: Mapping[str, Any], response: Any = None, **_: Any
+    ) -> float | None:
+        if response is None:  # no answer (a connection error): the SDK's decision
+            return None
+        code = str(response[1].get("Error", {}).get("Code", ""))
+        started = request_dict.get("context", {}).get(_STARTED, self.clock())
+        return delay_after(code, attempts, self.clock() - started, self.timeout)
+
+
+def _exhausted(exc: BaseException) -> tuple[str, int] | None:
+    """(reason, attempts) when ``exc`` is a transient failure the retries gave up on."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
 
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in TRANSIENT_CODES or status >= 500:
-            return code or f"HTTP {status}"
+        metadata = exc.response.get("ResponseMetadata", {})
+        status = int(metadata.get("HTTPStatusCode", 0) or 0)
+        if code in RETRIED_LONGER or status >= 500:
+            return code or f"HTTP {status}", int(metadata.get("RetryAttempts", 0) or 0) + 1
+        return None
+    if isinstance(exc, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
+        return "no connection", SDK_MAX_ATTEMPTS
     return None
-
-
-def _connection_problem(exc: BaseException) -> bool:
-    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
-
-    return isinstance(exc, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError)
 
 
 def call(
@@ -39,29 +100,27 @@ def call(
     what: str,
     timeout: float,
     hint: str,
-    sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """Run ``fn``; on a transient failure try again with backoff until ``timeout`` seconds
-    have passed since the first try. Anything else propagates at once."""
+    """Run ``fn`` (one SDK call, its retries included). A transient failure it gave up on
+    becomes `UnavailableError`: with ``hint`` for an `IDPCommunicationError` (retried up to
+    ``timeout``), with the SDK's hint for a 5xx or a connection error. Anything else propagates."""
     start = clock()
-    delay = 0.5
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            return fn()
-        except Exception as exc:
-            code = _error_code(exc)
-            if code is None and not _connection_problem(exc):
-                raise
-            reason = code or "no connection"
-            elapsed = clock() - start
-            if elapsed + delay > timeout:
-                raise UnavailableError(
-                    f"{what} kept failing with a transient error ({reason}) after {attempts} "
-                    f"attempt{'s' if attempts > 1 else ''} in {elapsed:.0f}s",
-                    hint,
-                ) from None
-            sleep(delay)
-            delay = min(delay * 2, 5.0)
+    try:
+        return fn()
+    except Exception as exc:
+        exhausted = _exhausted(exc)
+        if exhausted is None:
+            raise
+        reason, attempts = exhausted
+        plural = "s" if attempts != 1 else ""
+        if reason in RETRIED_LONGER:
+            raise UnavailableError(
+                f"{what} kept failing with a transient error ({reason}) after {attempts} attempt{plural} "
+                f"in {clock() - start:.0f}s (RETRY_TIMEOUT_SECONDS={timeout:g})",
+                hint,
+            ) from None
+        raise UnavailableError(
+            f"{what} kept failing with a transient error ({reason}) after {attempts} attempt{plural}",
+            SDK_EXHAUSTED_HINT,
+        ) from None

@@ -115,8 +115,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DEBUG", "More detail, never secrets.", default="false", pattern=_BOOL, expects="true or false"),
     Variable(
         "RETRY_TIMEOUT_SECONDS",
-        "Total time for retrying transient AWS failures (IDPCommunicationError, 5xx, connection "
-        "errors); `0` disables the pipe's own retries. Throttling is left to the SDK's retry mode.",
+        "How long AssumeRoleWithWebIdentity goes on retrying `IDPCommunicationError` (AWS could not "
+        "reach the issuer) after the SDK's 3 attempts; `0`: no retries past the SDK's. Throttling, 5xx "
+        "and connection errors get the SDK's 3 attempts (standard retry mode) whatever this is.",
         default="60",
         pattern=_INT,
         expects="a whole number of seconds from 0 to 900",

@@ -63,8 +63,8 @@ def assume_role_with_web_identity(
             what=f"AssumeRoleWithWebIdentity on STS in {client.meta.region_name}",
             timeout=retry_timeout,
             hint=(
-                "AWS could not complete the call (for IDPCommunicationError: AWS could not reach "
-                "Bitbucket's OIDC issuer). Re-run the step; raise RETRY_TIMEOUT_SECONDS to wait longer."
+                "AWS could not reach Bitbucket's OIDC issuer to check the token. Re-run the step; "
+                "raise RETRY_TIMEOUT_SECONDS to wait longer."
             ),
         )
     except _client_error() as exc:
@@ -172,7 +172,7 @@ def get_caller_identity(client: Any, *, retry_timeout: int, fallback_key: bool) 
             client.get_caller_identity,
             what=f"GetCallerIdentity on STS in {client.meta.region_name}",
             timeout=retry_timeout,
-            hint="Re-run the step; raise RETRY_TIMEOUT_SECONDS to wait longer.",
+            hint="Re-run the step.",  # GetCallerIdentity never answers IDPCommunicationError
         )
     except _client_error() as exc:
         code, message = aws_error(exc)

@@ -1,7 +1,8 @@
 """Image tests build the pipe's image once and run it with `docker run`, as Pipelines does.
 
-Without a Docker engine they skip, loudly (a notice in the summary), unless
-REQUIRE_IMAGE_TESTS=1 (CI), where a missing engine fails the run."""
+`make test` runs them with REQUIRE_IMAGE_TESTS=1 (after .ci/engine has started an engine and
+found a base when it could): a missing engine fails them, with what to do. A bare `pytest`
+without an engine skips them loudly (a notice in the summary)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def engine_answers() -> bool:
         return False
 
 
-LOCAL_BASE = "aws-credentials-pipe-base:bookworm"  # `make base-image`
+LOCAL_BASE = os.environ.get("LOCAL_BASE") or "aws-credentials-pipe-base:bookworm"  # `make base-image`
 
 
 def _have(image: str) -> bool:
@@ -71,8 +72,12 @@ def image() -> str:
     if not engine_answers():
         reason = "no Docker engine answers (`docker info` failed)"
         if required:
-            pytest.fail(f"image tests are required (REQUIRE_IMAGE_TESTS=1) but {reason}")
-        NOTICES.append(f"NOTICE: image tests SKIPPED: {reason}. CI runs them (bash .ci/run).")
+            pytest.fail(
+                f"image tests are required (REQUIRE_IMAGE_TESTS=1, as `make test` runs them) but {reason}. "
+                "`make test` starts an engine itself as root with apt-get (.ci/engine); otherwise install "
+                "Docker and start it, or run `make test REQUIRE_IMAGE_TESTS=0` to skip the image tests."
+            )
+        NOTICES.append(f"NOTICE: image tests SKIPPED: {reason}. `make test` and CI (bash .ci/run) run them.")
         pytest.skip(reason)
     tag = os.environ.get("PIPE_IMAGE") or TAG
     if not os.environ.get("PIPE_IMAGE"):

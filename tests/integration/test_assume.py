@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,19 @@ def test_session_policy_is_sent(sandbox: Sandbox, clone: Path) -> None:
     policy = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}'
     result = assume(sandbox, clone, "policy", AWS_ROLE_SESSION_POLICY=policy)
     assert result.returncode == 0, result.output
+    # STS got the document itself (compacted, as the README says), and no managed policy.
+    [asked] = sandbox.aws.assume_calls
+    assert asked["Action"] == "AssumeRoleWithWebIdentity" and asked["RoleArn"] == ROLE
+    assert asked["Policy"] == json.dumps(json.loads(policy), separators=(",", ":"))
+    assert "PolicyArns" not in asked
+
+
+def test_no_session_policy_sends_none(sandbox: Sandbox, clone: Path) -> None:
+    result = assume(sandbox, clone, "no-policy")
+    assert result.returncode == 0, result.output
+    [asked] = sandbox.aws.assume_calls
+    assert "Policy" not in asked and "PolicyArns" not in asked
+    assert asked["RoleSessionName"] == "bitbucket-shop-42" and asked["DurationSeconds"] == 3600
 
 
 def test_sts_error_codes_fail_at_once(sandbox: Sandbox, clone: Path) -> None:
@@ -199,7 +213,8 @@ def test_sts_error_codes_fail_at_once(sandbox: Sandbox, clone: Path) -> None:
     assert sandbox.aws.calls("AssumeRoleWithWebIdentity") == 1
 
 
-def test_idp_communication_error_is_retried(sandbox: Sandbox, clone: Path) -> None:
+def test_idp_communication_error_is_retried_past_the_sdks_attempts(sandbox: Sandbox, clone: Path) -> None:
+    # More than the SDK's 3 attempts: the pipe's IDP retries go on, in the same loop.
     sandbox.aws.inject(Fault("AssumeRoleWithWebIdentity", code="IDPCommunicationError", times=4))
     result = assume(sandbox, clone, "idp-retry")
     assert result.returncode == 0, result.output
@@ -208,9 +223,22 @@ def test_idp_communication_error_is_retried(sandbox: Sandbox, clone: Path) -> No
 
 def test_transient_failures_stop_at_the_time_cap(sandbox: Sandbox, clone: Path) -> None:
     sandbox.aws.inject(Fault("AssumeRoleWithWebIdentity", code="IDPCommunicationError", times=1000))
-    result = assume(sandbox, clone, "idp-cap", RETRY_TIMEOUT_SECONDS="3")
+    started = time.monotonic()
+    result = assume(sandbox, clone, "idp-cap", RETRY_TIMEOUT_SECONDS="6")
+    elapsed = time.monotonic() - started
     assert result.failed_with("IDPCommunicationError", "RETRY_TIMEOUT_SECONDS", "kept failing")
+    calls = sandbox.aws.calls("AssumeRoleWithWebIdentity")
+    assert re.search(rf"after {calls} attempts in [0-6]s", result.last), result.last
+    # Past the SDK's 3 attempts, never past the cap (plus the process's start and one answer).
+    assert calls > 3 and elapsed < 6 + 3, (calls, elapsed)
     assert not creds_dir(clone).exists()
+
+
+def test_zero_retry_timeout_leaves_the_sdks_attempts(sandbox: Sandbox, clone: Path) -> None:
+    sandbox.aws.inject(Fault("AssumeRoleWithWebIdentity", code="IDPCommunicationError", times=1000))
+    result = assume(sandbox, clone, "idp-zero", RETRY_TIMEOUT_SECONDS="0")
+    assert result.failed_with("IDPCommunicationError", "kept failing", "after 3 attempts")
+    assert sandbox.aws.calls("AssumeRoleWithWebIdentity") == 3  # the SDK's standard mode, as it is
 
 
 def test_server_errors_and_dropped_connections_are_retried(sandbox: Sandbox, clone: Path) -> None:
@@ -218,6 +246,24 @@ def test_server_errors_and_dropped_connections_are_retried(sandbox: Sandbox, clo
     sandbox.aws.inject(Fault("GetCallerIdentity", kind="drop", times=1))
     result = assume(sandbox, clone, "5xx-drop")
     assert result.returncode == 0, result.output
+    assert sandbox.aws.calls("AssumeRoleWithWebIdentity") == 3
+    assert sandbox.aws.calls("GetCallerIdentity") == 2
+
+
+def test_server_errors_past_the_sdks_attempts_are_not_retried_again(sandbox: Sandbox, clone: Path) -> None:
+    sandbox.aws.inject(Fault("AssumeRoleWithWebIdentity", code="InternalFailure", times=1000))
+    result = assume(sandbox, clone, "5xx-kept", RETRY_TIMEOUT_SECONDS="10")
+    assert result.failed_with("InternalFailure", "kept failing", "after 3 attempts", "re-run the step")
+    assert sandbox.aws.calls("AssumeRoleWithWebIdentity") == 3  # botocore's attempts, not 3 x N
+    assert not creds_dir(clone).exists()
+
+
+def test_a_connection_that_keeps_dropping_ends_after_the_sdks_attempts(sandbox: Sandbox, clone: Path) -> None:
+    sandbox.aws.inject(Fault("GetCallerIdentity", kind="drop", times=1000))
+    result = assume(sandbox, clone, "drop-kept", RETRY_TIMEOUT_SECONDS="10")
+    assert result.failed_with("GetCallerIdentity", "no connection", "kept failing", "after 3 attempts")
+    assert sandbox.aws.calls("GetCallerIdentity") == 3
+    assert not creds_dir(clone).exists()
 
 
 def test_throttling_is_left_to_the_sdk(sandbox: Sandbox, clone: Path) -> None:

@@ -1,19 +1,33 @@
 """AWS on loopback: moto in server mode, behind a front that adds what moto lacks.
 
 moto accepts any web identity token and any access key. The front, in front of moto:
+- checks every request against botocore's service model, as the service itself does
+  (`tests/standins/servicemodel.py`: `pattern`, `min`, `max`, `enum`, `required` at any depth,
+  plus a few documented rules the models lack), and answers AWS's own validation error;
 - checks AssumeRoleWithWebIdentity the way STS does: the token is a JWT; an IAM OIDC provider
   exists for its issuer; the signature verifies against the issuer's JWKS (fetched over HTTP
   from the Bitbucket stand-in); it has not expired (by the front's clock); its aud is one of
   the provider's client ids; the role's trust policy admits it (StringEquals / StringLike /
   their Not and IfExists forms, ForAnyValue/ForAllValues, Null on <provider>:aud and :sub);
   DurationSeconds fits the role's MaxSessionDuration. Failures use AWS's codes and messages.
+- checks AssumeRole the way STS does (moto assumes any role, existing or not, in any account):
+  the role exists, its trust policy admits the caller (an `AWS` principal: the account, its
+  root, the user, the role or the role session; `sts:ExternalId`, `aws:PrincipalArn` and
+  `aws:PrincipalAccount` in conditions), DurationSeconds fits MaxSessionDuration, and at most
+  one hour when a role session assumes a role (role chaining). Else AccessDenied.
+- records what each AssumeRole* call asked for (`assume_calls`: the role, the session name,
+  the session `Policy` and `PolicyArns`, the duration, the external id).
 - refuses long-lived access keys (AKIA...) that do not exist or are inactive.
 - injects faults by action: AWS errors, dropped connections, delays, another identity.
 - records every secret that passes through it (for the leak check) and every request.
+
+Key ages and last use live in moto's own backend (moto runs in this process), so
+ListAccessKeys, GetAccessKeyLastUsed and the IAM credential report agree: `age()` sets them.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
@@ -35,6 +49,7 @@ from moto.server import ThreadedMotoServer
 from tests.standins import registry, trust
 from tests.standins.http import Request, Response, Server
 from tests.standins.interrupt import Interrupter
+from tests.standins.servicemodel import Call, Catalog, Refusal
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -71,6 +86,41 @@ def error_response(code: str, message: str, status: int | None = None) -> Respon
     return Response(status or _STATUS.get(code, 400), body.encode(), {"Content-Type": "text/xml"})
 
 
+def json_error_response(code: str, message: str, status: int = 400, rest: bool = False) -> Response:
+    """An error of the JSON protocols (SSM, Secrets Manager, Organizations; rest-json: SES v2)."""
+    body = json.dumps({"__type": code, "message": message}).encode()
+    if rest:
+        return Response(status, body, {"Content-Type": "application/json", "x-amzn-ErrorType": code})
+    return Response(status, body, {"Content-Type": "application/x-amz-json-1.1"})
+
+
+def refusal_response(call: Call, refusal: Refusal) -> Response:
+    if call.protocol == "query":
+        return error_response(refusal.code, refusal.message, refusal.status)
+    return json_error_response(
+        refusal.code, refusal.message, refusal.status, rest=call.protocol == "rest-json"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def catalog() -> Catalog:
+    return Catalog()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who signed a request, in every form a trust policy's `AWS` principal may name it."""
+
+    arn: str  # as GetCallerIdentity says it
+    account: str
+    principal_arn: str  # aws:PrincipalArn: the user, or the role of a role session
+    role_session: bool = False
+
+    @property
+    def forms(self) -> list[str]:
+        return [self.arn, self.principal_arn, f"arn:aws:iam::{self.account}:root", self.account]
+
+
 class AwsStandIn:
     def __init__(self, resolve_url: Any = lambda url: url) -> None:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -82,9 +132,11 @@ class AwsStandIn:
         # IAM's eventual consistency: a new key fails for this many seconds after creation.
         self.new_key_delay = 0.0
         self.created: dict[str, float] = {}  # key id -> when the front saw it created
-        self.key_age_days: dict[str, float] = {}  # key id -> how old ListAccessKeys says it is
-        self.last_used: dict[str, float] = {}  # key id -> last signed request (as IAM records it)
         self.issued: dict[str, str] = {}  # key id -> the secret IAM issued with it
+        # What each AssumeRole / AssumeRoleWithWebIdentity call asked for (parameters by name,
+        # as the model parses them: Policy as sent, PolicyArns as [{"arn": ...}]), token removed.
+        self.assume_calls: list[dict[str, Any]] = []
+        self.catalog = catalog()
         self.interrupter: Interrupter | None = None
         self._server = Server(self._handle)
 
@@ -119,6 +171,7 @@ class AwsStandIn:
     def forget_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.assume_calls.clear()
 
     def calls(self, action: str) -> int:
         return sum(1 for a, _ in self.requests if a == action)
@@ -127,16 +180,38 @@ class AwsStandIn:
         with self._lock:
             self.faults.clear()
             self.requests.clear()
+            self.assume_calls.clear()
             self.clock_offset = 0.0
             self.new_key_delay = 0.0
 
     def age(self, key_id: str, days: float, last_used_days_ago: float | None = None) -> None:
-        """Make a key look ``days`` old (and last used that many days ago, or never)."""
-        self.key_age_days[key_id] = days
-        if last_used_days_ago is None:
-            self.last_used.pop(key_id, None)
-        else:
-            self.last_used[key_id] = time.time() - last_used_days_ago * 86400
+        """Make a key ``days`` old, and last used that many days ago (or never), in moto's own
+        backend: ListAccessKeys, GetAccessKeyLastUsed and the credential report
+        (GenerateCredentialReport / GetCredentialReport: `access_key_N_last_rotated`,
+        `access_key_N_last_used_date`) all read it from there. A later signed call with the key
+        stamps its use again, as IAM does."""
+        from moto.iam.models import AccessKeyLastUsed
+
+        key = self._moto_key(key_id)
+        now = datetime.now(UTC).replace(tzinfo=None)  # moto keeps naive UTC datetimes
+        key.create_date = now - timedelta(days=days)
+        key.last_used = (
+            None
+            if last_used_days_ago is None
+            else AccessKeyLastUsed(
+                timestamp=now - timedelta(days=last_used_days_ago), service="iam", region="us-east-1"
+            )
+        )
+
+    @staticmethod
+    def _moto_key(key_id: str) -> Any:
+        from moto.iam.models import iam_backends
+
+        for _, partitions in list(iam_backends.items()):
+            key = partitions["aws"].access_keys.get(key_id)
+            if key is not None:
+                return key
+        raise KeyError(f"moto has no access key {key_id}")
 
     # -- the front -------------------------------------------------------------------
     def _take_fault(self, action: str) -> Fault | None:
@@ -159,10 +234,7 @@ class AwsStandIn:
         interrupt = self.interrupter.hit(f"AWS {action}") if self.interrupter else None
         if interrupt == "error":
             if "x-amz-target" in request.headers:  # the JSON protocol (Secrets Manager, SSM)
-                body = json.dumps(
-                    {"__type": "AccessDeniedException", "message": "Injected by the crash harness"}
-                )
-                return Response(400, body.encode(), {"Content-Type": "application/x-amz-json-1.1"})
+                return json_error_response("AccessDeniedException", "Injected by the crash harness")
             return error_response("AccessDenied", "Injected by the crash harness")
         if interrupt == "kill":
             response = self._serve(request, params, action, key_id, None)
@@ -180,17 +252,28 @@ class AwsStandIn:
             return Response(drop=True)
         if fault and fault.kind == "delay":
             time.sleep(fault.seconds)
-        if action == "AssumeRoleWithWebIdentity":
-            refusal = self._web_identity(params)
-            if refusal:
-                return refusal
+        call = self.catalog.parse(request.method, request.path, request.headers, request.body)
+        if call and call.operation.name in ("AssumeRole", "AssumeRoleWithWebIdentity"):
+            asked = {k: v for k, v in call.params.items() if k != "WebIdentityToken"}
+            with self._lock:
+                self.assume_calls.append({"Action": call.operation.name, **asked})
         if key_id.startswith("AKIA"):
             young = time.time() < self.created.get(key_id, 0) + self.new_key_delay
             if young or not self._key_active(key_id):
                 return error_response(
                     "InvalidClientTokenId", "The security token included in the request is invalid."
                 )
-            self.last_used[key_id] = time.time()
+        refusal = self.catalog.check(call) if call else None
+        if call and refusal:
+            return refusal_response(call, refusal)
+        if action == "AssumeRoleWithWebIdentity":
+            denied = self._web_identity(params)
+            if denied:
+                return denied
+        if call and call.operation.name == "AssumeRole" and call.service == "sts":
+            denied = self._assume_role(call, key_id)
+            if denied:
+                return denied
         response = self._forward(request)
         if action == "CreateAccessKey" and response.status == 200:
             created = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", response.body)
@@ -198,10 +281,6 @@ class AwsStandIn:
             if created and secret:
                 self.created[created.group(1).decode()] = time.time()
                 self.issued[created.group(1).decode()] = secret.group(1).decode()
-        if action == "ListAccessKeys":
-            response.body = self._aged(response.body)
-        if action == "GetAccessKeyLastUsed":
-            response.body = self._with_last_use(response.body, params.get("AccessKeyId", [""])[0])
         if action in ("AssumeRoleWithWebIdentity", "AssumeRole", "CreateAccessKey", "GetSessionToken"):
             registry.record(*(m.group(2).decode() for m in _SECRET_TAGS.finditer(response.body)))
         if fault and fault.kind == "identity":
@@ -231,32 +310,6 @@ class AwsStandIn:
             k["AccessKeyId"]: k["Status"]
             for k in self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
         }
-
-    def _aged(self, body: bytes) -> bytes:
-        def shift(match: re.Match[bytes]) -> bytes:
-            key = match.group(1).decode()
-            if key not in self.key_age_days:
-                return match.group(0)
-            when = datetime.now(UTC) - timedelta(days=self.key_age_days[key])
-            stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
-            return re.sub(
-                rb"<CreateDate>[^<]*</CreateDate>", b"<CreateDate>" + stamp + b"</CreateDate>", match.group(0)
-            )
-
-        return re.sub(
-            rb"<member>.*?<AccessKeyId>([^<]+)</AccessKeyId>.*?</member>", shift, body, flags=re.DOTALL
-        )
-
-    def _with_last_use(self, body: bytes, key_id: str) -> bytes:
-        """IAM's last use as the front saw it (or as a test set it), in place of moto's."""
-        body = re.sub(rb"<LastUsedDate>[^<]*</LastUsedDate>", b"", body)
-        used = self.last_used.get(key_id)
-        if used is None:
-            return body
-        stamp = datetime.fromtimestamp(used, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
-        return body.replace(
-            b"<AccessKeyLastUsed>", b"<AccessKeyLastUsed><LastUsedDate>" + stamp + b"</LastUsedDate>", 1
-        )
 
     def _key_active(self, key_id: str) -> bool:
         try:
@@ -351,6 +404,66 @@ class AwsStandIn:
         ):
             return denied
         if duration > int(role.get("MaxSessionDuration", 3600)):
+            return error_response(
+                "ValidationError",
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            )
+        return None
+
+    def _caller(self, key_id: str) -> Caller:
+        """The identity behind an access key, from moto's backends (moto runs in this process).
+        A key moto does not know (the tests' own `testing`) is the default account's root."""
+        from moto.iam.models import iam_backends
+        from moto.sts.models import sts_backends
+
+        for account, partitions in list(iam_backends.items()):
+            backend = partitions["aws"]
+            key = backend.access_keys.get(key_id)
+            if key is None:
+                continue
+            if key.user_name:
+                user = backend.get_user(key.user_name)
+                return Caller(str(user.arn), account, str(user.arn))
+            for session in sts_backends[account]["aws"].assumed_roles:
+                if session.access_key_id == key_id:
+                    return Caller(str(session.arn), account, str(session.role_arn), role_session=True)
+        root = f"arn:aws:iam::{ACCOUNT}:root"
+        return Caller(root, ACCOUNT, root)
+
+    def _assume_role(self, call: Call, key_id: str) -> Response | None:
+        """sts:AssumeRole as STS decides it: moto assumes any role ARN, even one that does not exist."""
+        from moto.iam.exceptions import NotFoundException
+        from moto.iam.models import iam_backends
+
+        role_arn = str(call.params.get("RoleArn", ""))
+        caller = self._caller(key_id)
+        denied = error_response(
+            "AccessDenied",
+            f"User: {caller.arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+        )
+        match = re.fullmatch(r"arn:aws:iam::(\d{12}):role/(?:[^/]+/)*[^/]+", role_arn)
+        if not match:
+            return denied
+        try:
+            role = iam_backends[match.group(1)]["aws"].get_role_by_arn(role_arn)
+        except NotFoundException:
+            return denied
+        policy = role.assume_role_policy_document
+        policy = json.loads(policy) if isinstance(policy, str) else policy
+        context = {"aws:PrincipalArn": caller.principal_arn, "aws:PrincipalAccount": caller.account}
+        if call.params.get("ExternalId") is not None:
+            context["sts:ExternalId"] = str(call.params["ExternalId"])
+        if not trust.allows(
+            policy, principal=caller.forms, action="sts:AssumeRole", context=context, kind="AWS"
+        ):
+            return denied
+        duration = int(call.params.get("DurationSeconds", 3600))
+        if caller.role_session and duration > 3600:
+            return error_response(
+                "ValidationError",
+                "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
+            )
+        if duration > int(role.max_session_duration or 3600):
             return error_response(
                 "ValidationError",
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",

@@ -4,8 +4,9 @@
    credentials.env and calls AWS with it (`aws sts get-caller-identity`).
 2. The two failures users meet most: a step without `oidc: true`, and a role whose trust
    policy's `sub` names another repository.
-The pipe runs as its Docker image when a Docker engine answers and the image builds;
-otherwise as the Python package, and the demo says so.
+The pipe runs as its Docker image (`make demo` starts an engine and finds or builds a base
+first, through .ci/engine). Only when no Docker engine answers does it run the Python package,
+and says so loudly; an image that does not build fails the demo.
 """
 
 from __future__ import annotations
@@ -33,21 +34,36 @@ def show(result: Result) -> None:
     print(f"   (exit {result.returncode})", flush=True)
 
 
-def choose_runner() -> str:
-    from tests.image.conftest import build_image, engine_answers
+def banner(lines: list[str]) -> None:
+    width = max(len(line) for line in lines) + 4
+    print("\n" + "!" * width)
+    for line in lines:
+        print(f"! {line.ljust(width - 4)} !")
+    print("!" * width + "\n", flush=True)
+
+
+def choose_runner() -> str | None:
+    """ "image", "package" (no engine at all), or None (the image did not build)."""
+    from tests.image.conftest import base_image, build_image, engine_answers
 
     if not engine_answers():
-        print("No Docker engine answers here: running the pipe as the Python package (python -I -m pipe).")
-        return "package"
-    print(f"Building the pipe's image ({IMAGE}) ...", flush=True)
-    proc = build_image(IMAGE)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        print(
-            f"The image did not build ({last}).\nRunning the pipe as the Python package instead. "
-            "Without registry access, run `make base-image` once, then `make demo` again."
+        banner(
+            [
+                "NO DOCKER ENGINE: this demo runs the pipe as the Python package (python -I -m pipe),",
+                "NOT as its Docker image. `make demo` starts an engine itself as root with apt-get;",
+                "otherwise install Docker, start it, and run `make demo` again.",
+            ]
         )
         return "package"
+    print(f"Building the pipe's image ({IMAGE}) on {base_image() or 'python:3.13-slim'} ...", flush=True)
+    proc = build_image(IMAGE)
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:] + proc.stderr[-3000:])
+        print(
+            f"✖ The image {IMAGE} did not build (above). Without registry access the base comes from "
+            "`make base-image` (.ci/engine builds it); set BASE_IMAGE to build on another base."
+        )
+        return None
     print(
         f"Running the image {IMAGE} with `docker run --network host`, the clone directory mounted, as Pipelines does."
     )
@@ -56,6 +72,8 @@ def choose_runner() -> str:
 
 def main() -> int:
     runner = choose_runner()
+    if runner is None:
+        return 1
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
     clone = make_clone_dir(OUT)

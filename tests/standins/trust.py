@@ -4,7 +4,7 @@ purpose: it is the oracle the pipe's messages are tested against)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _OPERATORS = {
@@ -70,23 +70,34 @@ def _condition(op: str, block: Mapping[str, Any], context: Mapping[str, str]) ->
     return True
 
 
-def _principal_ok(statement: Mapping[str, Any], principal: str) -> bool:
+def _principal_ok(statement: Mapping[str, Any], principals: Sequence[str], kind: str) -> bool:
     value = statement.get("Principal")
     if value == "*":
         return True
     if not isinstance(value, Mapping):
         return False
-    return any(p in ("*", principal) for p in _list(value.get("Federated", [])))
+    return any(p == "*" or p in principals for p in _list(value.get(kind, [])))
 
 
 def _action_ok(statement: Mapping[str, Any], action: str) -> bool:
     return any(_glob(str(a), action, ignore_case=True) for a in _list(statement.get("Action", [])))
 
 
-def allows(policy: Mapping[str, Any], *, principal: str, action: str, context: Mapping[str, str]) -> bool:
+def allows(
+    policy: Mapping[str, Any],
+    *,
+    principal: str | Sequence[str],
+    action: str,
+    context: Mapping[str, str],
+    kind: str = "Federated",
+) -> bool:
+    """Does ``policy`` let ``principal`` (a ``kind`` principal: "Federated" for an identity
+    provider, "AWS" for an IAM identity, given as every form a statement may name it by) do
+    ``action`` in ``context``?"""
+    principals = [principal] if isinstance(principal, str) else list(principal)
     allowed = False
     for statement in _list(policy.get("Statement", [])):
-        if not _principal_ok(statement, principal) or not _action_ok(statement, action):
+        if not _principal_ok(statement, principals, kind) or not _action_ok(statement, action):
             continue
         conditions = statement.get("Condition", {}) or {}
         if not all(_condition(op, block, context) for op, block in conditions.items()):

@@ -1,0 +1,263 @@
+"""The AWS stand-in refuses what AWS refuses, where moto alone would accept it.
+
+Each test calls the front with boto3, as the pipe does (no pipe process here): these are the
+stand-in's own tests, one per leniency of moto the front closes."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.standins.aws import ACCOUNT
+from tests.standins.sandbox import Sandbox
+
+OTHER_ACCOUNT = "210987654321"
+
+
+def code_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
+    error = exc.value.response["Error"]
+    return str(error["Code"]), str(error["Message"])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# -- the service model ----------------------------------------------------------------------------
+def test_a_tag_value_outside_iams_pattern_is_refused(sandbox: Sandbox) -> None:
+    user = unique("tagged")
+    sandbox.iam.create_user(UserName=user)
+    with pytest.raises(ClientError) as err:
+        sandbox.iam.tag_user(UserName=user, Tags=[{"Key": "marker", "Value": '{"started": 1}'}])
+    assert code_of(err) == (
+        "ValidationError",
+        "1 validation error detected: Value '{\"started\": 1}' at 'tags.1.member.value' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*",
+    )
+    sandbox.iam.tag_user(UserName=user, Tags=[{"Key": "marker", "Value": "started=1 key=AKIA0"}])
+
+
+def test_a_secret_too_long_is_refused_without_echoing_it(sandbox: Sandbox) -> None:
+    secrets = sandbox.aws.client("secretsmanager")
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    with pytest.raises(ClientError) as err:
+        secrets.create_secret(Name=unique("ci/too-long"), SecretString=secret * 3000)
+    code, message = code_of(err)
+    assert code == "ValidationException" and "Value at 'secretString'" in message
+    assert secret not in str(err.value)
+
+
+def test_ssm_names_follow_the_documented_rules(sandbox: Sandbox) -> None:
+    ssm = sandbox.aws.client("ssm")
+    for name, expected in [
+        ("/ci/with space", "ValidationException"),
+        ("/aws-credentials-pipe/ci", "AccessDeniedException"),
+        ("ci/no-leading-slash", "ValidationException"),
+    ]:
+        with pytest.raises(ClientError) as err:
+            ssm.put_parameter(Name=name, Value="v", Type="SecureString")
+        assert code_of(err)[0] == expected, name
+    ssm.put_parameter(Name=f"/{unique('ci')}/key", Value="v", Type="SecureString")
+
+
+def test_a_session_name_outside_the_pattern_is_refused(sandbox: Sandbox) -> None:
+    sts = sandbox.aws.client("sts")
+    with pytest.raises(sts.exceptions.ClientError) as err:
+        sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/deploy", RoleSessionName="ci session")
+    assert code_of(err)[0] == "ValidationError" and "at 'roleSessionName'" in code_of(err)[1]
+
+
+# -- sts:AssumeRole -------------------------------------------------------------------------------
+def trust(principal: Any, condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": principal},
+        "Action": "sts:AssumeRole",
+    }
+    if condition:
+        statement["Condition"] = condition
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def sts_as(sandbox: Sandbox, key: tuple[str, str], token: str | None = None) -> Any:
+    credentials = {"aws_access_key_id": key[0], "aws_secret_access_key": key[1]}
+    if token:
+        credentials["aws_session_token"] = token
+    return sandbox.aws.client("sts", **credentials)
+
+
+def test_assume_role_into_a_role_that_does_not_exist_is_denied(sandbox: Sandbox) -> None:
+    key = sandbox.add_user_key(unique("auditor"))
+    sts = sts_as(sandbox, key)
+    for arn in (
+        f"arn:aws:iam::{ACCOUNT}:role/{unique('nobody')}",
+        f"arn:aws:iam::{OTHER_ACCOUNT}:role/audit",
+    ):
+        with pytest.raises(ClientError) as err:
+            sts.assume_role(RoleArn=arn, RoleSessionName="audit")
+        code, message = code_of(err)
+        assert (
+            code == "AccessDenied"
+            and f"not authorized to perform: sts:AssumeRole on resource: {arn}" in message
+        )
+
+
+def test_assume_role_follows_the_trust_policy(sandbox: Sandbox) -> None:
+    allowed_user, other_user = unique("allowed"), unique("other")
+    allowed, other = sandbox.add_user_key(allowed_user), sandbox.add_user_key(other_user)
+    role = sandbox.iam.create_role(
+        RoleName=unique("audit"),
+        AssumeRolePolicyDocument=json.dumps(trust(f"arn:aws:iam::{ACCOUNT}:user/{allowed_user}")),
+    )["Role"]["Arn"]
+    with pytest.raises(ClientError) as err:
+        sts_as(sandbox, other).assume_role(RoleArn=role, RoleSessionName="audit")
+    assert code_of(err)[0] == "AccessDenied"
+    answer = sts_as(sandbox, allowed).assume_role(RoleArn=role, RoleSessionName="audit")
+    assert answer["AssumedRoleUser"]["Arn"].endswith(f":assumed-role/{role.split('/')[-1]}/audit")
+
+
+def test_assume_role_checks_the_external_id(sandbox: Sandbox) -> None:
+    key = sandbox.add_user_key(unique("vendor"))
+    role = sandbox.iam.create_role(
+        RoleName=unique("vendor-access"),
+        AssumeRolePolicyDocument=json.dumps(
+            trust(ACCOUNT, {"StringEquals": {"sts:ExternalId": "shared-id-7"}})
+        ),
+    )["Role"]["Arn"]
+    sts = sts_as(sandbox, key)
+    for external_id in (None, "wrong-id"):
+        extra = {"ExternalId": external_id} if external_id else {}
+        with pytest.raises(ClientError) as err:
+            sts.assume_role(RoleArn=role, RoleSessionName="vendor", **extra)
+        assert code_of(err)[0] == "AccessDenied", external_id
+    sts.assume_role(RoleArn=role, RoleSessionName="vendor", ExternalId="shared-id-7")
+    assert sandbox.aws.assume_calls[-1]["ExternalId"] == "shared-id-7"
+
+
+def test_role_chaining_across_accounts(sandbox: Sandbox) -> None:
+    """A role in another account, trusting a role of this one: the session of the first role
+    may assume it, for at most an hour (role chaining); the user itself may not."""
+    from moto.iam.models import iam_backends
+
+    key = sandbox.add_user_key(unique("chainer"))
+    hub = sandbox.iam.create_role(
+        RoleName=unique("hub"), AssumeRolePolicyDocument=json.dumps(trust(ACCOUNT))
+    )["Role"]["Arn"]
+    spoke_name = unique("spoke")
+    iam_backends[OTHER_ACCOUNT]["aws"].create_role(
+        role_name=spoke_name,
+        assume_role_policy_document=json.dumps(trust(hub)),
+        path="/",
+        permissions_boundary=None,
+        description="",
+        tags=[],
+        max_session_duration="43200",
+        linked_service=None,
+    )
+    spoke = f"arn:aws:iam::{OTHER_ACCOUNT}:role/{spoke_name}"
+    with pytest.raises(ClientError) as err:
+        sts_as(sandbox, key).assume_role(RoleArn=spoke, RoleSessionName="direct")
+    assert code_of(err)[0] == "AccessDenied"
+    session = sts_as(sandbox, key).assume_role(RoleArn=hub, RoleSessionName="hop1")["Credentials"]
+    hop = sts_as(sandbox, (session["AccessKeyId"], session["SecretAccessKey"]), session["SessionToken"])
+    with pytest.raises(ClientError) as err:
+        hop.assume_role(RoleArn=spoke, RoleSessionName="hop2", DurationSeconds=7200)
+    assert code_of(err) == (
+        "ValidationError",
+        "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
+    )
+    answer = hop.assume_role(RoleArn=spoke, RoleSessionName="hop2")
+    assert answer["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{OTHER_ACCOUNT}:assumed-role/{spoke_name}/hop2"
+
+
+def test_assume_role_records_the_session_policies_asked_for(sandbox: Sandbox) -> None:
+    key = sandbox.add_user_key(unique("scoped"))
+    role = sandbox.iam.create_role(
+        RoleName=unique("scoped"), AssumeRolePolicyDocument=json.dumps(trust(ACCOUNT))
+    )["Role"]["Arn"]
+    policy = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}'
+    )
+    arns = [{"arn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}]
+    sandbox.aws.forget_requests()
+    sts_as(sandbox, key).assume_role(RoleArn=role, RoleSessionName="scoped", Policy=policy, PolicyArns=arns)
+    assert sandbox.aws.assume_calls == [
+        {
+            "Action": "AssumeRole",
+            "RoleArn": role,
+            "RoleSessionName": "scoped",
+            "Policy": policy,
+            "PolicyArns": arns,
+        }
+    ]
+
+
+# -- key ages, for ListAccessKeys and the credential report -------------------------------------
+def test_age_is_what_iam_and_its_credential_report_say(sandbox: Sandbox) -> None:
+    user = unique("aged")
+    used, idle = sandbox.add_user_key(user)[0], sandbox.add_user_key(user)[0]
+    sandbox.aws.age(used, 120, last_used_days_ago=3)
+    sandbox.aws.age(idle, 30)
+    now = datetime.now(UTC)
+
+    def days_ago(when: datetime) -> float:
+        return (now - when.astimezone(UTC)) / timedelta(days=1)
+
+    created = {
+        k["AccessKeyId"]: k["CreateDate"]
+        for k in sandbox.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    }
+    assert round(days_ago(created[used])) == 120 and round(days_ago(created[idle])) == 30
+    assert (
+        round(
+            days_ago(
+                sandbox.iam.get_access_key_last_used(AccessKeyId=used)["AccessKeyLastUsed"]["LastUsedDate"]
+            )
+        )
+        == 3
+    )
+    assert "LastUsedDate" not in sandbox.iam.get_access_key_last_used(AccessKeyId=idle)["AccessKeyLastUsed"]
+
+    sandbox.iam.generate_credential_report()
+    report = sandbox.iam.get_credential_report()["Content"]
+    text = report.decode() if isinstance(report, bytes) else base64.b64decode(report).decode()
+    [row] = [r for r in csv.DictReader(io.StringIO(text)) if r["user"] == user]
+    first_is_used = row["access_key_1_last_rotated"][:10] == created[used].strftime("%Y-%m-%d")
+    used_n, idle_n = ("1", "2") if first_is_used else ("2", "1")
+    stamp = "%Y-%m-%dT%H:%M:%S+00:00"
+    assert (
+        round(
+            days_ago(datetime.strptime(row[f"access_key_{used_n}_last_rotated"], stamp).replace(tzinfo=UTC))
+        )
+        == 120
+    )
+    assert (
+        round(
+            days_ago(datetime.strptime(row[f"access_key_{idle_n}_last_rotated"], stamp).replace(tzinfo=UTC))
+        )
+        == 30
+    )
+    assert (
+        round(
+            days_ago(datetime.strptime(row[f"access_key_{used_n}_last_used_date"], stamp).replace(tzinfo=UTC))
+        )
+        == 3
+    )
+    assert row[f"access_key_{idle_n}_last_used_date"] == "N/A"
+
+
+def test_a_signed_call_stamps_the_keys_use_again(sandbox: Sandbox) -> None:
+    key = sandbox.add_user_key(unique("user"))
+    sandbox.aws.age(key[0], 50, last_used_days_ago=20)
+    sts_as(sandbox, key).get_caller_identity()
+    last = sandbox.iam.get_access_key_last_used(AccessKeyId=key[0])["AccessKeyLastUsed"]["LastUsedDate"]
+    assert abs(time.time() - last.timestamp()) < 60
