@@ -315,9 +315,11 @@ def _legacy(
             "info", "retire-skipped", "RETIRE_LEGACY_KEYS acts only on a READY verdict: nothing was retired"
         )
         return
-    report.facts["retired"] = legacy.retire(
+    report.facts["retired"], left = legacy.retire(
         bitbucket, retire_iam, found, dry_run=settings.dry_run, say=console.info
     )
+    for reason in left:
+        report.add("warning", "retire-refused", reason)
 
 
 def run(settings: Settings, clients: AwsClients, console: Console, bitbucket: Bitbucket | None = None) -> str:

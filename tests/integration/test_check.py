@@ -281,3 +281,90 @@ def test_a_report_that_cannot_be_posted_is_only_a_warning(sandbox: Sandbox, clon
     assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
     assert "Code Insights report was not posted" in result.output
     assert len([line for line in result.lines if "✖" in line]) == 0
+
+
+# -- retiring legacy keys: a secret is deleted only with its own id (issue 7, item 3) ------
+
+
+def legacy_repo(sandbox: Sandbox) -> tuple[str, dict[str, str]]:
+    bb = sandbox.bitbucket
+    slug = f"legacy-{uuid.uuid4().hex[:6]}"
+    bb.add_repo("acme", slug)
+    access = {
+        "BITBUCKET_REPO_SLUG": slug,
+        "BITBUCKET_ACCESS_TOKEN": bb.access_token("pipeline", "pipeline:variable"),
+        "RETIRE_LEGACY_KEYS": "true",
+    }
+    return slug, access
+
+
+def test_retiring_an_idle_key_deletes_its_own_secret_not_the_one_in_use(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """The issue's scenario: OLD_ACCESS_KEY_ID is idle, its secret is OLD_SECRET_KEY; the
+    in-use pair is AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."""
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    user = f"legacy-user-{uuid.uuid4().hex[:6]}"
+    (used_id, used_secret), (old_id, old_secret) = sandbox.add_user(user, keys=2)
+    bb.put("acme", slug, "", "AWS_ACCESS_KEY_ID", used_id, secured=False)
+    bb.put("acme", slug, "", "AWS_SECRET_ACCESS_KEY", used_secret, secured=True)
+    bb.put("acme", slug, "", "OLD_ACCESS_KEY_ID", old_id, secured=False)
+    bb.put("acme", slug, "", "OLD_SECRET_KEY", old_secret, secured=True)
+    sandbox.aws.age(used_id, 30, last_used_days_ago=1)
+    sandbox.aws.age(old_id, 30, last_used_days_ago=20)
+
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), **access)
+    assert result.returncode == 0, result.output
+    assert set(bb.stored("acme", slug)) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert sandbox.aws.keys(user) == {used_id: "Active", old_id: "Inactive"}
+    assert [a for a in report["facts"]["retired"] if slug in a or old_id in a] == [
+        f"delete OLD_ACCESS_KEY_ID from acme/{slug}",
+        f"delete OLD_SECRET_KEY from acme/{slug}",
+        f"deactivate {old_id} of {user}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variables", "why"),
+    [
+        # Two secrets could be OLD's: which one is not for the pipe to guess.
+        (
+            {"OLD_ACCESS_KEY_ID": "old", "OLD_SECRET_ACCESS_KEY": "old", "OLD_SECRET_KEY": "other"},
+            "ambiguous",
+        ),
+        # OLD_ACCESS_KEY and OLD_ACCESS_KEY_ID both pair with OLD_SECRET_KEY.
+        ({"OLD_ACCESS_KEY_ID": "old", "OLD_ACCESS_KEY": "used", "OLD_SECRET_KEY": "old"}, "ambiguous"),
+        # No secret of its own: the old fallback deleted AWS_SECRET_ACCESS_KEY here.
+        ({"OLD_ACCESS_KEY_ID": "old"}, "no secret variable pairs with OLD_ACCESS_KEY_ID"),
+        # An id whose name says nothing of its secret.
+        ({"DEPLOY_KEY": "old", "DEPLOY_SECRET": "old"}, "its secret variable is unknown"),
+    ],
+    ids=["two-secrets", "two-ids", "no-secret", "unnamed"],
+)
+def test_a_key_without_one_unambiguous_secret_is_not_retired(
+    sandbox: Sandbox, clone: Path, variables: dict[str, str], why: str
+) -> None:
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    user = f"legacy-user-{uuid.uuid4().hex[:6]}"
+    (used_id, used_secret), (old_id, old_secret) = sandbox.add_user(user, keys=2)
+    bb.put("acme", slug, "", "AWS_ACCESS_KEY_ID", used_id, secured=False)
+    bb.put("acme", slug, "", "AWS_SECRET_ACCESS_KEY", used_secret, secured=True)
+    values = {"old": (old_id, old_secret), "used": (used_id, used_secret), "other": ("x", "y" * 40)}
+    for name, which in variables.items():
+        key_id, secret = values[which]
+        is_secret = "SECRET" in name
+        bb.put("acme", slug, "", name, secret if is_secret else key_id, secured=is_secret)
+    sandbox.aws.age(used_id, 30, last_used_days_ago=1)
+    sandbox.aws.age(old_id, 30, last_used_days_ago=20)
+    before = set(bb.stored("acme", slug))
+
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), **access)
+    assert result.returncode == 0, result.output
+    assert set(bb.stored("acme", slug)) == before  # nothing deleted: no half pair, no other's secret
+    assert sandbox.aws.keys(user) == {used_id: "Active", old_id: "Active"}
+    refused = [f for f in report["findings"] if f["code"] == "retire-refused" and old_id in f["message"]]
+    assert len(refused) == 1 and why in refused[0]["message"], report["findings"]
+    assert not [a for a in report["facts"]["retired"] if old_id in a or slug in a]
+    assert f"{old_id} was not retired" in result.output
