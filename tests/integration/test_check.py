@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import pytest
 
 from tests.runner import Result, run_process
 from tests.standins.aws import ACCOUNT
-from tests.standins.issuer import braced, foreign_key
+from tests.standins.bitbucket import Fault
+from tests.standins.http import Request, Response, Server
+from tests.standins.issuer import Issuer, braced, foreign_key
 from tests.standins.sandbox import Sandbox
 
 PROVIDER = "api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc"
@@ -281,6 +284,106 @@ def test_a_report_that_cannot_be_posted_is_only_a_warning(sandbox: Sandbox, clon
     assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
     assert "Code Insights report was not posted" in result.output
     assert len([line for line in result.lines if "✖" in line]) == 0
+
+
+# -- the signature: Bitbucket's keys only (issue 7, item 6) ------------------------------
+
+
+@pytest.fixture
+def attacker(sandbox: Sandbox) -> Iterator[tuple[Issuer, Server, list[str]]]:
+    """A loopback server posing as an OIDC issuer: it serves the discovery document and the
+    JWKS of its own key, and records every request it gets."""
+    impostor = Issuer("acme")
+    hits: list[str] = []
+
+    def serve(request: Request) -> Response:
+        hits.append(request.path)
+        if request.path.endswith("/keys.json"):
+            body = impostor.jwks()
+        else:
+            body = {**impostor.discovery(), "jwks_uri": f"{server.url}{ISSUER_PATH}/keys.json"}
+        return Response(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    server = Server(serve).start()
+    yield impostor, server, hits
+    server.stop()
+
+
+ISSUER_PATH = "/2.0/workspaces/acme/pipelines-config/identity/oidc"
+
+
+def test_a_token_naming_another_issuer_is_not_fetched_from(
+    sandbox: Sandbox, clone: Path, attacker: tuple[Issuer, Server, list[str]]
+) -> None:
+    impostor, server, hits = attacker
+    token = impostor.mint(sandbox.repo_uuid, extra={"iss": f"{server.url}{ISSUER_PATH}"})
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), token=token)
+    assert result.failed_with("NOT READY"), result.output
+    assert report["facts"]["signature"].startswith("signature not verified: the token's issuer")
+    assert codes(report)["issuer-not-bitbucket"]["severity"] == "warning"
+    assert "is not Bitbucket's (https://api.bitbucket.org/2.0/workspaces/<workspace>/" in result.output
+    assert hits == []
+
+
+def test_a_redirect_from_the_issuer_is_not_followed(
+    sandbox: Sandbox, clone: Path, attacker: tuple[Issuer, Server, list[str]]
+) -> None:
+    _, server, hits = attacker
+    sandbox.bitbucket.inject(
+        Fault(
+            path="openid-configuration$",
+            kind="redirect",
+            url=f"{server.url}{ISSUER_PATH}/.well-known/openid-configuration",
+        )
+    )
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()))
+    assert result.returncode == 0, result.output  # AWS's own check is what READY rests on
+    assert report["facts"]["signature"].startswith("signature not verified")
+    assert "redirect (302)" in report["facts"]["signature"] and "signature-unverified" in codes(report)
+    assert hits == []
+
+
+def test_a_jwks_uri_on_another_origin_is_not_fetched(
+    sandbox: Sandbox, clone: Path, attacker: tuple[Issuer, Server, list[str]]
+) -> None:
+    impostor, server, hits = attacker
+    document = {**sandbox.issuer.discovery(), "jwks_uri": f"{server.url}{ISSUER_PATH}/keys.json"}
+    sandbox.bitbucket.inject(
+        Fault(path="openid-configuration$", kind="body", body=json.dumps(document).encode())
+    )
+    # Signed by the impostor's key under Bitbucket's issuer: its JWKS would "verify" it.
+    forged = impostor.mint(
+        sandbox.repo_uuid, extra={"iss": sandbox.issuer.url, "aud": sandbox.issuer.audience}
+    )
+    _, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), token=forged)
+    assert report["facts"]["signature"].startswith("signature not verified"), report["facts"]
+    assert "is not on the issuer's origin" in report["facts"]["signature"]
+    assert hits == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>not json</html>",
+        b'{"keys": {"kid": "x"}}',
+        b'{"keys": "abc"}',
+        b'{"keys": [1, 2]}',
+        b"[]",
+        b'{"keys": [{"kty": "RSA", "kid": "KID", "n": "!!!", "e": "AQAB", "alg": "RS256"}]}',
+        b'{"keys": [{"kty": "RSA", "kid": "KID", "n": 5, "e": [], "alg": "RS256"}]}',
+    ],
+    ids=["not-json", "keys-a-dict", "keys-a-string", "keys-numbers", "a-list", "bad-modulus", "bad-types"],
+)
+def test_a_malformed_jwks_is_not_verified_and_not_an_internal_error(
+    sandbox: Sandbox, clone: Path, body: bytes
+) -> None:
+    sandbox.bitbucket.inject(
+        Fault(path="keys.json$", kind="body", body=body.replace(b"KID", sandbox.issuer.kid.encode()))
+    )
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    assert report["facts"]["signature"].startswith("signature not verified"), report["facts"]
+    assert codes(report)["signature-unverified"]["severity"] == "info"
 
 
 # -- retiring legacy keys: a secret is deleted only with its own id (issue 7, item 3) ------
