@@ -18,7 +18,10 @@ COPY pipe /src/pipe
 # The pipe goes straight into site-packages (no build backend needed); then prune:
 # botocore keeps only the service models the pipe calls (sts, iam, ssm, secretsmanager),
 # pip/setuptools and every test suite go, and everything is compiled once so that no
-# run compiles at start-up.
+# run compiles at start-up. cryptography (the check's RS256, through PyJWT) loads only
+# cffi's compiled _cffi_backend at run time: the cffi package (a C-declaration compiler)
+# and pycparser serve builds of C extensions, never this image, so they go too (1.5 MB).
+# The last line fails the build when an import the pipe needs, cryptography's included, breaks.
 RUN set -eu; \
     site=$(/opt/pipe/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
     cp -r /src/pipe "$site/pipe"; \
@@ -29,9 +32,10 @@ RUN set -eu; \
     /opt/pipe/bin/python -m pip uninstall -q -y pip setuptools 2>/dev/null || true; \
     rm -rf "$site"/pip "$site"/pip-* "$site"/setuptools* "$site"/_distutils_hack "$site"/distutils-precedence.pth \
            "$site"/pkg_resources /opt/pipe/bin/pip* /opt/pipe/bin/activate* /opt/pipe/bin/Activate.ps1; \
+    rm -rf "$site"/cffi "$site"/pycparser; \
     find /opt/pipe -depth -type d \( -name tests -o -name test -o -name __pycache__ \) -exec rm -rf {} +; \
     /opt/pipe/bin/python -m compileall -q -j 0 "$site" >/dev/null; \
-    /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.assume, pipe.aws, pipe.sts, pipe.handoff, jwt, bitbucket_pipes_toolkit, botocore.session"
+    /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.assume, pipe.aws, pipe.sts, pipe.handoff, pipe.check, bitbucket_pipes_toolkit, botocore.session, jwt.algorithms; assert jwt.algorithms.has_crypto, 'cryptography did not load'"
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/pipe /opt/pipe

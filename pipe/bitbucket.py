@@ -9,11 +9,12 @@ omits it on some of these lists). A 403 that names the required and granted scop
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -21,12 +22,50 @@ from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from pipe import __version__
-from pipe.errors import PipeError
+from pipe.errors import InputError, PipeError
 
 PAGELEN = 100
 MAX_PAGES = 200
 # OAuth scopes (access tokens) and the API-token scopes that grant the same.
 API_TOKEN_SCOPES = {"pipeline": "read:pipeline:bitbucket", "pipeline:variable": "admin:pipeline:bitbucket"}
+
+
+def is_loopback(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_api_url(url: str) -> str | None:
+    """What is wrong with ``url`` as BITBUCKET_API_URL, or None. The client sends its token
+    there: https only, plain http only to this machine (a stand-in or a local proxy)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        return "is not an http(s) URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return "holds credentials: give them in BITBUCKET_ACCESS_TOKEN instead"
+    if parts.query or parts.fragment:
+        return "has a query or a fragment"
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return "uses plain http: the token would cross the network in clear text; use https"
+    return None
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the default port filled in; ValueError for a bad port."""
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
 
 
 class BitbucketError(PipeError):
@@ -159,7 +198,15 @@ class Bitbucket:
         pool_size: int = 16,
         hook: Callable[[requests.Response], None] | None = None,
     ) -> None:
+        problem = check_api_url(base_url)
+        if problem:
+            raise InputError(
+                "BITBUCKET_API_URL",
+                f"BITBUCKET_API_URL {base_url} {problem}",
+                "Leave BITBUCKET_API_URL unset for https://api.bitbucket.org/2.0, or give an https URL.",
+            )
         self.base_url = base_url.rstrip("/")
+        self.origin = origin(self.base_url)
         self.session = requests.Session()
         self.session.auth = auth
         self.session.headers["User-Agent"] = f"aws-credentials-pipe/{__version__}"
@@ -173,8 +220,26 @@ class Bitbucket:
         self.timeout = timeout
 
     # -- transport -------------------------------------------------------------------
+    def _url(self, path: str, what: str) -> str:
+        """A path under the API, or an absolute URL (a page's ``next``) on the API's own
+        origin: the token is never sent anywhere else."""
+        if path.startswith("/"):
+            return f"{self.base_url}{path}"
+        try:
+            same = origin(path) == self.origin
+        except ValueError:
+            same = False
+        if not same:
+            shown = path[:200].encode("unicode_escape").decode("ascii")
+            raise BitbucketError(
+                f"Bitbucket's answer to {what} pointed to {shown}, outside BITBUCKET_API_URL ({self.base_url}); "
+                "the pipe does not send its token there",
+                "Check BITBUCKET_API_URL: it must be Bitbucket's API (or a proxy that keeps its links on itself).",
+            )
+        return path
+
     def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
-        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        url = self._url(path, what)
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
@@ -210,7 +275,7 @@ class Bitbucket:
             size = body.get("size")
             page += 1
             if body.get("next"):
-                url = body["next"]
+                url = urljoin(self._url(url, what), str(body["next"]))
             elif (isinstance(size, int) and collected < size) or (
                 size is None and len(values) >= pagelen > 0
             ):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,14 @@ class CheckReport:
     unread: list[str] = field(default_factory=list)
 
     def add(self, severity: str, code: str, message: str, fix: str = "") -> None:
-        self.findings.append(Finding(severity, code, message, fix))
+        self.extend([Finding(severity, code, message, fix)])
+
+    def extend(self, findings: Iterable[Finding]) -> None:
+        """Findings quote the token's claims, the trust policy and Bitbucket's variables:
+        each line is made printable (no raw newline or escape reaches a log or a report)."""
+        for f in findings:
+            fix = "\n".join(oidc.printable(line) for line in f.fix.split("\n"))
+            self.findings.append(Finding(f.severity, f.code, oidc.printable(f.message), fix))
 
     @property
     def errors(self) -> list[Finding]:
@@ -110,6 +118,14 @@ def _token(settings: Settings, report: CheckReport, now: float) -> None:
             "clock-skew",
             f"The token was issued {int(claims.iat - now)}s in the future: this machine's clock is behind",
             "Fix the runner's time sync (NTP).",
+        )
+    problem = oidc.issuer_problem(claims.iss, settings.bitbucket_url)
+    if problem:
+        report.add(
+            "warning",
+            "issuer-not-bitbucket",
+            f"{problem[0].upper()}{problem[1:]}: the check does not fetch keys from it, and cannot vouch for this token",
+            "Use the step's own token: add `oidc: true` to the step and do not set BITBUCKET_STEP_OIDC_TOKEN yourself.",
         )
     verified, how = oidc.verify_signature(token, claims, settings.bitbucket_url)
     report.facts["signature"] = how
@@ -265,7 +281,7 @@ def _trust(policy: dict[str, Any], max_session: int | None, settings: Settings, 
                     "The trust policy has no statement",
                     "\n".join(oidc.trust_statement_lines(claims, role.account, role.partition)),
                 )
-        report.findings.extend(evaluation.findings)
+        report.extend(evaluation.findings)
     if max_session is not None and settings.duration_seconds > max_session:
         report.add(
             "error",
@@ -315,9 +331,11 @@ def _legacy(
             "info", "retire-skipped", "RETIRE_LEGACY_KEYS acts only on a READY verdict: nothing was retired"
         )
         return
-    report.facts["retired"] = legacy.retire(
+    report.facts["retired"], left = legacy.retire(
         bitbucket, retire_iam, found, dry_run=settings.dry_run, say=console.info
     )
+    for reason in left:
+        report.add("warning", "retire-refused", reason)
 
 
 def run(settings: Settings, clients: AwsClients, console: Console, bitbucket: Bitbucket | None = None) -> str:

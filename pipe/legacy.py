@@ -31,6 +31,7 @@ class LegacyKey:
     idle_days: float | None = None
     in_use: bool | None = None
     not_read: str = ""
+    unpaired: str = ""  # why no secret variable pairs with the id unambiguously ("" when one does)
 
     def document(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,25 +53,66 @@ def _is_key_id(variable: Variable) -> bool:
     return shaped or (named and "SECRET" not in variable.key.upper())
 
 
+# The secret variable's name for an id variable's name: the id's suffix swapped for one of
+# these, and nothing else (no fallback to AWS_SECRET_ACCESS_KEY: that one pairs with
+# AWS_ACCESS_KEY_ID only).
+PAIRS = (
+    ("ACCESS_KEY_ID", ("SECRET_ACCESS_KEY", "SECRET_KEY")),
+    ("ACCESS_KEY", ("SECRET_KEY", "SECRET_ACCESS_KEY")),
+)
+
+
+def secret_names(id_name: str) -> tuple[str, ...]:
+    """The names a secret paired with ``id_name`` may have (upper case): ``X_ACCESS_KEY_ID``
+    pairs with ``X_SECRET_ACCESS_KEY`` or ``X_SECRET_KEY``, ``X_ACCESS_KEY`` with
+    ``X_SECRET_KEY`` or ``X_SECRET_ACCESS_KEY``; any other name with none."""
+    upper = id_name.upper()
+    for suffix, secrets in PAIRS:
+        if upper.endswith(suffix):
+            prefix = upper.removesuffix(suffix)
+            return tuple(prefix + secret for secret in secrets)
+    return ()
+
+
+def pair(id_name: str, names: list[str], id_names: list[str]) -> tuple[str | None, str]:
+    """(the secret variable paired with ``id_name``, "") or (None, why there is none).
+
+    A pair is the id's own name with its suffix swapped (``secret_names``), in the same
+    place. It is refused when no such variable exists, when two exist, or when another id
+    variable of that place may pair with it too: retiring would then delete a secret that
+    another key may still need, or leave half a pair behind."""
+    wanted = secret_names(id_name)
+    if not wanted:
+        return (
+            None,
+            f"{id_name} is not named ..._ACCESS_KEY_ID or ..._ACCESS_KEY, so its secret variable is unknown",
+        )
+    found = [n for n in names if n.upper() in wanted]
+    if not found:
+        return None, f"no secret variable pairs with {id_name} here (looked for {' or '.join(wanted)})"
+    if len(found) > 1:
+        return (
+            None,
+            f"{id_name} may pair with {' and '.join(sorted(found))}: which one is its secret is ambiguous",
+        )
+    secret = found[0]
+    rivals = sorted(other for other in id_names if other != id_name and secret.upper() in secret_names(other))
+    if rivals:
+        return (
+            None,
+            f"{secret} may be the secret of {', '.join(rivals)} too: which id it pairs with is ambiguous",
+        )
+    return secret, ""
+
+
 def find(bitbucket: Bitbucket, places: list[Scope]) -> list[tuple[Scope, LegacyKey]]:
     out = []
     for scope in places:
         variables = bitbucket.variables(scope)
-        names = {v.key for v in variables}
-        for variable in variables:
-            if not _is_key_id(variable):
-                continue
-            secret = next(
-                (
-                    n
-                    for n in (
-                        variable.key.upper().replace("ACCESS_KEY_ID", "SECRET_ACCESS_KEY"),
-                        "AWS_SECRET_ACCESS_KEY",
-                    )
-                    if n in names
-                ),
-                None,
-            )
+        names = [v.key for v in variables]
+        ids = [v for v in variables if _is_key_id(v)]
+        for variable in ids:
+            secret, why = pair(variable.key, names, [v.key for v in ids])
             key_id = variable.value if variable.value and KEY_SHAPE.match(variable.value) else None
             out.append(
                 (
@@ -82,6 +124,7 @@ def find(bitbucket: Bitbucket, places: list[Scope]) -> list[tuple[Scope, LegacyK
                         key_id,
                         secret,
                         not_read="" if key_id else "the id variable is secured: its value cannot be read",
+                        unpaired=why,
                     ),
                 )
             )
@@ -119,31 +162,42 @@ def retire(
     *,
     dry_run: bool,
     say: Callable[[str], None],
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
     """Idle keys only: delete their variables first (no pipeline picks up a dead key), then
-    deactivate the key. Returns what was done (or would be)."""
+    deactivate the key. A key is retired whole or not at all: when any place that holds it
+    has no unambiguous secret variable for it, nothing of it is touched (no half pair left
+    behind, no secret deleted that another id may pair with). Returns what was done (or
+    would be) and what was left, with the reason, for a person to decide."""
     actions: list[str] = []
-    done_keys: set[str] = set()
+    left: list[str] = []
+    idle: dict[str, list[tuple[Scope, LegacyKey]]] = {}
     for scope, key in found:
-        if not key.key_id or key.in_use is not False or not key.user:
+        if key.key_id and key.in_use is False and key.user:
+            idle.setdefault(key.key_id, []).append((scope, key))
+    for key_id, places in idle.items():
+        unpaired = [(scope, key) for scope, key in places if key.unpaired or not key.secret_variable]
+        if unpaired:
+            reasons = "; ".join(f"{scope}: {key.unpaired}" for scope, key in unpaired)
+            left.append(
+                f"{key_id} was not retired: {reasons}. Delete its variables by hand, then deactivate the key."
+            )
             continue
-        variables = {v.key: v for v in bitbucket.variables(scope)}
-        for name in (key.variable, key.secret_variable):
-            if name and name in variables:
-                text = f"delete {name} from {scope}"
-                actions.append(("would " if dry_run else "") + text)
-                if not dry_run:
-                    bitbucket.delete_variable(scope, variables[name].uuid)
-                say(("DRY_RUN: would " if dry_run else "Did: ") + text)
-        if key.key_id in done_keys:
-            continue
-        done_keys.add(key.key_id)
-        text = f"deactivate {key.key_id} of {key.user}"
+        for scope, key in places:
+            variables = {v.key: v for v in bitbucket.variables(scope)}
+            for name in (key.variable, key.secret_variable):
+                if name and name in variables:
+                    text = f"delete {name} from {scope}"
+                    actions.append(("would " if dry_run else "") + text)
+                    if not dry_run:
+                        bitbucket.delete_variable(scope, variables[name].uuid)
+                    say(("DRY_RUN: would " if dry_run else "Did: ") + text)
+        user = places[0][1].user
+        text = f"deactivate {key_id} of {user}"
         actions.append(("would " if dry_run else "") + text)
         if not dry_run:
-            iam.update_access_key(UserName=key.user, AccessKeyId=key.key_id, Status="Inactive")
+            iam.update_access_key(UserName=user, AccessKeyId=key_id, Status="Inactive")
         say(("DRY_RUN: would " if dry_run else "Did: ") + text)
-    return actions
+    return actions, left
 
 
 def summary(key: LegacyKey, idle_days: int) -> tuple[str, str]:

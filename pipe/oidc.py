@@ -1,21 +1,39 @@
 """The step's OIDC token: decode its claims (never its signature: that is AWS's job at
-``AssumeRoleWithWebIdentity``) and say what a role's trust policy must hold to accept it."""
+``AssumeRoleWithWebIdentity``) and say what a role's trust policy must hold to accept it.
+``ACTION=check`` also verifies the signature, against Bitbucket's own JWKS only."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipe.errors import InputError
 
 TOKEN_VARIABLE = "BITBUCKET_STEP_OIDC_TOKEN"
+# The latest time a claim may name: 9999-12-31T23:59:59Z (what a datetime can show).
+LATEST_TIME = 253402300799
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on one line: control and other non-printing characters
+    (newlines, escapes, bidi overrides) are shown escaped, as ``\\n``, ``\\x1b``, ``\\u202e``."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 @dataclass(frozen=True)
 class TokenClaims:
-    """The token's non-secret claims. The token itself is never kept here."""
+    """The token's non-secret claims, as printable text (see ``printable``; Bitbucket's claims,
+    UUIDs and branch names, never hold a character it changes). The token itself is never
+    kept here."""
 
     iss: str
     aud: str
@@ -49,7 +67,7 @@ class TokenClaims:
             ("branchName", self.branch),
             ("exp", _when(self.exp)),
         ]
-        return [f"{name:<26} {value}" for name, value in rows if value]
+        return [f"{name:<26} {printable(value)}" for name, value in rows if value]
 
 
 def _when(epoch: int | None) -> str:
@@ -58,18 +76,31 @@ def _when(epoch: int | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _segment(part: str) -> Any:
+    """One base64url JSON segment of a compact JWS (RFC 7515 section 7.1)."""
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
 def decode(token: str) -> TokenClaims:
     """Decode the claims without verifying the signature. Raises InputError on anything that
-    is not a Bitbucket OIDC token, before any call to AWS."""
-    import jwt  # PyJWT; kept off the start-up path of runs without a token
+    is not a Bitbucket OIDC token, before any call to AWS.
 
+    Read with the standard library on purpose (a compact JWS's header and payload are
+    base64url JSON, RFC 7515): this is on every ``assume`` run's start-up path, and importing
+    PyJWT imports ``cryptography``, 21 ms more per run in the image. The signature, the part
+    that needs a JOSE library, is ``check``'s (``verify_signature``, on PyJWT)."""
     hint = (
         f"Pass the step's own token: add `oidc: true` to the step and do not set {TOKEN_VARIABLE} yourself."
     )
+    parts = token.split(".")
     try:
-        raw: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        if len(parts) != 3:
+            raise ValueError("not three segments")
+        header, raw = _segment(parts[0]), _segment(parts[1])
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise InputError(TOKEN_VARIABLE, f"{TOKEN_VARIABLE} is not a JSON Web Token", hint) from None
+    if not isinstance(header, dict) or not isinstance(raw, dict):
+        raise InputError(TOKEN_VARIABLE, f"{TOKEN_VARIABLE} is not a JSON Web Token", hint)
     aud = raw.get("aud")
     if isinstance(aud, list):
         aud = aud[0] if len(aud) == 1 else ",".join(str(a) for a in aud)
@@ -78,16 +109,32 @@ def decode(token: str) -> TokenClaims:
 
     def text(name: str) -> str:
         value = raw.get(name)
-        return value if isinstance(value, str) else ""
+        return printable(value) if isinstance(value, str) else ""
 
     def number(name: str) -> int | None:
+        """A NumericDate (seconds since 1970), or None when absent. Anything else (a string,
+        true, NaN, Infinity, 1e300, a negative number) is no time at all."""
         value = raw.get(name)
-        return int(value) if isinstance(value, int | float) else None
+        if value is None:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+            or not 0 <= value <= LATEST_TIME
+        ):
+            shown = printable(str(value)[:40])
+            raise InputError(
+                TOKEN_VARIABLE,
+                f"{TOKEN_VARIABLE} has an invalid {name} claim ({shown}): not a time in seconds since 1970",
+                hint,
+            )
+        return int(value)
 
     return TokenClaims(
-        iss=raw["iss"],
-        aud=str(aud),
-        sub=raw["sub"],
+        iss=printable(raw["iss"]),
+        aud=printable(str(aud)),
+        sub=printable(raw["sub"]),
         workspace_uuid=text("workspaceUuid"),
         repository_uuid=text("repositoryUuid"),
         deployment_environment_uuid=text("deploymentEnvironmentUuid"),
@@ -141,71 +188,157 @@ def expiry_text(claims: TokenClaims, now: float) -> str:
 
 
 BITBUCKET_API = "https://api.bitbucket.org/2.0"
+_ISSUER_PATH = "/workspaces/{workspace}/pipelines-config/identity/oidc"
+# A workspace slug (letters, digits, - and _) or its {UUID}.
+_WORKSPACE = re.compile(r"[A-Za-z0-9_-]+|\{[0-9A-Fa-f-]{36}\}", re.ASCII)
+MAX_DOCUMENT_BYTES = 1 << 20
+SIGNING_ALGORITHM = "RS256"  # Bitbucket's; the only one accepted, whatever the token's header says
 
 
-def _rsa_algorithm() -> Any:
-    """RS256 for PyJWT on python-rsa (pure Python): PyJWT's own RSA support needs the
-    cryptography package, about 14 MB the image does not otherwise need."""
-    import rsa
-    from jwt.algorithms import Algorithm
-    from jwt.utils import base64url_decode
+def _api_bases(bitbucket_url: str) -> list[str]:
+    """Where Bitbucket's issuer may live: api.bitbucket.org, or the configured API (a
+    stand-in, a proxy), which must be https unless it is on loopback."""
+    from pipe.bitbucket import check_api_url
 
-    class PurePythonRS256(Algorithm):
-        def prepare_key(self, key: Any) -> Any:
-            return key
+    configured = bitbucket_url.rstrip("/")
+    return [BITBUCKET_API] + (
+        [configured] if configured != BITBUCKET_API and not check_api_url(configured) else []
+    )
 
-        @staticmethod
-        def from_jwk(jwk: Any) -> Any:
-            data = json.loads(jwk) if isinstance(jwk, str) else jwk
-            n = int.from_bytes(base64url_decode(data["n"]), "big")
-            e = int.from_bytes(base64url_decode(data["e"]), "big")
-            return rsa.PublicKey(n, e)
 
-        @staticmethod
-        def to_jwk(key: Any, as_dict: bool = False) -> Any:
-            raise NotImplementedError
+def _on_base(url: str, bitbucket_url: str) -> tuple[str, str] | None:
+    """(base, path under it) when ``url`` is on one of the API bases, plain (no user, query,
+    fragment, dot segment or backslash); None otherwise."""
+    for base in _api_bases(bitbucket_url):
+        if not url.startswith(base + "/"):
+            continue
+        rest = url[len(base) :]
+        parts = urlsplit(url)
+        if (
+            parts.username is not None
+            or parts.query
+            or parts.fragment
+            or "\\" in url
+            or any(segment in (".", "..") for segment in rest.split("/"))
+            or not rest.isprintable()
+        ):
+            return None
+        return base, rest
+    return None
 
-        def sign(self, msg: bytes, key: Any) -> bytes:
-            raise NotImplementedError
 
-        def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
-            try:
-                return bool(rsa.verify(msg, sig, key) == "SHA-256")
-            except rsa.VerificationError:
-                return False
+def issuer_problem(iss: str, bitbucket_url: str) -> str | None:
+    """None when ``iss`` is Bitbucket's issuer,
+    ``https://api.bitbucket.org/2.0/workspaces/<workspace>/pipelines-config/identity/oidc``
+    (or the same path under BITBUCKET_API_URL); otherwise why the check will not fetch its keys."""
+    found = _on_base(iss, bitbucket_url)
+    if found is not None:
+        prefix, _, rest = found[1].partition("/workspaces/")
+        workspace, _, tail = rest.partition("/")
+        if not prefix and _WORKSPACE.fullmatch(workspace) and tail == "pipelines-config/identity/oidc":
+            return None
+    expected = BITBUCKET_API + _ISSUER_PATH.format(workspace="<workspace>")
+    return f"the token's issuer {printable(iss)} is not Bitbucket's ({expected})"
 
-    return PurePythonRS256()
+
+class _Unreadable(Exception):
+    pass
+
+
+def _fetch(session: Any, url: str, what: str, timeout: float) -> Any:
+    """GET one JSON document: no redirects, at most MAX_DOCUMENT_BYTES."""
+    response = session.get(
+        url, timeout=timeout, allow_redirects=False, stream=True, headers={"Accept": "application/json"}
+    )
+    with response:
+        if 300 <= response.status_code < 400:
+            raise _Unreadable(f"{what} answered a redirect ({response.status_code}), which is not followed")
+        if response.status_code != 200:
+            raise _Unreadable(f"{what} answered HTTP {response.status_code}")
+        body = response.raw.read(MAX_DOCUMENT_BYTES + 1, decode_content=True)
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise _Unreadable(f"{what} is larger than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise _Unreadable(f"{what} is not JSON") from None
+
+
+def _signing_keys(iss: str, bitbucket_url: str, timeout: float) -> tuple[Any, str]:
+    """The issuer's JWKS (a PyJWKSet) and its URI, read from Bitbucket only: the discovery
+    document under the issuer, then a ``jwks_uri`` on the issuer's own origin, both fetched
+    from BITBUCKET_API_URL. Raises _Unreadable."""
+    import jwt
+    import requests
+
+    from pipe.bitbucket import check_api_url
+
+    local = bitbucket_url.rstrip("/")
+    refused = check_api_url(local)
+    if refused:
+        raise _Unreadable(f"BITBUCKET_API_URL {printable(local)} {refused}")
+    base, path = _on_base(iss, bitbucket_url) or ("", "")
+    try:
+        with requests.Session() as session:
+            discovery = _fetch(
+                session, f"{local}{path}/.well-known/openid-configuration", "the discovery document", timeout
+            )
+            jwks_uri = discovery.get("jwks_uri") if isinstance(discovery, dict) else None
+            if not isinstance(jwks_uri, str):
+                raise _Unreadable("the discovery document names no jwks_uri")
+            on = _on_base(jwks_uri, bitbucket_url)
+            if on is None or on[0] != base:
+                raise _Unreadable(
+                    f"the jwks_uri {printable(jwks_uri)[:200]} is not on the issuer's origin ({base})"
+                )
+            document = _fetch(session, f"{local}{on[1]}", "the JWKS", timeout)
+    except requests.RequestException as exc:
+        raise _Unreadable(f"Bitbucket did not answer ({type(exc).__name__})") from None
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise _Unreadable("the JWKS has no list of keys")
+    try:
+        return jwt.PyJWKSet(keys), jwks_uri
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise _Unreadable(f"the JWKS holds no usable key ({type(exc).__name__})") from None
 
 
 def verify_signature(
     token: str, claims: TokenClaims, bitbucket_url: str, timeout: float = 5
 ) -> tuple[bool | None, str]:
-    """(True, how) verified; (False, why) the signature does not verify; (None, why) the
-    issuer's keys could not be read, so the signature was not verified."""
+    """(True, how) verified; (False, why) the signature does not verify; (None, why) not
+    verified: the issuer is not Bitbucket's, or its keys could not be read.
+
+    Keys come from Bitbucket alone (``issuer_problem``): a token naming any other issuer is
+    never fetched from, whatever it says, and neither is a redirect or a ``jwks_uri`` on
+    another origin. The signature is checked by PyJWT (on ``cryptography``), RS256 only."""
+    problem = issuer_problem(claims.iss, bitbucket_url)
+    if problem:
+        return None, f"signature not verified: {problem}"
     import jwt
-    import requests
-
-    def local(url: str) -> str:
-        return url.replace(BITBUCKET_API, bitbucket_url.rstrip("/"), 1)
 
     try:
-        discovery = requests.get(local(f"{claims.iss}/.well-known/openid-configuration"), timeout=timeout)
-        discovery.raise_for_status()
-        jwks_uri = str(discovery.json()["jwks_uri"])
-        keys = requests.get(local(jwks_uri), timeout=timeout)
-        keys.raise_for_status()
-        jwks = keys.json()["keys"]
-    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
-        return None, f"signature not verified: the issuer's keys could not be read ({type(exc).__name__})"
-    kid = jwt.get_unverified_header(token).get("kid")
-    jwk = next((k for k in jwks if k.get("kid") == kid), None)
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        return False, "the token's header cannot be read"
+    kid, alg = header.get("kid"), header.get("alg")
+    if alg != SIGNING_ALGORITHM:
+        return (
+            False,
+            f"the token is signed with {printable(str(alg))[:40]}, not {SIGNING_ALGORITHM} as Bitbucket signs",
+        )
+    shown = printable(str(kid))[:80]
+    try:
+        keys, jwks_uri = _signing_keys(claims.iss, bitbucket_url, timeout)
+    except _Unreadable as exc:
+        return None, f"signature not verified: the issuer's keys could not be read ({exc})"
+    jwk = next((k for k in keys if k.key_id == kid and isinstance(kid, str)), None)
     if jwk is None:
-        return False, f"the issuer publishes no key with the token's kid {kid!r}"
-    algorithm = _rsa_algorithm()
-    jws = jwt.PyJWS(algorithms=[])
-    jws.register_algorithm("RS256", algorithm)
+        return False, f"the issuer publishes no key with the token's kid {shown!r}"
+    if jwk.key_type != "RSA" or jwk.algorithm_name != SIGNING_ALGORITHM:
+        return False, f"the issuer's key {shown} is not an {SIGNING_ALGORITHM} key"
     try:
-        jws.decode_complete(token, key=algorithm.from_jwk(jwk), algorithms=["RS256"])
+        jwt.PyJWS().decode_complete(token, key=jwk.key, algorithms=[SIGNING_ALGORITHM])
     except jwt.PyJWTError as exc:
-        return False, f"the signature does not verify against the issuer's key {kid} ({exc})"
-    return True, f"signature verified against the issuer's key {kid} ({jwks_uri})"
+        return False, f"the signature does not verify against the issuer's key {shown} ({exc})"
+    return True, f"signature verified against the issuer's key {shown} ({printable(jwks_uri)})"

@@ -9,7 +9,6 @@ negated ones, `...IfExists` and `ForAllValues:`; `Null` tests presence; an expli
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,8 +81,28 @@ def _list(value: Any) -> list[Any]:
 
 
 def _glob(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+    """IAM's StringLike: ``*`` any run of characters, ``?`` exactly one, the rest literal.
+
+    The classic wildcard match: walk both strings, remember the last ``*``, and on a mismatch
+    let that star take one more character. At most len(pattern) x len(value) steps, whatever
+    the pattern (a regex of ``.*`` runs backtracks exponentially: ``*a*a*a...*X``)."""
+    if ignore_case:
+        pattern, value = pattern.lower(), value.lower()
+    p = v = 0
+    star, taken = -1, 0
+    while v < len(value):
+        if p < len(pattern) and pattern[p] == "*":
+            star, taken = p, v
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("?", value[v]):
+            p += 1
+            v += 1
+        elif star >= 0:
+            taken += 1
+            p, v = star + 1, taken
+        else:
+            return False
+    return pattern[p:].strip("*") == ""
 
 
 def _hit(base: str, wanted: Sequence[str], value: str) -> bool:

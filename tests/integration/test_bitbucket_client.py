@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import requests
 
 from pipe.bitbucket import Bitbucket, BitbucketError, Scope, auth_from
+from pipe.errors import InputError
 from tests.standins.bitbucket import BitbucketStandIn, Fault
+from tests.standins.http import Request, Response, Server
 from tests.standins.sandbox import Sandbox
 
 WRITE = ("pipeline", "pipeline:variable")
@@ -205,3 +208,60 @@ def test_auth_precedence_follows_the_toolkit() -> None:
     auth, warning = auth_from({"BITBUCKET_USERNAME": "u", "BITBUCKET_APP_PASSWORD": "p"})
     assert isinstance(auth, requests.auth.HTTPBasicAuth) and "deprecated" in warning
     assert auth_from({}) == (None, "")
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[tuple[Server, list[Request]]]:
+    """Another loopback server (another origin: another port) that records every request."""
+    hits: list[Request] = []
+
+    def record(request: Request) -> Response:
+        hits.append(request)
+        return Response(200, b'{"values": [], "pagelen": 100}', {"Content-Type": "application/json"})
+
+    server = Server(record).start()
+    yield server, hits
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "{other}/2.0/repositories/acme/x/pipelines_config/variables?page=2",  # another port
+        "https://127.0.0.1:{port}/2.0/repositories/acme/x/pipelines_config/variables?page=2",  # another scheme
+        "http://localhost:{port}/2.0/repositories/acme/x/pipelines_config/variables?page=2",  # another host name
+        "//127.0.0.1:{other_port}/2.0/x",  # scheme-relative
+    ],
+)
+def test_a_next_outside_the_api_origin_is_not_followed(
+    bb: BitbucketStandIn, elsewhere: tuple[Server, list[Request]], where: str
+) -> None:
+    server, hits = elsewhere
+    scope = new_repo(bb)
+    api = client(bb)
+    api.create_variable(scope, "A", "1", secured=False)
+    port = bb.api_url.split(":")[2].split("/")[0]
+    url = where.format(other=server.url, port=port, other_port=server.url.rsplit(":", 1)[1])
+    bb.inject(Fault(method="GET", path="pipelines_config/variables$", kind="next", url=url))
+    with pytest.raises(BitbucketError, match="outside BITBUCKET_API_URL") as err:
+        api.variables(scope)
+    assert "does not send its token there" in err.value.line()
+    assert hits == []
+
+
+def test_a_next_on_the_api_origin_is_followed(bb: BitbucketStandIn) -> None:
+    scope = new_repo(bb)
+    api = client(bb)
+    api.create_variable(scope, "A", "1", secured=False)
+    bb.inject(Fault(method="GET", path="pipelines_config/variables$", kind="next", url="?page=1&pagelen=100"))
+    bb.log.clear()
+    assert [v.key for v in api.variables(scope)] == ["A"]  # the repeated page ends the list
+    assert [e["query"] for e in bb.log] == ["pagelen=100&page=1", "page=1&pagelen=100"]
+
+
+def test_plain_http_is_refused_except_on_loopback() -> None:
+    with pytest.raises(InputError, match="BITBUCKET_API_URL") as err:
+        Bitbucket("http://bitbucket.example/2.0", None)
+    assert "https" in err.value.line()
+    assert Bitbucket("http://127.0.0.1:1/2.0", None).base_url == "http://127.0.0.1:1/2.0"
+    assert Bitbucket("https://api.bitbucket.org/2.0/", None).base_url == "https://api.bitbucket.org/2.0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import pytest
 
 from tests.runner import Result, run_process
 from tests.standins.aws import ACCOUNT
-from tests.standins.issuer import braced, foreign_key
+from tests.standins.bitbucket import Fault
+from tests.standins.http import Request, Response, Server
+from tests.standins.issuer import Issuer, braced, foreign_key
 from tests.standins.sandbox import Sandbox
 
 PROVIDER = "api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc"
@@ -281,3 +284,190 @@ def test_a_report_that_cannot_be_posted_is_only_a_warning(sandbox: Sandbox, clon
     assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
     assert "Code Insights report was not posted" in result.output
     assert len([line for line in result.lines if "✖" in line]) == 0
+
+
+# -- the signature: Bitbucket's keys only (issue 7, item 6) ------------------------------
+
+
+@pytest.fixture
+def attacker(sandbox: Sandbox) -> Iterator[tuple[Issuer, Server, list[str]]]:
+    """A loopback server posing as an OIDC issuer: it serves the discovery document and the
+    JWKS of its own key, and records every request it gets."""
+    impostor = Issuer("acme")
+    hits: list[str] = []
+
+    def serve(request: Request) -> Response:
+        hits.append(request.path)
+        if request.path.endswith("/keys.json"):
+            body = impostor.jwks()
+        else:
+            body = {**impostor.discovery(), "jwks_uri": f"{server.url}{ISSUER_PATH}/keys.json"}
+        return Response(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    server = Server(serve).start()
+    yield impostor, server, hits
+    server.stop()
+
+
+ISSUER_PATH = "/2.0/workspaces/acme/pipelines-config/identity/oidc"
+
+
+def test_a_token_naming_another_issuer_is_not_fetched_from(
+    sandbox: Sandbox, clone: Path, attacker: tuple[Issuer, Server, list[str]]
+) -> None:
+    impostor, server, hits = attacker
+    token = impostor.mint(sandbox.repo_uuid, extra={"iss": f"{server.url}{ISSUER_PATH}"})
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), token=token)
+    assert result.failed_with("NOT READY"), result.output
+    assert report["facts"]["signature"].startswith("signature not verified: the token's issuer")
+    assert codes(report)["issuer-not-bitbucket"]["severity"] == "warning"
+    assert "is not Bitbucket's (https://api.bitbucket.org/2.0/workspaces/<workspace>/" in result.output
+    assert hits == []
+
+
+def test_a_redirect_from_the_issuer_is_not_followed(
+    sandbox: Sandbox, clone: Path, attacker: tuple[Issuer, Server, list[str]]
+) -> None:
+    _, server, hits = attacker
+    sandbox.bitbucket.inject(
+        Fault(
+            path="openid-configuration$",
+            kind="redirect",
+            url=f"{server.url}{ISSUER_PATH}/.well-known/openid-configuration",
+        )
+    )
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()))
+    assert result.returncode == 0, result.output  # AWS's own check is what READY rests on
+    assert report["facts"]["signature"].startswith("signature not verified")
+    assert "redirect (302)" in report["facts"]["signature"] and "signature-unverified" in codes(report)
+    assert hits == []
+
+
+def test_a_jwks_uri_on_another_origin_is_not_fetched(
+    sandbox: Sandbox, clone: Path, attacker: tuple[Issuer, Server, list[str]]
+) -> None:
+    impostor, server, hits = attacker
+    document = {**sandbox.issuer.discovery(), "jwks_uri": f"{server.url}{ISSUER_PATH}/keys.json"}
+    sandbox.bitbucket.inject(
+        Fault(path="openid-configuration$", kind="body", body=json.dumps(document).encode())
+    )
+    # Signed by the impostor's key under Bitbucket's issuer: its JWKS would "verify" it.
+    forged = impostor.mint(
+        sandbox.repo_uuid, extra={"iss": sandbox.issuer.url, "aud": sandbox.issuer.audience}
+    )
+    _, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), token=forged)
+    assert report["facts"]["signature"].startswith("signature not verified"), report["facts"]
+    assert "is not on the issuer's origin" in report["facts"]["signature"]
+    assert hits == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>not json</html>",
+        b'{"keys": {"kid": "x"}}',
+        b'{"keys": "abc"}',
+        b'{"keys": [1, 2]}',
+        b"[]",
+        b'{"keys": [{"kty": "RSA", "kid": "KID", "n": "!!!", "e": "AQAB", "alg": "RS256"}]}',
+        b'{"keys": [{"kty": "RSA", "kid": "KID", "n": 5, "e": [], "alg": "RS256"}]}',
+    ],
+    ids=["not-json", "keys-a-dict", "keys-a-string", "keys-numbers", "a-list", "bad-modulus", "bad-types"],
+)
+def test_a_malformed_jwks_is_not_verified_and_not_an_internal_error(
+    sandbox: Sandbox, clone: Path, body: bytes
+) -> None:
+    sandbox.bitbucket.inject(
+        Fault(path="keys.json$", kind="body", body=body.replace(b"KID", sandbox.issuer.kid.encode()))
+    )
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    assert report["facts"]["signature"].startswith("signature not verified"), report["facts"]
+    assert codes(report)["signature-unverified"]["severity"] == "info"
+
+
+# -- retiring legacy keys: a secret is deleted only with its own id (issue 7, item 3) ------
+
+
+def legacy_repo(sandbox: Sandbox) -> tuple[str, dict[str, str]]:
+    bb = sandbox.bitbucket
+    slug = f"legacy-{uuid.uuid4().hex[:6]}"
+    bb.add_repo("acme", slug)
+    access = {
+        "BITBUCKET_REPO_SLUG": slug,
+        "BITBUCKET_ACCESS_TOKEN": bb.access_token("pipeline", "pipeline:variable"),
+        "RETIRE_LEGACY_KEYS": "true",
+    }
+    return slug, access
+
+
+def test_retiring_an_idle_key_deletes_its_own_secret_not_the_one_in_use(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """The issue's scenario: OLD_ACCESS_KEY_ID is idle, its secret is OLD_SECRET_KEY; the
+    in-use pair is AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."""
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    user = f"legacy-user-{uuid.uuid4().hex[:6]}"
+    (used_id, used_secret), (old_id, old_secret) = sandbox.add_user(user, keys=2)
+    bb.put("acme", slug, "", "AWS_ACCESS_KEY_ID", used_id, secured=False)
+    bb.put("acme", slug, "", "AWS_SECRET_ACCESS_KEY", used_secret, secured=True)
+    bb.put("acme", slug, "", "OLD_ACCESS_KEY_ID", old_id, secured=False)
+    bb.put("acme", slug, "", "OLD_SECRET_KEY", old_secret, secured=True)
+    sandbox.aws.age(used_id, 30, last_used_days_ago=1)
+    sandbox.aws.age(old_id, 30, last_used_days_ago=20)
+
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), **access)
+    assert result.returncode == 0, result.output
+    assert set(bb.stored("acme", slug)) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert sandbox.aws.keys(user) == {used_id: "Active", old_id: "Inactive"}
+    assert [a for a in report["facts"]["retired"] if slug in a or old_id in a] == [
+        f"delete OLD_ACCESS_KEY_ID from acme/{slug}",
+        f"delete OLD_SECRET_KEY from acme/{slug}",
+        f"deactivate {old_id} of {user}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variables", "why"),
+    [
+        # Two secrets could be OLD's: which one is not for the pipe to guess.
+        (
+            {"OLD_ACCESS_KEY_ID": "old", "OLD_SECRET_ACCESS_KEY": "old", "OLD_SECRET_KEY": "other"},
+            "ambiguous",
+        ),
+        # OLD_ACCESS_KEY and OLD_ACCESS_KEY_ID both pair with OLD_SECRET_KEY.
+        ({"OLD_ACCESS_KEY_ID": "old", "OLD_ACCESS_KEY": "used", "OLD_SECRET_KEY": "old"}, "ambiguous"),
+        # No secret of its own: the old fallback deleted AWS_SECRET_ACCESS_KEY here.
+        ({"OLD_ACCESS_KEY_ID": "old"}, "no secret variable pairs with OLD_ACCESS_KEY_ID"),
+        # An id whose name says nothing of its secret.
+        ({"DEPLOY_KEY": "old", "DEPLOY_SECRET": "old"}, "its secret variable is unknown"),
+    ],
+    ids=["two-secrets", "two-ids", "no-secret", "unnamed"],
+)
+def test_a_key_without_one_unambiguous_secret_is_not_retired(
+    sandbox: Sandbox, clone: Path, variables: dict[str, str], why: str
+) -> None:
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    user = f"legacy-user-{uuid.uuid4().hex[:6]}"
+    (used_id, used_secret), (old_id, old_secret) = sandbox.add_user(user, keys=2)
+    bb.put("acme", slug, "", "AWS_ACCESS_KEY_ID", used_id, secured=False)
+    bb.put("acme", slug, "", "AWS_SECRET_ACCESS_KEY", used_secret, secured=True)
+    values = {"old": (old_id, old_secret), "used": (used_id, used_secret), "other": ("x", "y" * 40)}
+    for name, which in variables.items():
+        key_id, secret = values[which]
+        is_secret = "SECRET" in name
+        bb.put("acme", slug, "", name, secret if is_secret else key_id, secured=is_secret)
+    sandbox.aws.age(used_id, 30, last_used_days_ago=1)
+    sandbox.aws.age(old_id, 30, last_used_days_ago=20)
+    before = set(bb.stored("acme", slug))
+
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), **access)
+    assert result.returncode == 0, result.output
+    assert set(bb.stored("acme", slug)) == before  # nothing deleted: no half pair, no other's secret
+    assert sandbox.aws.keys(user) == {used_id: "Active", old_id: "Active"}
+    refused = [f for f in report["findings"] if f["code"] == "retire-refused" and old_id in f["message"]]
+    assert len(refused) == 1 and why in refused[0]["message"], report["findings"]
+    assert not [a for a in report["facts"]["retired"] if old_id in a or slug in a]
+    assert f"{old_id} was not retired" in result.output

@@ -8,8 +8,8 @@ shared/bitbucket-api/openapi-excerpt.json.
 - Secured values are stored but never returned.
 - 409 on a duplicate key, 404 for unknown workspaces, repositories, environments, variables.
 - A rate limit: N requests per hour per credential, then 429 with Retry-After.
-- Injectable faults: a status, a delay, a dropped connection, a missing `next`; and a
-  latency for every request.
+- Injectable faults: a status, a delay, a dropped connection, a missing `next`, a `next`
+  pointing elsewhere, a redirect, a body of one's choosing; and a latency for every request.
 - A request log.
 - Each workspace's OIDC discovery document and JWKS (the issuer's keys).
 """
@@ -83,11 +83,13 @@ _IMPLIED = {
 class Fault:
     method: str = ""  # "" = any
     path: str = ""  # a regex searched in the path; "" = any
-    kind: str = "status"  # status | delay | drop | no-next
+    kind: str = "status"  # status | delay | drop | no-next | next | redirect | body
     status: int = 500
     seconds: float = 0.0
     times: int = 1
     retry_after: str | None = None
+    url: str = ""  # next: the page's `next`; redirect: the Location
+    body: bytes = b""  # body: answered with 200 (the OIDC documents too)
 
 
 @dataclass
@@ -289,6 +291,10 @@ class BitbucketStandIn:
         if fault and fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             return _error(fault.status, f"Injected fault {fault.status}", headers)
+        if fault and fault.kind == "redirect":
+            return Response(302, b"", {"Location": fault.url})
+        if fault and fault.kind == "body":
+            return Response(200, fault.body, {"Content-Type": "application/json"})
         route, params = self._route(request.method, path)
         if route is None:
             return _error(404, "Resource not found")
@@ -323,7 +329,7 @@ class BitbucketStandIn:
                 "Your credentials lack one or more required privilege scopes.",
                 data={"required": list(required), "granted": sorted(credential.scopes)},
             )
-        return self._operation(route, params, request, query, no_next=bool(fault and fault.kind == "no-next"))
+        return self._operation(route, params, request, query, fault)
 
     def _route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         for route in self.routes:
@@ -357,14 +363,14 @@ class BitbucketStandIn:
         params: dict[str, str],
         request: Request,
         query: dict[str, list[str]],
-        no_next: bool,
+        fault: Fault | None,
     ) -> Response:
         ws, repo = params.get("workspace", ""), params.get("repo_slug", "")
         if route.operation == "getEnvironmentsForRepository":
             record = self.repos.get((ws, repo))
             if record is None:
                 return _error(404, f"Repository {ws}/{repo} not found")
-            return self._page(list(record.environments.values()), request, query, no_next)
+            return self._page(list(record.environments.values()), request, query, fault)
         if route.operation in _REPORT_OPERATIONS:
             return self._report(route.operation, params, request)
         env = params.get("environment_uuid", "")
@@ -380,9 +386,7 @@ class BitbucketStandIn:
             kind = "pipeline_variable" if not env else "deployment_variable"
             variable_uuid = params.get("variable_uuid")
             if request.method == "GET" and not variable_uuid:
-                return self._page(
-                    [_public(v, kind) for v in store.variables.values()], request, query, no_next
-                )
+                return self._page([_public(v, kind) for v in store.variables.values()], request, query, fault)
             if request.method == "POST":
                 body = json.loads(request.body or b"{}")
                 key = str(body.get("key", ""))
@@ -454,8 +458,9 @@ class BitbucketStandIn:
             return _json(200, out)
 
     def _page(
-        self, items: list[dict[str, Any]], request: Request, query: dict[str, list[str]], no_next: bool
+        self, items: list[dict[str, Any]], request: Request, query: dict[str, list[str]], fault: Fault | None
     ) -> Response:
+        no_next = bool(fault and fault.kind == "no-next")
         try:
             page = max(1, int(query.get("page", ["1"])[0]))
             pagelen = min(100, max(1, int(query.get("pagelen", ["10"])[0])))
@@ -471,6 +476,8 @@ class BitbucketStandIn:
         base = f"{self.api_url}{urlsplit(request.path).path.removeprefix('/2.0')}"
         if start + pagelen < len(items) and not no_next:
             body["next"] = f"{base}?page={page + 1}&pagelen={pagelen}"
+        if fault and fault.kind == "next":
+            body["next"] = fault.url
         if page > 1:
             body["previous"] = f"{base}?page={page - 1}&pagelen={pagelen}"
         if no_next:

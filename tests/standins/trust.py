@@ -3,7 +3,6 @@ purpose: it is the oracle the pipe's messages are tested against)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,8 +22,33 @@ def _list(value: Any) -> list[Any]:
 
 
 def _glob(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+    """StringLike by simulating the pattern as an automaton: the set of pattern positions
+    reachable after each character of the value (linear in the value, whatever the pattern)."""
+    if ignore_case:
+        pattern, value = pattern.lower(), value.lower()
+
+    def closure(states: set[int]) -> set[int]:
+        out = set(states)
+        for start in states:
+            state = start
+            while state < len(pattern) and pattern[state] == "*":
+                state += 1
+                out.add(state)
+        return out
+
+    states = closure({0})
+    for char in value:
+        following = set()
+        for state in states:
+            if state < len(pattern):
+                if pattern[state] == "*":
+                    following.add(state)
+                elif pattern[state] == "?" or pattern[state] == char:
+                    following.add(state + 1)
+        states = closure(following)
+        if not states:
+            return False
+    return len(pattern) in states
 
 
 def _matches(base: str, wanted: list[str], value: str) -> bool:
