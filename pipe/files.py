@@ -33,7 +33,6 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -256,7 +255,7 @@ def _write_at(
         raise OutputError(f"{variable}: {path} is a directory", f"Remove it, or point {variable} elsewhere.")
     if owner is None and before is not None and os.geteuid() == 0 and before.st_uid != 0:
         owner = (before.st_uid, before.st_gid)  # a file replaced as root keeps its owner
-    temporary = f".{name}.{secrets.token_hex(8)}.tmp"
+    temporary = f".{name}.{os.urandom(8).hex()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(temporary, flags, PRIVATE_FILE, dir_fd=dir_fd)
