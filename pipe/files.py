@@ -295,14 +295,17 @@ def write_files(
     variable: str,
     private: bool,
     owner: tuple[int, int] | None = None,
+    tighten: bool = False,
 ) -> None:
-    """Write each of ``contents`` (name -> text) atomically in ``directory``, creating it."""
+    """Write each of ``contents`` (name -> text) atomically in ``directory``, creating it.
+    ``tighten``: the directory is the pipe's own (CREDENTIALS_DIR): make it 0700 even if it
+    existed with another mode, and hand it to ``owner``."""
     file_mode, dir_mode = (PRIVATE_FILE, PRIVATE_DIR) if private else (PUBLIC_FILE, PUBLIC_DIR)
     directory = _absolute(directory)
     dir_fd = open_directory(directory, variable, create=True, mode=dir_mode, owner=owner)
     assert dir_fd is not None
     try:
-        if private:
+        if tighten:
             _own_directory(dir_fd, directory, variable, owner)
         with _writing(dir_fd, tuple(contents)):
             for name, text in contents.items():

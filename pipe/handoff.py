@@ -103,4 +103,4 @@ def write(
     """Write each file atomically inside ``directory``: directory 0700, files 0600, no symlink
     anywhere in the path (pipe.files)."""
     preflight(directory)
-    files.write_files(directory, contents, variable=VARIABLE, private=True, owner=owner)
+    files.write_files(directory, contents, variable=VARIABLE, private=True, owner=owner, tighten=True)

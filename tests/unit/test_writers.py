@@ -45,7 +45,9 @@ def test_an_existing_file_keeps_its_other_profiles_and_becomes_0600(tmp_path: Pa
     path = tmp_path / "credentials"
     path.write_text(OTHER)
     path.chmod(0o644)
+    tmp_path.chmod(0o755)
     profile(path).publish(PAIR)
+    assert mode(tmp_path) == 0o755  # the user's ~/.aws is left as it is
     parser = configparser.ConfigParser()
     parser.read_string(path.read_text())
     assert parser["other"]["aws_secret_access_key"] == "other-secret"
