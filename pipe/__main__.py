@@ -4,6 +4,7 @@ failure into one ✖ line. The only module that reads os.environ."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipe import config, schema
-from pipe.console import Console
+from pipe.console import Console, looks_secret
 from pipe.errors import InputError, PipeError, aws_error
 
 
@@ -35,22 +36,45 @@ def read_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
     try:
         pipe = _Pipe(schema=schema.toolkit_schema(), env=dict(environ))
     except _SchemaError as exc:
-        name = next(n for n in schema.BY_NAME if n in exc.errors)
+        name = next((n for n in schema.BY_NAME if n in exc.errors), "ACTION")
+        # config._fail echoes the value only when it does not look like a secret.
         raise config._fail(name, environ.get(name)) from None
     values: dict[str, str | None] = {
         name: value for name, value in pipe.variables.items() if isinstance(value, str)
     }
     # A YAML list under `variables:` reaches a pipe as NAME_0 ... NAME_{COUNT-1} and NAME_COUNT.
-    count = environ.get("TARGETS_COUNT", "")
-    if not values.get("TARGETS") and count.isdigit():
+    count = environ.get("TARGETS_COUNT", "").strip()
+    if not values.get("TARGETS") and count:
+        if not re.fullmatch(r"[0-9]{1,4}", count, re.ASCII) or int(count) > _MAX_LIST:
+            raise config._fail("TARGETS", None, f"a YAML list of at most {_MAX_LIST} targets (TARGETS_COUNT)")
         values["TARGETS"] = ",".join(environ.get(f"TARGETS_{i}", "") for i in range(int(count)))
     return values
 
 
+_MAX_LIST = 1000
+
+
+def secret_looking(environ: Mapping[str, str]) -> list[str]:
+    """Values of the pipe's own variables that look like secrets (console.looks_secret): a
+    secret given in the wrong variable is masked like any other. Bitbucket's variables (commit
+    hashes, paths) are left out, except the token, which is a secret anyway."""
+    names = [v.name for v in schema.VARIABLES if v.user or v.secret]
+    names += [name for name in environ if name.startswith("TARGETS_")]
+    return [value for name in names if (value := environ.get(name)) and looks_secret(value)]
+
+
 def _aws_refusal(exc: Exception) -> PipeError | None:
     """An AWS error no module mapped more narrowly: one ✖ line naming the operation."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError, ConfigParseError
 
+    if isinstance(exc, ConfigParseError):
+        # The SDK reads the shared files of the environment when it builds a client, before the
+        # pipe reads anything: a file it cannot parse would be an internal error otherwise.
+        return PipeError(
+            f"The AWS SDK cannot parse {exc.kwargs.get('path', 'its shared files')}",
+            "Fix the file (a profile or a key given twice, or a line outside any [profile], is refused), "
+            "or point AWS_SHARED_CREDENTIALS_FILE (or AWS_CONFIG_FILE) at another one.",
+        )
     if not isinstance(exc, ClientError):
         return None
     code, message = aws_error(exc)
@@ -104,6 +128,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     console = Console()
     console.secrets(*(environ.get(name) for name in schema.SECRET_NAMES))
+    console.secrets(*secret_looking(environ))
     try:
         values = read_variables(environ)
         settings = config.load(values, cwd=Path.cwd(), now=time.time())

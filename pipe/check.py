@@ -78,11 +78,14 @@ class CheckReport:
         return "\n".join(lines)
 
     def write(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "oidc-check.json").write_text(json.dumps(self.document(), indent=2) + "\n")
-        path = directory / "oidc-check.md"
-        path.write_text(self.markdown())
-        return path
+        from pipe import files
+
+        contents = {
+            "oidc-check.json": json.dumps(self.document(), indent=2) + "\n",
+            "oidc-check.md": self.markdown(),
+        }
+        files.write_files(directory, contents, variable="REPORT_DIR", private=False)
+        return directory / "oidc-check.md"
 
 
 def _token(settings: Settings, report: CheckReport, now: float) -> None:

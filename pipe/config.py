@@ -1,10 +1,18 @@
-"""Typed, validated settings built from the pipe's variables. Pure: no environment, no I/O
+r"""Typed, validated settings built from the pipe's variables. Pure: no environment, no I/O
 except looking at paths. Every problem becomes an InputError naming its variable, before
-anything calls AWS."""
+anything calls AWS.
+
+Every pattern here is ASCII-only: Python's ``\d`` and ``\w`` match any Unicode digit or letter
+('١٢٣', 'é'), and ``str.isdigit`` accepts '²'; AWS and Bitbucket accept none of them. Numbers
+are bounded in length before ``int()`` (Python refuses to convert more than 4300 digits), and
+JSON and YAML values are bounded before they are parsed.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,7 +20,8 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pipe import oidc
+from pipe import files, oidc
+from pipe.console import shown
 from pipe.errors import InputError
 from pipe.schema import ACTIONS, BY_NAME, IMPLEMENTED_ACTIONS
 
@@ -20,22 +29,37 @@ SHARED_STORAGE_SUFFIX = Path(".bitbucket/pipelines/generated/pipeline/pipes")
 CREDENTIALS_SUBDIR = "aws-credentials"
 REPORTS_SUBDIR = "aws-credentials-reports"
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+# Anchored with \A...\Z ('$' accepts a trailing newline), re.ASCII (\d and \w are Unicode otherwise).
+_REGION = re.compile(r"\A[a-z]{2}(-[a-z]+)+-\d{1,2}\Z", re.ASCII)
 _ROLE_ARN = re.compile(
-    r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}):role/([\w+=,.@/-]{1,512})$"
+    r"\Aarn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}):role/([\w+=,.@/-]{1,512})\Z", re.ASCII
 )
-_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
-_ACCESS_KEY_ID = re.compile(r"^AKIA[A-Z0-9]{16}$")
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
-_PROFILE = re.compile(r"^[\w+=,.@-]{1,64}$")
+_SESSION_NAME = re.compile(r"\A[\w+=,.@-]{2,64}\Z", re.ASCII)
+_ACCESS_KEY_ID = re.compile(r"\AAKIA[A-Z0-9]{16}\Z", re.ASCII)
+_ACCOUNT_ID = re.compile(r"\A\d{12}\Z", re.ASCII)
+_PROFILE = re.compile(r"\A[\w+=,.@-]{1,64}\Z", re.ASCII)
+# configparser keeps [DEFAULT] for defaults of every section (botocore too): not a profile.
+_NOT_A_PROFILE = "DEFAULT"
+_NUMBER = re.compile(r"\A[0-9]{1,12}\Z", re.ASCII)
+# No variable needs more; longer values are refused before anything parses them.
+MAX_VALUE = 65536
 _ENDPOINT_VARIABLES = {
     "sts": ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"),
     "iam": ("AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL"),
     "secretsmanager": ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"),
     "ssm": ("AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL"),
 }
-_SLUG = re.compile(r"^[A-Za-z0-9_.~-]+$")
-_IAM_USER = re.compile(r"^[\w+=,.@-]{1,64}$")
+# Bitbucket workspace ids and repository slugs (letters, digits, - _ . and ~), or a {uuid};
+# "." and ".." are refused apart: quoted into an API path they would name another resource.
+_SLUG = re.compile(r"\A(?:[A-Za-z0-9_.~-]{1,128}|\{[0-9A-Fa-f-]{36}\})\Z", re.ASCII)
+_ENVIRONMENT = re.compile(r"\A[^\x00-\x1f\x7f]{1,255}\Z")
+# Secrets Manager names/ARNs and SSM parameter names/ARNs: what the services accept.
+_STORE_NAME = {
+    "secretsmanager": re.compile(r"\A[A-Za-z0-9/_+=.@:-]{1,2048}\Z", re.ASCII),
+    "ssm": re.compile(r"\A[A-Za-z0-9/_.:-]{1,2048}\Z", re.ASCII),
+}
+_IAM_USER = re.compile(r"\A[\w+=,.@-]{1,64}\Z", re.ASCII)
+REPORT_FILES = ("rotation.json", "oidc-check.json", "oidc-check.md")
 STORE_KINDS = ("secretsmanager", "ssm")
 BITBUCKET_KINDS = ("repository", "deployment", "workspace")
 
@@ -146,25 +170,29 @@ class Settings:
 
 
 def _fail(name: str, value: str | None = None, extra: str = "") -> InputError:
+    """The ✖ for a bad value. The value is echoed to help, unless it is a secret variable's or
+    merely looks like a secret (console.looks_secret: a secret pasted into the wrong variable)."""
     var = BY_NAME[name]
-    shown = "" if value is None or var.secret else f" (got {value!r})"
-    message = f"{name} must be {var.expects}{shown}" if var.expects else f"{name} is not valid{shown}"
+    got = "" if value is None or var.secret else f" (got {shown(value)})"
+    message = f"{name} must be {var.expects}{got}" if var.expects else f"{name} is not valid{got}"
     return InputError(
         name, message + (f": {extra}" if extra else ""), f"Change {name} in the pipe's variables."
     )
 
 
 def _bool(values: Mapping[str, str | None], name: str) -> bool:
-    value = (values.get(name) or BY_NAME[name].default).strip().lower()
-    if value not in ("true", "false"):
-        raise _fail(name, value)
-    return value == "true"
+    raw = values.get(name)
+    value = (raw or BY_NAME[name].default).strip()
+    if not value.isascii() or value.lower() not in ("true", "false"):
+        raise _fail(name, raw)
+    return value.lower() == "true"
 
 
 def _int(values: Mapping[str, str | None], name: str, low: int, high: int) -> int:
+    """ASCII digits only ('²'.isdigit() is true), at most 12 of them before int()."""
     raw = values.get(name)
     text = (raw or BY_NAME[name].default).strip()
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not _NUMBER.fullmatch(text) or not low <= int(text) <= high:
         raise _fail(name, raw)
     return int(text)
 
@@ -187,7 +215,7 @@ def _region(values: Mapping[str, str | None]) -> str:
     if default and other and default != other:
         raise InputError(
             "AWS_DEFAULT_REGION",
-            f"AWS_DEFAULT_REGION ({default}) and AWS_REGION ({other}) disagree",
+            f"AWS_DEFAULT_REGION ({shown(default)}) and AWS_REGION ({shown(other)}) disagree",
             "Set one of them, or set both to the same region.",
         )
     region = default or other
@@ -197,13 +225,13 @@ def _region(values: Mapping[str, str | None]) -> str:
             "AWS_DEFAULT_REGION is required",
             "Set AWS_DEFAULT_REGION (for example eu-west-1) in the pipe's variables.",
         )
-    if not _REGION.match(region):
+    if not _REGION.fullmatch(region):
         raise _fail("AWS_DEFAULT_REGION" if default else "AWS_REGION", region)
     return region
 
 
 def _role(value: str, partition: str) -> RoleArn:
-    match = _ROLE_ARN.match(value)
+    match = _ROLE_ARN.fullmatch(value)
     if not match:
         raise _fail("AWS_OIDC_ROLE_ARN", value)
     if match.group(1) != partition:
@@ -215,13 +243,23 @@ def _role(value: str, partition: str) -> RoleArn:
     return RoleArn(value, match.group(1), match.group(2), match.group(3).rsplit("/", 1)[-1])
 
 
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _session_policy(value: str | None) -> str | None:
+    """The policy as compact JSON. Deep nesting (RecursionError), numbers of thousands of digits
+    and NaN/Infinity (which json accepts and AWS does not) are input errors like any bad JSON."""
     if not value:
         return None
     try:
-        document = json.loads(value)
+        document = json.loads(value, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise _fail("AWS_ROLE_SESSION_POLICY", None, f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise _fail("AWS_ROLE_SESSION_POLICY", None, "not a policy (nested too deeply)") from None
+    except ValueError as exc:
+        raise _fail("AWS_ROLE_SESSION_POLICY", None, f"not JSON ({str(exc).split(':')[0]})") from None
     if not isinstance(document, dict) or "Statement" not in document:
         raise _fail("AWS_ROLE_SESSION_POLICY", None, "the JSON has no Statement")
     compact = json.dumps(document, separators=(",", ":"))
@@ -232,9 +270,9 @@ def _session_policy(value: str | None) -> str | None:
 
 def _accounts(value: str | None) -> frozenset[str]:
     ids = [part for part in re.split(r"[\s,]+", value or "") if part]
-    bad = [part for part in ids if not _ACCOUNT_ID.match(part)]
+    bad = [part for part in ids if not _ACCOUNT_ID.fullmatch(part)]
     if bad:
-        raise _fail("ALLOWED_ACCOUNT_IDS", value, f"{', '.join(bad)} is not a 12-digit account id")
+        raise _fail("ALLOWED_ACCOUNT_IDS", value, f"{shown(bad[0])} is not a 12-digit account id")
     return frozenset(ids)
 
 
@@ -251,11 +289,23 @@ def _endpoints(values: Mapping[str, str | None]) -> dict[str, str]:
             url = values.get(name)
             if not url:
                 continue
-            parsed = urlparse(url)
-            if parsed.scheme not in ("http", "https") or not parsed.hostname:
-                raise _fail(name, url)
+            _check_url(name, url)
             endpoints.setdefault(service, url)
     return endpoints
+
+
+def _check_url(name: str, url: str) -> None:
+    """An http(s) URL with a host, in printable ASCII (urlparse raises ValueError on a broken
+    IPv6 host, and accepts spaces and Unicode digits in host names)."""
+    if not url.isascii() or not url.isprintable() or " " in url:
+        raise _fail(name, url)
+    try:
+        parsed = urlparse(url)
+        host = parsed.hostname
+    except ValueError:
+        raise _fail(name, url) from None
+    if parsed.scheme not in ("http", "https") or not host:
+        raise _fail(name, url)
 
 
 def _path(values: Mapping[str, str | None], name: str, default: Path, cwd: Path) -> Path:
@@ -266,6 +316,24 @@ def _path(values: Mapping[str, str | None], name: str, default: Path, cwd: Path)
         raise _fail(name, raw)
     path = Path(raw)
     return path if path.is_absolute() else cwd / path
+
+
+def canonical(path: Path, clone_dir: Path) -> Path:
+    """Where a file or directory the pipe writes really is, with only the symlinks nobody in
+    the repository controls resolved (pipe.files refuses any symlink left in a path):
+
+    - inside the clone directory, the clone directory's own location is resolved (it may sit
+      under a symlinked /tmp, for instance) and the part inside it is kept as written, so a
+      committed `.bitbucket -> ../elsewhere` stays in the path and is refused;
+    - outside it, the parent directories are resolved (they belong to the system, or to whoever
+      set the variable) and only the last component is kept: it must not be a symlink.
+
+    '.' and '..' are removed lexically first: nothing is followed to interpret them."""
+    path = Path(os.path.normpath(path))
+    clone = Path(os.path.normpath(clone_dir))
+    if path == clone or clone in path.parents:
+        return Path(os.path.realpath(clone)) / path.relative_to(clone)
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
 def _check_route(values: Mapping[str, str]) -> tuple[Route, str, KeyPair | None]:
@@ -336,21 +404,29 @@ def _route(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route,
     return Route.ACCESS_KEY, warning + " REQUIRE_OIDC=true forbids this fallback.", key
 
 
+def _slug(text: str) -> bool:
+    """A workspace id or repository slug: never "." or "..", which quoted into an API path
+    (/repositories/acme/..) would name another resource."""
+    return bool(_SLUG.match(text)) and text.strip(".") != ""
+
+
 def parse_target(text: str, variable: str = "TARGETS") -> TargetSpec:
     text = text.strip()
     prefix, _, rest = text.partition(":")
     if prefix in ("secretsmanager", "ssm", "profile") and rest:
-        if prefix == "profile" and not _PROFILE.match(rest):
-            raise _fail(variable, text, "a profile name has no spaces or brackets")
+        if prefix == "profile" and (not _PROFILE.match(rest) or rest == _NOT_A_PROFILE):
+            raise _fail(variable, text, "a profile name has no spaces or brackets, and is not DEFAULT")
+        if prefix in _STORE_NAME and not _STORE_NAME[prefix].match(rest):
+            raise _fail(variable, text, f"not a valid {prefix} name")
         return TargetSpec(prefix, text, name=rest)
     if ":" in text:
-        raise _fail(variable, text, f"unknown kind {prefix!r}")
+        raise _fail(variable, text, f"unknown kind {shown(prefix)}")
     place, _, environment = text.partition("@")
-    workspace, _, repo = place.partition("/")
+    workspace, slash, repo = place.partition("/")
     if (
-        not _SLUG.match(workspace)
-        or (repo and not _SLUG.match(repo))
-        or ("@" in text and not (repo and environment))
+        not _slug(workspace)
+        or (slash and not _slug(repo))
+        or ("@" in text and not (repo and _ENVIRONMENT.match(environment)))
     ):
         raise _fail(variable, text)
     if environment:
@@ -358,18 +434,22 @@ def parse_target(text: str, variable: str = "TARGETS") -> TargetSpec:
     return TargetSpec("repository" if repo else "workspace", text, workspace, repo)
 
 
-def split_list(value: str) -> list[str]:
-    """Comma or space separated, or a YAML list (``[a, b]`` or ``- a`` lines)."""
+def split_list(value: str, variable: str = "TARGETS") -> list[str]:
+    """Comma or space separated, or a YAML list (``[a, b]`` or ``- a`` lines) of plain values.
+    A list that nests (``[[...`` thousands deep: RecursionError in the parser; aliases that
+    expand a few lines into millions of items) is refused, not flattened."""
     stripped = value.strip()
     if stripped.startswith(("[", "- ")):
         import yaml
 
         try:
             loaded = yaml.safe_load(stripped)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             loaded = None
         if isinstance(loaded, list):
-            return [str(item).strip() for item in loaded if str(item).strip()]
+            if any(isinstance(item, list | dict) for item in loaded):
+                raise _fail(variable, value, "a YAML list of plain values, not of lists or mappings")
+            return [str(item).strip() for item in loaded if item is not None and str(item).strip()]
     return [part for part in re.split(r"[\s,]+", stripped) if part]
 
 
@@ -475,9 +555,16 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
         for name, value in raw_values.items()
         if value and value.strip()
     }
+    for name, value in values.items():
+        if name not in BY_NAME:
+            continue
+        if len(value) > MAX_VALUE:
+            raise _fail(name, None, f"{len(value)} characters; the pipe takes at most {MAX_VALUE}")
+        if "\0" in value:
+            raise _fail(name, None, "it holds a NUL character")
 
     action = (values.get("ACTION") or "assume").lower()
-    if action not in ACTIONS:
+    if not action.isascii() or action not in ACTIONS:
         raise _fail("ACTION", values.get("ACTION"))
     if action not in IMPLEMENTED_ACTIONS:
         raise InputError(
@@ -497,7 +584,7 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
     endpoints = _endpoints(values)
 
     profile = values.get("AWS_PROFILE_NAME") or "default"
-    if not _PROFILE.match(profile):
+    if not _PROFILE.match(profile) or profile == _NOT_A_PROFILE:
         raise _fail("AWS_PROFILE_NAME", profile)
 
     given_name = values.get("AWS_ROLE_SESSION_NAME")
@@ -507,13 +594,11 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
         values.get("BITBUCKET_REPO_SLUG"), values.get("BITBUCKET_BUILD_NUMBER"), now
     )
 
-    clone_dir = Path(values.get("BITBUCKET_CLONE_DIR") or cwd)
-    shared = values.get("BITBUCKET_PIPE_SHARED_STORAGE_DIR")
-    shared_dir = Path(shared) if shared else clone_dir / SHARED_STORAGE_SUFFIX
-    credentials_dir = _path(values, "CREDENTIALS_DIR", shared_dir / CREDENTIALS_SUBDIR, cwd)
-    report_dir = _path(values, "REPORT_DIR", clone_dir / REPORTS_SUBDIR, cwd)
+    clone_dir, credentials_dir, report_dir = _places(values, action, cwd)
 
     rotation = _rotation(values, action, values.get("HOME", "")) if action in ("rotate", "sync") else None
+    if rotation is not None:
+        rotation = _profiles_file(rotation, cwd, clone_dir)
     if action == "check":
         route, warning, key = _check_route(values)
     else:
@@ -534,7 +619,7 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
                 f"AWS_OIDC_ROLE_ARN is in account {role.account}, which ALLOWED_ACCOUNT_IDS does not list",
                 "Use a role in an allowed account, or add the account to ALLOWED_ACCOUNT_IDS.",
             )
-        token = values.get(oidc.TOKEN_VARIABLE)
+        token = _token(values)
         claims = oidc.decode(token) if token else None
 
     return Settings(
@@ -572,11 +657,50 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
     )
 
 
+def _places(values: Mapping[str, str], action: str, cwd: Path) -> tuple[Path, Path, Path]:
+    """The clone directory, CREDENTIALS_DIR and REPORT_DIR. The two the pipe writes are made
+    canonical (see ``canonical``), and REPORT_DIR is checked for symlinks before anything calls
+    AWS (assume checks CREDENTIALS_DIR itself: handoff.preflight)."""
+    clone_dir = cwd / (values.get("BITBUCKET_CLONE_DIR") or cwd)
+    shared = values.get("BITBUCKET_PIPE_SHARED_STORAGE_DIR")
+    shared_dir = Path(shared) if shared else clone_dir / SHARED_STORAGE_SUFFIX
+    credentials_dir = _path(values, "CREDENTIALS_DIR", shared_dir / CREDENTIALS_SUBDIR, cwd)
+    report_dir = _path(values, "REPORT_DIR", clone_dir / REPORTS_SUBDIR, cwd)
+    credentials_dir = canonical(cwd / credentials_dir, clone_dir)
+    report_dir = canonical(cwd / report_dir, clone_dir)
+    if action != "assume":
+        files.preflight(report_dir, "REPORT_DIR", REPORT_FILES)
+    return clone_dir, credentials_dir, report_dir
+
+
+def _profiles_file(rotation: RotationSettings, cwd: Path, clone_dir: Path) -> RotationSettings:
+    """The shared credentials file of profile: targets, canonical, checked for symlinks."""
+    path = canonical(cwd / rotation.credentials_file, clone_dir)
+    if any(t.kind == "profile" for t in rotation.targets):
+        files.preflight(path.parent, "AWS_SHARED_CREDENTIALS_FILE", (path.name,))
+    return dataclasses.replace(rotation, credentials_file=path)
+
+
+def _token(values: Mapping[str, str]) -> str | None:
+    token = values.get(oidc.TOKEN_VARIABLE)
+    if token and not token.isascii():  # undecodable bytes would stop the JWT library
+        raise InputError(
+            oidc.TOKEN_VARIABLE,
+            "BITBUCKET_STEP_OIDC_TOKEN is not a JWT (it holds characters a JWT never has)",
+            "Run the pipe in a step with `oidc: true`, and do not set BITBUCKET_STEP_OIDC_TOKEN yourself.",
+        )
+    return token
+
+
 def _trust_policy_file(values: Mapping[str, str], cwd: Path) -> Path | None:
     if not values.get("TRUST_POLICY_FILE"):
         return None
     path = _path(values, "TRUST_POLICY_FILE", Path(), cwd)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # a name too long, a loop of symlinks...
+        raise _fail("TRUST_POLICY_FILE", values["TRUST_POLICY_FILE"], exc.strerror or "") from None
+    if not found:
         raise _fail("TRUST_POLICY_FILE", values["TRUST_POLICY_FILE"], "no such file in the repository")
     return path
 
@@ -590,7 +714,5 @@ def _host(values: Mapping[str, str], name: str) -> str:
 
 def _bitbucket_url(values: Mapping[str, str]) -> str:
     url = values.get("BITBUCKET_API_URL") or "https://api.bitbucket.org/2.0"
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise _fail("BITBUCKET_API_URL", url)
+    _check_url("BITBUCKET_API_URL", url)
     return url.rstrip("/")

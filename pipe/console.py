@@ -8,7 +8,9 @@ the secrets of this run (OIDC token, secret keys, session tokens).
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Iterable
@@ -19,6 +21,78 @@ from pipe.errors import PipeError
 MASK = "****"
 _NOISY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
+# What "looks like a secret", for values the pipe would otherwise echo back (issue 7, item 4).
+# A secret given in the wrong variable must not be printed whatever the variable, so the rule
+# looks at the value only. It errs on the side of hiding: a hidden value costs a less precise
+# message, a shown one leaks a credential. A value looks like a secret when it
+#   - starts like an Atlassian token (ATATT/ATCTT: API and access tokens; ATBB: app passwords);
+#   - is shaped like a JWT (three base64url parts, the first starting eyJ: an OIDC token);
+#   - holds the shape of an AWS secret access key: 40 characters of [A-Za-z0-9+/] standing alone;
+#   - holds a run of 20 or more characters of [A-Za-z0-9+] mixing upper case, lower case and
+#     digits (random tokens of most kinds; ARNs, paths, names and URLs break into shorter runs at
+#     ':', '/', '.', '-', '_', and access key ids are upper case and digits only, so they stay
+#     visible);
+#   - holds a run of 32 or more characters of [A-Za-z0-9+_-] mixing the three, with at least 30%
+#     of its letters upper case (base64url tokens; names such as svc-Deploy-Pipelines-2024 have
+#     an upper-case letter per word only);
+#   - holds a run of 32 or more hex digits, letters and digits both (hex-encoded secrets).
+_TOKEN_PREFIXES = ("ATATT", "ATCTT", "ATBB")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/])")
+_RUN = re.compile(r"[A-Za-z0-9+]{20,}")
+_URLSAFE_RUN = re.compile(r"[A-Za-z0-9+_-]{32,}")
+_HEX = re.compile(r"[0-9A-Fa-f]{32,}")
+_MIXED = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"))
+# Values longer than this are never echoed in full.
+SHOWN_MAX = 80
+
+
+def _mixed(text: str) -> bool:
+    return all(pattern.search(text) for pattern in _MIXED)
+
+
+def looks_secret(value: str) -> bool:
+    """True when ``value`` may be a credential (the rule above)."""
+    text = value.strip().strip("'\"")
+    if text.startswith(_TOKEN_PREFIXES) or _JWT.search(text):
+        return True
+    if any(re.search("[A-Fa-f]", run) and re.search("[0-9]", run) for run in _HEX.findall(text)):
+        return True
+    if any(_mixed(match) for match in _AWS_SECRET.findall(text)):
+        return True
+    if any(_mixed(run) for run in _RUN.findall(text)):
+        return True
+    return any(_mixed(run) and _upper_share(run) >= 0.3 for run in _URLSAFE_RUN.findall(text))
+
+
+def _upper_share(text: str) -> float:
+    letters = [c for c in text if c.isascii() and c.isalpha()]
+    return sum(c.isupper() for c in letters) / max(len(letters), 1)
+
+
+def shown(value: str) -> str:
+    """How a user's value may appear in a message: quoted, or described without its text when
+    it looks like a secret; long values are cut."""
+    if looks_secret(value):
+        return f"a value of {len(value)} characters, not shown as it looks like a secret"
+    if len(value) > SHOWN_MAX:
+        return f"{value[:SHOWN_MAX]!r}... ({len(value)} characters)"
+    return repr(value)
+
+
+def variants(value: str) -> set[str]:
+    """The forms in which a secret given with stray whitespace or quotes may be printed: the
+    value as given, stripped of surrounding whitespace, stripped of one pair of quotes, and each
+    of these as it appears escaped inside a Python repr or a JSON string."""
+    forms = {value, value.strip()}
+    for form in list(forms):
+        if len(form) >= 2 and form[0] == form[-1] and form[0] in "'\"":
+            forms.add(form[1:-1].strip())
+    for form in list(forms):
+        forms.add(repr(form)[1:-1])
+        forms.add(json.dumps(form)[1:-1])
+    return forms
+
 
 class Redactor(logging.Filter):
     """Replaces every registered secret with ****, in log records and in plain text."""
@@ -28,10 +102,13 @@ class Redactor(logging.Filter):
         self._secrets: set[str] = set()
 
     def add(self, *values: str | None) -> None:
+        """Register secrets, in every form they may be printed in (see ``variants``): a value
+        pasted with a trailing newline is used, and may be printed, stripped."""
         for value in values:
-            # Very short values would mask ordinary words; real secrets are long.
-            if value and len(value) >= 8:
-                self._secrets.add(value)
+            for form in variants(value or ""):
+                # Very short values would mask ordinary words; real secrets are long.
+                if len(form) >= 8:
+                    self._secrets.add(form)
 
     def clean(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):
@@ -108,4 +185,7 @@ class Console:
         )
 
     def _print(self, text: str) -> None:
-        print(self.redactor.clean(text), file=self._stream, flush=True)
+        # A value read from the environment may hold undecodable bytes (lone surrogates): print
+        # them escaped rather than fail while printing the failure.
+        text = self.redactor.clean(text).encode("utf-8", "backslashreplace").decode("utf-8")
+        print(text, file=self._stream, flush=True)

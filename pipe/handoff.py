@@ -1,5 +1,6 @@
 """Hands the credentials to the rest of the step: credentials.env, the AWS shared files,
-identity.json. Directory 0700, files 0600, written atomically, symlinks refused."""
+identity.json. Directory 0700, files 0600, written atomically through pipe.files, symlinks
+refused in every component of the path."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import io
 import json
 import os
 import shlex
-import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipe import files
 from pipe.aws import Credentials
-from pipe.errors import InputError, OutputError
 
 ENV_FILE = "credentials.env"
 CREDENTIALS_FILE = "credentials"
@@ -77,26 +77,10 @@ def render_identity(document: Mapping[str, str]) -> str:
 
 
 def preflight(directory: Path) -> None:
-    """Refuse a CREDENTIALS_DIR that is a symlink or not a directory, before any AWS call."""
-    if directory.is_symlink():
-        raise InputError(
-            VARIABLE,
-            f"CREDENTIALS_DIR {directory} is a symlink",
-            "Point CREDENTIALS_DIR at a real directory.",
-        )
-    if directory.exists() and not directory.is_dir():
-        raise InputError(
-            VARIABLE,
-            f"CREDENTIALS_DIR {directory} is not a directory",
-            "Point CREDENTIALS_DIR at a directory.",
-        )
-    for name in FILES:
-        if (directory / name).is_symlink():
-            raise InputError(
-                VARIABLE,
-                f"{directory / name} is a symlink; the pipe does not write through symlinks",
-                "Remove the symlink or choose another CREDENTIALS_DIR.",
-            )
+    """Before any AWS call: refuse a CREDENTIALS_DIR with a symlink anywhere in its path (a
+    committed ``.bitbucket -> ../elsewhere`` among them), a component that is not a directory,
+    and credential files that are symlinks (see pipe.files for the rules)."""
+    files.preflight(directory, VARIABLE, FILES)
 
 
 def owner_for(clone_dir: Path) -> tuple[int, int] | None:
@@ -116,54 +100,7 @@ def write(
     contents: Mapping[str, str],
     owner: tuple[int, int] | None = None,
 ) -> None:
-    """Write each file atomically (temp file, fsync, rename) inside ``directory``."""
+    """Write each file atomically inside ``directory``: directory 0700, files 0600, no symlink
+    anywhere in the path (pipe.files)."""
     preflight(directory)
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise OutputError(
-            f"Cannot create or open CREDENTIALS_DIR {directory} ({exc.strerror})",
-            "Point CREDENTIALS_DIR at a writable directory.",
-        ) from None
-    try:
-        info = os.fstat(dir_fd)
-        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != 0o700:
-            os.fchmod(dir_fd, 0o700)
-        if owner:
-            os.fchown(dir_fd, *owner)
-        for name, text in contents.items():
-            _write_one(dir_fd, directory, name, text, owner)
-    finally:
-        os.close(dir_fd)
-
-
-def _write_one(dir_fd: int, directory: Path, name: str, text: str, owner: tuple[int, int] | None) -> None:
-    temporary = f".{name}.{os.getpid()}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    try:
-        fd = os.open(temporary, flags, 0o600, dir_fd=dir_fd)
-        try:
-            os.write(fd, text.encode())
-            os.fchmod(fd, 0o600)
-            if owner:
-                os.fchown(fd, *owner)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if stat.S_ISLNK(_lstat_mode(dir_fd, name)):
-            os.unlink(temporary, dir_fd=dir_fd)
-            raise InputError(VARIABLE, f"{directory / name} is a symlink", "Remove the symlink.")
-        os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except OSError as exc:
-        raise OutputError(
-            f"Cannot write {directory / name} ({exc.strerror})",
-            "Point CREDENTIALS_DIR at a writable directory.",
-        ) from None
-
-
-def _lstat_mode(dir_fd: int, name: str) -> int:
-    try:
-        return os.lstat(name, dir_fd=dir_fd).st_mode
-    except FileNotFoundError:
-        return 0
+    files.write_files(directory, contents, variable=VARIABLE, private=True, owner=owner, tighten=True)

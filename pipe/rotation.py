@@ -335,7 +335,8 @@ class Report:
     targets: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     def write(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
+        from pipe import files
+
         path = directory / "rotation.json"
         document = {
             "user": self.user,
@@ -347,8 +348,9 @@ class Report:
             "targets": self.targets,
             "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        path.write_text(json.dumps(document, indent=2) + "\n")
-        return path
+        return files.write_file(
+            path, json.dumps(document, indent=2) + "\n", variable="REPORT_DIR", private=False
+        )
 
 
 class Rotation:

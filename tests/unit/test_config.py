@@ -122,3 +122,188 @@ def test_no_usable_credentials(values: dict[str, str], variable: str) -> None:
 def test_not_yet_implemented_actions_are_refused_clearly() -> None:
     with pytest.raises(InputError, match="not available in this release"):
         load(**KEY, ACTION="audit")
+
+
+# Issue 7, items 4 and 12: values that got past validation, or were echoed when they should not be.
+
+ROTATE = {
+    "ACTION": "rotate",
+    "IAM_USER_NAME": "ci",
+    "TARGETS": "ssm:/ci/key",
+    "BITBUCKET_ACCESS_TOKEN": "b" * 20,
+}
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def refused(variable: str, **values: str) -> InputError:
+    with pytest.raises(InputError) as err:
+        load(**values)
+    assert err.value.variable == variable, err.value.line()
+    return err.value
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AWS_ACCESS_KEY_ID", AWS_SECRET),
+        ("AWS_REGION", AWS_SECRET),
+        ("ALLOWED_ACCOUNT_IDS", f"123456789012 {AWS_SECRET}"),
+        ("AWS_PROFILE_NAME", "ATATT3xFfGF0a1B2c3D4e5a1B2c3D4e5 x"),
+        ("AWS_ROLE_SESSION_NAME", TOKEN),
+    ],
+)
+def test_a_secret_in_the_wrong_variable_is_not_echoed(variable: str, value: str) -> None:
+    values = dict(KEY) if variable != "AWS_ACCESS_KEY_ID" else {"AWS_SECRET_ACCESS_KEY": "s" * 40}
+    values[variable] = value
+    if variable == "AWS_REGION":
+        values["AWS_DEFAULT_REGION"] = ""
+    error = refused(variable, **values)
+    line = error.line()
+    assert value.strip() not in line and "not shown" in line, line
+    for part in value.split():
+        assert part not in line or part in {"123456789012", "x"}
+
+
+def test_an_ordinary_bad_value_is_still_echoed() -> None:
+    assert "'Europe'" in refused("AWS_DEFAULT_REGION", **KEY, AWS_DEFAULT_REGION="Europe").line()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ALLOWED_ACCOUNT_IDS", "123456789012 ١٢٣٤٥٦٧٨٩٠١٢"),  # Arabic-Indic digits: \d matches them
+        ("AWS_OIDC_ROLE_ARN", "arn:aws:iam::١٢٣٤٥٦٧٨٩٠١٢:role/deploy"),
+        ("AWS_OIDC_ROLE_ARN", "arn:aws:iam::123456789012:role/déploy"),
+        ("AWS_ROLE_SESSION_NAME", "déploiement"),
+        ("AWS_PROFILE_NAME", "prodé"),
+        ("AWS_PROFILE_NAME", "DEFAULT"),  # configparser's (and botocore's) defaults section
+        ("AWS_DEFAULT_REGION", "eu-west-١"),
+        ("AWS_ROLE_DURATION_SECONDS", "٣٦٠٠"),  # '٣٦٠٠'.isdigit() and int('٣٦٠٠') == 3600
+        ("AWS_ROLE_DURATION_SECONDS", "3600²"),  # '²'.isdigit(), int('²') raises ValueError
+        ("AWS_ROLE_DURATION_SECONDS", "9" * 5000),  # int() refuses more than 4300 digits
+        ("RETRY_TIMEOUT_SECONDS", "0" * 5000),
+    ],
+)
+def test_non_ascii_and_oversized_values_are_refused(variable: str, value: str) -> None:
+    values = KEY | {"AWS_OIDC_ROLE_ARN": ROLE, "BITBUCKET_STEP_OIDC_TOKEN": TOKEN, variable: value}
+    refused(variable, **values)
+
+
+def test_a_role_arn_ending_in_a_newline_is_refused() -> None:
+    # Values are stripped, but the pattern must not rely on it: '$' matches before a final newline.
+    assert config._ROLE_ARN.match(ROLE + "\n") is None
+    assert config._SESSION_NAME.match("deploy\n") is None
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        "[" * 50_000 + "]" * 50_000,  # RecursionError in json
+        '{"Statement": [' + "1" * 5000 + "]}",  # ValueError: int string conversion limit
+        '{"Statement": [], "x": NaN}',  # json accepts NaN, AWS does not
+        '{"Statement": [], "x": -Infinity}',
+    ],
+)
+def test_a_session_policy_that_breaks_the_parser_is_an_input_error(policy: str) -> None:
+    refused("AWS_ROLE_SESSION_POLICY", **KEY, AWS_ROLE_SESSION_POLICY=policy)
+
+
+@pytest.mark.parametrize("targets", ["..", "../..", "acme/..", "acme/.", "./shop", "acme/"])
+def test_dot_segments_in_targets_are_refused(targets: str) -> None:
+    refused("TARGETS", **KEY, **(ROTATE | {"TARGETS": targets}))
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [
+        "[[[[" * 20_000,  # RecursionError in the YAML parser
+        "secretsmanager:clé",
+        "ssm:/ci/ké",
+        "profile:DEFAULT",
+        "acme/shop@prod\x1b[31m",
+    ],
+)
+def test_targets_that_are_not_targets_are_refused(targets: str) -> None:
+    refused("TARGETS", **KEY, **(ROTATE | {"TARGETS": targets}))
+
+
+def test_targets_that_are_valid_today_are_still_accepted() -> None:
+    uuid = "{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0}"
+    targets = f"acme/shop@Production, acme/shop@{uuid}, acme, acme/my.repo_1, ssm:/ci/key, profile:ci"
+    s = load(**KEY, **(ROTATE | {"TARGETS": targets}))
+    assert s.rotation is not None
+    assert [t.kind for t in s.rotation.targets] == [
+        "deployment",
+        "deployment",
+        "workspace",
+        "repository",
+        "ssm",
+        "profile",
+    ]
+    assert s.rotation.targets[1].environment == uuid
+    yaml_list = load(**KEY, **(ROTATE | {"TARGETS": "- acme/shop\n- secretsmanager:arn:aws:x:y"}))
+    assert yaml_list.rotation and [t.text for t in yaml_list.rotation.targets] == [
+        "acme/shop",
+        "secretsmanager:arn:aws:x:y",
+    ]
+
+
+@pytest.mark.parametrize("source", ["ssm:/ci/ké", "secretsmanager:ci key"])
+def test_a_source_that_is_not_a_store_is_refused(source: str) -> None:
+    refused("SOURCE", **KEY, **(ROTATE | {"ACTION": "sync", "SOURCE": source}))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BITBUCKET_API_URL", "http://[::1"),  # urlparse raises ValueError
+        ("AWS_ENDPOINT_URL", "http://[zz]/"),
+        ("AWS_ENDPOINT_URL_STS", "http://bad host/"),
+        ("BITBUCKET_API_URL", "https://api.bitbucket.org/\x1b[2J"),
+        ("TRUST_POLICY_FILE", "t" * 5000),  # ENAMETOOLONG from is_file()
+    ],
+)
+def test_urls_and_paths_that_break_the_parser_are_input_errors(variable: str, value: str) -> None:
+    values = KEY | {"AWS_OIDC_ROLE_ARN": ROLE, variable: value}
+    if variable != "TRUST_POLICY_FILE":
+        values |= ROTATE | {"TARGETS": "acme/shop", "BITBUCKET_ACCESS_TOKEN": "t" * 20}
+    else:
+        values["ACTION"] = "check"
+    refused(variable, **values)
+
+
+def test_a_token_with_undecodable_bytes_is_an_input_error() -> None:
+    refused("BITBUCKET_STEP_OIDC_TOKEN", AWS_OIDC_ROLE_ARN=ROLE, BITBUCKET_STEP_OIDC_TOKEN=TOKEN + "\udcff")
+
+
+# Issue 7, item 8: where the pipe writes, with only the symlinks nobody in the repository controls resolved.
+
+
+def test_paths_inside_the_clone_keep_their_components(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    (real / "clone").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(real)
+    (real / "clone" / "elsewhere").mkdir()
+    (real / "clone" / ".bitbucket").symlink_to("elsewhere")
+    clone = tmp_path / "link" / "clone"
+    inside = config.canonical(clone / ".bitbucket" / "x" / ".." / "aws-credentials", clone)
+    # The clone directory's own location is resolved; the committed .bitbucket symlink is kept
+    # (so that pipe.files refuses it), and '..' is removed without following anything.
+    assert inside == real / "clone" / ".bitbucket" / "aws-credentials"
+    outside = config.canonical(tmp_path / "link" / "reports", tmp_path / "other")
+    assert outside == real / "reports"
+
+
+def test_a_report_dir_with_a_symlink_inside_the_clone_is_refused_before_anything(tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    (tmp_path / "elsewhere").mkdir()
+    clone.mkdir()
+    (clone / "out").symlink_to(tmp_path / "elsewhere")
+    values = {"AWS_DEFAULT_REGION": "eu-west-1", **KEY, **ROTATE, "REPORT_DIR": "out/reports"}
+    with pytest.raises(InputError, match="symlink") as err:
+        config.load(values, cwd=clone, now=0)
+    assert err.value.variable == "REPORT_DIR"
+    (clone / "reports").mkdir()
+    (clone / "reports" / "rotation.json").symlink_to(tmp_path / "elsewhere" / "x")
+    with pytest.raises(InputError, match="symlink"):
+        config.load(values | {"REPORT_DIR": "reports"}, cwd=clone, now=0)

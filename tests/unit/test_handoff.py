@@ -10,7 +10,7 @@ import pytest
 
 from pipe import handoff
 from pipe.aws import Credentials
-from pipe.errors import InputError
+from pipe.errors import InputError, OutputError, PipeError
 
 CREDS = Credentials("ASIAEXAMPLE", "se'cr$et `x`", "tok en", datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
 
@@ -71,3 +71,88 @@ def test_files_go_to_the_clone_dir_owner_when_run_as_root(tmp_path: Path) -> Non
     assert owner == (1000, 1000)
     handoff.write(clone / "out", {"credentials.env": "x"}, owner)
     assert (clone / "out").stat().st_uid == 1000 and (clone / "out" / "credentials.env").stat().st_uid == 1000
+
+
+# Issue 7, items 8 and 10: symlinks anywhere in the path, temp files.
+
+
+def test_a_committed_symlink_in_a_parent_directory_is_refused(tmp_path: Path) -> None:
+    """`.bitbucket -> ../elsewhere` committed in the repository redirected credentials.env."""
+    clone, elsewhere = tmp_path / "clone", tmp_path / "elsewhere"
+    clone.mkdir()
+    elsewhere.mkdir()
+    (clone / ".bitbucket").symlink_to("../elsewhere")
+    directory = clone / ".bitbucket" / "pipelines" / "aws-credentials"
+    with pytest.raises(InputError, match=r"CREDENTIALS_DIR.*\.bitbucket is a symlink"):
+        handoff.write(directory, {"credentials.env": "secret"})
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_writer_refuses_a_symlink_it_finds_while_walking(tmp_path: Path) -> None:
+    """The same, for a symlink that appears after the preflight: every component is opened
+    with O_NOFOLLOW relative to its parent."""
+    from pipe import files  # new in issue 7
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to("elsewhere")
+    with pytest.raises(OutputError, match=r"CREDENTIALS_DIR: .*link is a symlink"):
+        files.write_files(
+            tmp_path / "link" / "d", {"credentials.env": "x"}, variable="CREDENTIALS_DIR", private=True
+        )
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_stale_temp_of_a_killed_run_neither_blocks_nor_stays(tmp_path: Path) -> None:
+    """The old temp name was .{name}.{pid}.tmp, and the pid is always 1 in a container: a temp
+    left by a killed run made every later write fail, and kept a secret on disk."""
+    directory = tmp_path / "creds"
+    directory.mkdir(mode=0o700)
+    stale = [directory / f".credentials.env.{os.getpid()}.tmp", directory / ".credentials.env.1.tmp"]
+    stale.append(directory / ".credentials.0123456789abcdef.tmp")
+    for path in stale:
+        path.write_text("export AWS_SECRET_ACCESS_KEY=old-secret\n")
+    keep = directory / ".credentials.env.notours.tmp"  # not our naming: left alone
+    keep.write_text("x")
+    handoff.write(directory, {"credentials.env": "new", "credentials": "new"})
+    assert (directory / "credentials.env").read_text() == "new"
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        ["credentials.env", "credentials", keep.name]
+    )
+
+
+def test_a_write_that_cannot_succeed_leaves_no_secret_behind(tmp_path: Path) -> None:
+    directory = tmp_path / "creds"
+    (directory / "credentials").mkdir(parents=True)  # in the way of the file
+    with pytest.raises(PipeError, match="CREDENTIALS_DIR"):
+        handoff.write(directory, {"credentials.env": "secret", "credentials": "secret"})
+    assert [p.name for p in directory.iterdir()] == ["credentials"]
+
+
+def test_a_failed_write_leaves_no_temp_behind(tmp_path: Path) -> None:
+    from pipe import files  # new in issue 7
+
+    directory = tmp_path / "creds"
+    (directory / "credentials").mkdir(parents=True)  # the rename onto it fails
+    with pytest.raises(OutputError, match="CREDENTIALS_DIR"):
+        files.write_files(directory, {"credentials": "secret"}, variable="CREDENTIALS_DIR", private=True)
+    assert [p.name for p in directory.iterdir()] == ["credentials"]
+    assert list((directory / "credentials").iterdir()) == []
+
+
+def test_an_os_error_names_the_variable_with_a_hint(tmp_path: Path) -> None:
+    from pipe import files  # new in issue 7
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError) as err:
+        files.write_files(tmp_path / "file" / "d", {"a": "b"}, variable="REPORT_DIR", private=False)
+    assert err.value.line().startswith("REPORT_DIR: ") and "Point REPORT_DIR at" in err.value.line()
+
+
+def test_private_files_are_0600_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        handoff.write(tmp_path / "d", {"credentials": "x"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "d" / "credentials").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o700
