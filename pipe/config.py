@@ -715,4 +715,8 @@ def _host(values: Mapping[str, str], name: str) -> str:
 def _bitbucket_url(values: Mapping[str, str]) -> str:
     url = values.get("BITBUCKET_API_URL") or "https://api.bitbucket.org/2.0"
     _check_url("BITBUCKET_API_URL", url)
+    from pipe.bitbucket import check_api_url  # requests is loaded at start-up by the toolkit anyway
+
+    if problem := check_api_url(url):
+        raise _fail("BITBUCKET_API_URL", url, problem)
     return url.rstrip("/")

@@ -112,6 +112,7 @@ ROTATE_BAD = [
     ("BITBUCKET_ACCESS_TOKEN", "", "BITBUCKET_ACCESS_TOKEN"),
     ("ATLASSIAN_ACCOUNT_EMAIL", "dev@example.com", "ATLASSIAN_API_TOKEN"),
     ("BITBUCKET_API_URL", "api.bitbucket.org", "BITBUCKET_API_URL"),
+    ("BITBUCKET_API_URL", "http://bitbucket.example.com/2.0", "BITBUCKET_API_URL"),  # token in clear
     ("AWS_ENDPOINT_URL_IAM", "iam.local", "AWS_ENDPOINT_URL_IAM"),
     ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "sm.local", "AWS_ENDPOINT_URL_SECRETS_MANAGER"),
     ("AWS_ENDPOINT_URL_SSM", "ssm.local", "AWS_ENDPOINT_URL_SSM"),
