@@ -153,7 +153,8 @@ def run_rotate(
     if isinstance(pair, str):
         report.write(settings.report_dir)
         return pair
-    report.state = plan.state if plan.state != "due" else "rotated"
+    done = {"due": "rotated", "resume": "resumed", "rollback": "rolled back", "repair": "repaired"}
+    report.state = done.get(plan.state, plan.state)
     path = report.write(settings.report_dir)
     if pair is not None:
         return f"{user}: every target holds {pair.access_key_id}. Report: {path}"
