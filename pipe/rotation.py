@@ -706,6 +706,9 @@ class Rotation:
             )
         marker = self.marker(user)
         with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
+            # The store is read beside the targets: its client's first call loads the service's
+            # model, which takes long enough to matter.
+            store_state = pool.submit(self.store.state) if self.store is not None else None
             held = dict(
                 zip(
                     [t.spec.text for t in self.targets],
@@ -713,8 +716,8 @@ class Rotation:
                     strict=True,
                 )
             )
-        store_state = self.store.state() if self.store is not None else None
-        return Facts(self.clock(), user, tuple(keys), held, store_state, marker, own)
+            stored = store_state.result() if store_state is not None else None
+        return Facts(self.clock(), user, tuple(keys), held, stored, marker, own)
 
     def policy(self) -> Policy:
         s = self.settings
