@@ -1,8 +1,8 @@
-"""ACTION=rotate and ACTION=sync: credentials, clients and targets wired to the rotation
-protocol of pipe.rotation. Every IAM change is made with the run's own credentials (the
-role's, with OIDC), never with the key being rotated, except in the self-service case,
-where the only credentials are that key: then the calls after the new key is proven use
-the new key."""
+"""ACTION=rotate and ACTION=sync: credentials, clients, the store and targets wired to the
+rotation protocol of pipe.rotation. Every IAM change is made with the run's own credentials
+(the role's, with OIDC), never with the key being rotated, except in the self-service case,
+where the only credentials are that key: then every AWS call after the new key first passes
+GetCallerIdentity (IAM, the store, the targets' AWS clients) is signed by the new key."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ class Case:
 
 
 ALL_CASES = [Case(n, store) for store in ("default", "secretsmanager", "none") for n in (1, 3, 10)]
-# All nine combinations take about 16 minutes (742 interruptions). By default the harness runs
+# All nine combinations take about 15 minutes (730 interruptions). By default the harness runs
 # these four, about 7 minutes: every store mode at 3 targets, and the default store at 10.
 # CRASH_HARNESS=full runs all nine.
 DEFAULT_CASES = [Case(3, "default"), Case(10, "default"), Case(3, "secretsmanager"), Case(3, "none")]
