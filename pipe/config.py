@@ -61,6 +61,9 @@ _STORE_NAME = {
 _IAM_USER = re.compile(r"\A[\w+=,.@-]{1,64}\Z", re.ASCII)
 REPORT_FILES = ("rotation.json", "oidc-check.json", "oidc-check.md")
 STORE_KINDS = ("secretsmanager", "ssm")
+# A lease shorter than this is refused: a heartbeat every third of it must fit between AWS calls
+# that can take seconds each, and 0 would let a second run take over a live one at once.
+MIN_LEASE_SECONDS = 30
 BITBUCKET_KINDS = ("repository", "deployment", "workspace")
 
 
@@ -120,11 +123,46 @@ class RotationSettings:
     lease_seconds: int
     concurrency: int
     credentials_file: Path
+    store_choice: TargetSpec | None = None  # STORE=ssm:... / secretsmanager:...
+    no_store: bool = False  # STORE=none
+    grace_days: int = 7
+    keep_old_key: bool = False
 
-    @property
-    def store(self) -> TargetSpec | None:
-        """The durable store: the first secretsmanager: or ssm: target."""
-        return next((t for t in self.targets if t.is_store), None)
+    def store_for(self, user: str) -> TargetSpec | None:
+        """The durable store: STORE when given (None for STORE=none), else the first
+        secretsmanager: or ssm: target, else the default SSM parameter for ``user`` (known only
+        at run time in the self-service case)."""
+        if self.no_store:
+            return None
+        if self.store_choice is not None:
+            return self.store_choice
+        first = next((t for t in self.targets if t.is_store), None)
+        return first or default_store(user)
+
+
+DEFAULT_STORE_PREFIX = "/bitbucket-pipes/aws-credentials-pipe/"
+_SSM_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+def default_store_name(user: str) -> str:
+    """``/bitbucket-pipes/aws-credentials-pipe/<user>``, with the user name escaped to what SSM
+    allows in a name (``a-zA-Z0-9_.-``): ``_`` becomes ``__`` and any other character ``_XX``
+    per UTF-8 byte (``@`` is ``_40``), so two users never share a parameter. SSM reserves
+    names whose first segment starts with ``aws`` (``/aws-credentials-pipe/...`` is refused)."""
+    out = []
+    for char in user:
+        if char in _SSM_SAFE:
+            out.append(char)
+        elif char == "_":
+            out.append("__")
+        else:
+            out.extend(f"_{byte:02X}" for byte in char.encode())
+    return DEFAULT_STORE_PREFIX + "".join(out)
+
+
+def default_store(user: str) -> TargetSpec:
+    name = default_store_name(user)
+    return TargetSpec("ssm", f"ssm:{name}", name=name)
 
 
 @dataclass(frozen=True)
@@ -494,6 +532,15 @@ def _rotation(values: Mapping[str, str], action: str, home: str) -> RotationSett
         source = parse_target(values["SOURCE"], "SOURCE")
         if not source.is_store:
             raise _fail("SOURCE", values["SOURCE"])
+    store_choice, no_store = None, False
+    store_text = values.get("STORE")
+    if store_text and action == "rotate":
+        if store_text.lower() == "none":
+            no_store = True
+        else:
+            store_choice = parse_target(store_text, "STORE")
+            if not store_choice.is_store:
+                raise _fail("STORE", store_text)
     id_variable = values.get("ACCESS_KEY_ID_VARIABLE") or "AWS_ACCESS_KEY_ID"
     secret_variable = values.get("SECRET_ACCESS_KEY_VARIABLE") or "AWS_SECRET_ACCESS_KEY"
     if id_variable == secret_variable:
@@ -529,9 +576,13 @@ def _rotation(values: Mapping[str, str], action: str, home: str) -> RotationSett
         delete_after=delete_after,
         force=_bool(values, "FORCE_ROTATE"),
         verify_timeout=_int(values, "VERIFY_TIMEOUT_SECONDS", 5, 900),
-        lease_seconds=_int(values, "ROTATION_LEASE_SECONDS", 0, 3600),
+        lease_seconds=_int(values, "ROTATION_LEASE_SECONDS", MIN_LEASE_SECONDS, 3600),
         concurrency=_int(values, "PUBLISH_CONCURRENCY", 1, 32),
         credentials_file=Path(credentials_file).expanduser(),
+        store_choice=store_choice,
+        no_store=no_store,
+        grace_days=_int(values, "ROTATION_GRACE_DAYS", 1, 365),
+        keep_old_key=_bool(values, "KEEP_OLD_KEY"),
     )
 
 

@@ -194,6 +194,15 @@ VARIABLES: tuple[Variable, ...] = (
         expects="secretsmanager:<id or ARN> or ssm:<parameter name>",
     ),
     Variable(
+        "STORE",
+        "rotate: the durable store that keeps a new key while it is published, so an interrupted "
+        "rotation can resume. Default: the first `secretsmanager:` or `ssm:` target, else the SSM "
+        "SecureString `/bitbucket-pipes/aws-credentials-pipe/<IAM user>`; `none` opts out (warned); or "
+        "`ssm:<parameter>` / `secretsmanager:<id or ARN>`.",
+        default="<first store target, else ssm:/bitbucket-pipes/aws-credentials-pipe/<IAM user>>",
+        expects="none, ssm:<parameter name> or secretsmanager:<id or ARN>",
+    ),
+    Variable(
         "ACCESS_KEY_ID_VARIABLE",
         "rotate, sync: the Bitbucket variable that holds the key id (written unsecured, so it can be read back).",
         default="AWS_ACCESS_KEY_ID",
@@ -229,8 +238,25 @@ VARIABLES: tuple[Variable, ...] = (
         expects="a whole number of days, more than DEACTIVATE_AFTER_DAYS",
     ),
     Variable(
+        "ROTATION_GRACE_DAYS",
+        "rotate: a previous key is deactivated only once the current key is at least this many days "
+        "old (IAM's last-used date lags by hours, and running pipelines still hold the previous key); "
+        "never in the run that rotates. 1-365.",
+        default="7",
+        pattern=_INT,
+        expects="a whole number of days from 1 to 365",
+    ),
+    Variable(
         "FORCE_ROTATE",
         "rotate: `true` rotates now, whatever the key's age.",
+        default="false",
+        pattern=_BOOL,
+        expects="true or false",
+    ),
+    Variable(
+        "KEEP_OLD_KEY",
+        "rotate, self-service (the run's own key into `profile:` targets): `true` keeps the old key; "
+        "by default it is deleted once the new key works and every target holds it.",
         default="false",
         pattern=_BOOL,
         expects="true or false",
@@ -246,10 +272,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "ROTATION_LEASE_SECONDS",
         "rotate: a rotation whose pending marker has not been refreshed for this long is taken for "
-        "dead, and a re-run resumes or cleans up after it; a fresher one makes other runs stop cleanly.",
+        "dead, and a re-run resumes or cleans up after it; a fresher one makes other runs stop cleanly. "
+        "A running rotation refreshes it every third of this time. 30-3600.",
         default="300",
         pattern=_INT,
-        expects="a whole number of seconds from 0 to 3600",
+        expects="a whole number of seconds from 30 to 3600",
     ),
     Variable(
         "PUBLISH_CONCURRENCY",

@@ -5,16 +5,19 @@
   the pending and the current key as JSON);
 - a profile in the AWS shared credentials file (the self-service case).
 
-``read()`` says which key id a target holds now; ``publish()`` writes a pair and returns the
-key id read back (what can be read: Bitbucket returns the unsecured id variable, never the
-secured secret)."""
+``read()`` says which key id a target holds now; ``probe()`` proves the target can be written,
+changing nothing (before a key is created); ``publish()`` writes a pair and returns the key id
+read back (what can be read: Bitbucket returns the unsecured id variable, never the secured
+secret)."""
 
 from __future__ import annotations
 
 import configparser
 import io
 import json
+import os
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +43,8 @@ class Target(Protocol):
     spec: TargetSpec
 
     def read(self) -> str | None: ...
+
+    def probe(self) -> None: ...
 
     def publish(self, pair: KeyPair) -> str | None: ...
 
@@ -69,6 +74,22 @@ class BitbucketTarget:
         held = next((v for v in self._listing if v.key == self.id_variable), None)
         return held.value if held else None
 
+    def probe(self) -> None:
+        """One request that changes nothing: the id variable PUT back with its own (unsecured,
+        readable) value; when there is none yet, a PUT to a variable that does not exist, which
+        Bitbucket answers 404 once the token's scope is checked (403 names a missing scope)."""
+        scope = self.scope()
+        listing = self._listing if self._listing is not None else self.client.variables(scope)
+        held = next((v for v in listing if v.key == self.id_variable), None)
+        if (
+            held is not None
+            and held.value is not None
+            and self.client.update_variable(scope, held.uuid, held.key, held.value, secured=False)
+        ):
+            return
+        absent = "{" + str(uuid.uuid4()) + "}"
+        self.client.update_variable(scope, absent, self.id_variable, "probe", secured=False)
+
     def publish(self, pair: KeyPair) -> str | None:
         """The secret first, then the id: the id is the commit mark. A target whose id names a
         key holds that key's secret too; one interrupted between the two writes still shows the
@@ -92,6 +113,8 @@ class SecretsManagerTarget:
     def __init__(self, spec: TargetSpec, client: Any) -> None:
         self.spec = spec
         self.client = client
+        self._seen: dict[str, tuple[str, str]] = {}  # stage -> (version id, secret string) last read
+        self._state_read = False
 
     def _version(self, stage: str) -> tuple[KeyPair | None, str | None]:
         from botocore.exceptions import ClientError
@@ -100,8 +123,11 @@ class SecretsManagerTarget:
             answer = self.client.get_secret_value(SecretId=self.spec.name, VersionStage=stage)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                self._seen.pop(stage, None)
                 return None, None
             raise
+        if answer.get("VersionId") and answer.get("SecretString") is not None:
+            self._seen[stage] = (str(answer["VersionId"]), str(answer["SecretString"]))
         try:
             data = json.loads(answer.get("SecretString") or "{}")
             return KeyPair(data["AccessKeyId"], data["SecretAccessKey"]), answer.get("VersionId")
@@ -111,11 +137,41 @@ class SecretsManagerTarget:
     def state(self) -> StoreState:
         current, _ = self._version("AWSCURRENT")
         pending, _ = self._version("AWSPENDING")
+        self._state_read = True
         return StoreState(current, pending)
 
     def read(self) -> str | None:
         current, _ = self._version("AWSCURRENT")
         return current.access_key_id if current else None
+
+    def probe(self) -> None:
+        """A write that changes nothing: the current version put back with its own
+        ClientRequestToken and value (Secrets Manager treats that as an idempotent repeat). Only
+        a version without the AWSPENDING label is put back (a version in rotation is not treated
+        as a repeat). Otherwise (no secret yet, no version, a rotation pending) the secret is
+        created empty, as write_pending would do, or found to exist: the first value is written
+        once the key exists, and a failure there deletes the new key in the same run."""
+        from botocore.exceptions import ClientError
+
+        if not self._state_read:
+            self.state()  # a version put back is a repeat however old the read: no change either way
+        current, pending = self._seen.get("AWSCURRENT"), self._seen.get("AWSPENDING")
+        if current is not None and (pending is None or pending[0] != current[0]):
+            version, text = current
+            self.client.put_secret_value(
+                SecretId=self.spec.name,
+                SecretString=text,
+                ClientRequestToken=version,
+                VersionStages=["AWSCURRENT"],
+            )
+            return
+        try:
+            self.client.create_secret(
+                Name=self.spec.name, Description="AWS access key, rotated by aws-credentials-pipe"
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceExistsException":
+                raise
 
     def _document(self, pair: KeyPair) -> str:
         return json.dumps({"AccessKeyId": pair.access_key_id, "SecretAccessKey": pair.secret_access_key})
@@ -151,6 +207,11 @@ class SecretsManagerTarget:
         pending, pending_version = self._version("AWSPENDING")
         current, current_version = self._version("AWSCURRENT")
         if current and current.access_key_id == pair.access_key_id:
+            if pending_version is not None and pending_version == current_version:
+                # The secret's first version: Secrets Manager made it AWSCURRENT as well.
+                self.client.update_secret_version_stage(
+                    SecretId=self.spec.name, VersionStage="AWSPENDING", RemoveFromVersionId=pending_version
+                )
             return pair.access_key_id
         if not pending or pending.access_key_id != pair.access_key_id:
             self.write_pending(pair)
@@ -218,6 +279,24 @@ class SsmTarget:
             Value=json.dumps({"current": raw(current), "pending": raw(pending)}),
         )
 
+    def probe(self) -> None:
+        """A permission probe that changes nothing: PutParameter without Overwrite, which SSM
+        refuses with ParameterAlreadyExists once the caller is authorised. A parameter that does
+        not exist yet is created holding no key (``{"current": null, "pending": null}``)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_parameter(
+                Name=self.spec.name,
+                Type="SecureString",
+                Overwrite=False,
+                Value=json.dumps({"current": None, "pending": None}),
+                Description="AWS access key, rotated by aws-credentials-pipe",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ParameterAlreadyExists":
+                raise
+
     def write_pending(self, pair: KeyPair) -> None:
         self._save(self.state().current, pair)
 
@@ -241,6 +320,27 @@ class ProfileTarget:
     def read(self) -> str | None:
         parser = self._parser()
         return parser.get(self.spec.name, "aws_access_key_id", fallback=None)
+
+    def probe(self) -> None:
+        """A permission probe: the file parses and can be rewritten (its directory, or the
+        nearest one that exists, is writable; the file itself too when it exists)."""
+        try:
+            self._parser()
+        except (configparser.Error, OSError) as exc:
+            raise TargetError(
+                f"{self.path} cannot be read ({type(exc).__name__})",
+                "Fix the file (or point AWS_SHARED_CREDENTIALS_FILE elsewhere) and re-run.",
+            ) from None
+        directory = self.path.parent
+        while not directory.exists() and directory != directory.parent:
+            directory = directory.parent
+        if not os.access(directory, os.W_OK | os.X_OK) or (
+            self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK)
+        ):
+            raise TargetError(
+                f"{self.path} cannot be written (permission denied)",
+                "Make the file and its directory writable, or point AWS_SHARED_CREDENTIALS_FILE elsewhere.",
+            )
 
     def publish(self, pair: KeyPair) -> str | None:
         with _PROFILE_FILES:  # targets publish concurrently; one read-modify-write at a time

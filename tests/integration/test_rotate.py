@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import configparser
 import json
+import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,21 +20,34 @@ from tests.standins.sandbox import WORKSPACE, Sandbox
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/deploy"
 
 
-class World:
-    """One rotation setup: an IAM user, repositories with a deployment environment, a store."""
+MARKER_TAG = "aws-credentials-pipe/rotation"
+DEFAULT_STORE_PREFIX = "/bitbucket-pipes/aws-credentials-pipe/"
+# A Retry-After past the Bitbucket client's 60 s cap: the write fails at once, every time.
+REFUSE = {"kind": "status", "status": 429, "retry_after": "120", "times": 1000}
 
-    def __init__(self, sandbox: Sandbox, clone: Path, repos: int = 2, store: bool = True) -> None:
+
+class World:
+    """One rotation setup: an IAM user, repositories with a deployment environment, a store.
+
+    ``store``: ``secretsmanager`` (a secretsmanager: target, the store), ``default`` (no store
+    target: the default SSM parameter) or ``none`` (STORE=none)."""
+
+    def __init__(
+        self, sandbox: Sandbox, clone: Path, repos: int = 2, store: bool | str = True, user: str = ""
+    ) -> None:
         self.sandbox = sandbox
         self.clone = clone
         tag = uuid.uuid4().hex[:8]
-        self.user = f"ci-{tag}"
+        self.user = user or f"ci-{tag}"
         self.initial = sandbox.add_user(self.user)[0]
+        mode = "secretsmanager" if store is True else ("default" if store is False else str(store))
+        self.store_mode = mode
         self.repos = [f"app-{tag}-{i}" for i in range(repos)]
         for repo in self.repos:
             sandbox.bitbucket.add_repo(WORKSPACE, repo, ("Production",))
         self.secret_name = f"ci/{tag}/aws-key"
         self.targets = [f"{WORKSPACE}/{self.repos[0]}", f"{WORKSPACE}/{self.repos[-1]}@production"]
-        if store:
+        if mode == "secretsmanager":
             self.targets.insert(0, f"secretsmanager:{self.secret_name}")
         self.bb_token = sandbox.bitbucket_token()
         self.report_dir = clone / "reports"
@@ -49,6 +65,8 @@ class World:
             REPORT_DIR=str(self.report_dir),
             VERIFY_TIMEOUT_SECONDS="10",
         )
+        if self.store_mode == "none":
+            env["STORE"] = "none"
         env.update(extra)
         return env
 
@@ -102,6 +120,47 @@ class World:
 
     def report(self) -> dict[str, Any]:
         return dict(json.loads((self.report_dir / "rotation.json").read_text()))
+
+    # -- helpers that read and write AWS behind the pipe's back (moto directly: not counted,
+    # never interrupted) ------------------------------------------------------------------
+    def default_store(self) -> dict[str, Any] | None:
+        """The default SSM store's document, or None when the parameter does not exist."""
+        ssm = self.sandbox.aws.client("ssm")
+        try:
+            answer = ssm.get_parameter(Name=DEFAULT_STORE_PREFIX + self.user, WithDecryption=True)
+        except ssm.exceptions.ParameterNotFound:
+            return None
+        return dict(json.loads(answer["Parameter"]["Value"]))
+
+    def marker(self) -> str | None:
+        tags = self.sandbox.aws.iam.list_user_tags(UserName=self.user)["Tags"]
+        return next((t["Value"] for t in tags if t["Key"] == MARKER_TAG), None)
+
+    def set_marker(self, value: str) -> None:
+        self.sandbox.aws.iam.tag_user(UserName=self.user, Tags=[{"Key": MARKER_TAG, "Value": value}])
+
+    def expire_marker(self) -> bool:
+        """What waiting ROTATION_LEASE_SECONDS would do: the marker's heartbeat is made old."""
+        value = self.marker()
+        if value is None:
+            return False
+        self.set_marker(re.sub(r"\bbeat=\d+", "beat=1", value))
+        return True
+
+    def variable_uuid(self, target: str, name: str) -> str:
+        repo, env_uuid = self.place(target)
+        return str(self.sandbox.bitbucket.stored(WORKSPACE, repo, env_uuid)[name]["uuid"])
+
+    def iam_keys(self) -> dict[str, str]:
+        return self.sandbox.aws.keys(self.user)
+
+    def converged(self) -> str:
+        """The one key every target holds (and that works), or an assertion error."""
+        held = self.held()
+        ids = {key for key, _ in held.values()}
+        assert len(ids) == 1 and None not in ids, held
+        assert self.all_work(), held
+        return str(ids.pop())
 
 
 @pytest.fixture
@@ -159,28 +218,70 @@ def test_two_active_keys_block_with_a_clear_message(world: World) -> None:
     assert world.all_work()
 
 
-def test_age_policy_deactivates_then_deletes_the_previous_key(world: World) -> None:
+def test_age_policy_deactivates_then_deletes_the_previous_key_after_the_grace_period(world: World) -> None:
     old = world.initial[0]
     assert world.run("rotate-1").returncode == 0
+    current = world.report()["current_key"]
     aws = world.sandbox.aws
     aws.age(old, 101)
+    # The current key is minutes old: IAM's last-used date lags by hours and running pipelines
+    # still hold the previous key, so it is not judged "unused" yet.
+    early = world.run("rotate-grace")
+    assert early.returncode == 0, early.output
+    assert "ROTATION_GRACE_DAYS=7" in early.output and world.iam_keys()[old] == "Active"
+    aws.age(current, 6.9)
+    assert world.run("rotate-grace-6.9").returncode == 0 and world.iam_keys()[old] == "Active"
+    aws.age(current, 7.1)
     result = world.run("rotate-deactivate")
     assert result.returncode == 0, result.output
-    assert aws.keys(world.user)[old] == "Inactive" and world.all_work()
+    assert world.iam_keys()[old] == "Inactive" and world.all_work()
     aws.age(old, 111)
     result = world.run("rotate-delete")
     assert result.returncode == 0, result.output
-    assert old not in aws.keys(world.user)
+    assert old not in world.iam_keys()
+
+
+def test_a_shorter_grace_period_is_honoured(world: World) -> None:
+    old = world.initial[0]
+    assert world.run("rotate-1").returncode == 0
+    world.sandbox.aws.age(old, 101)
+    world.sandbox.aws.age(world.report()["current_key"], 1.5)
+    result = world.run("rotate-grace-1", ROTATION_GRACE_DAYS="1")
+    assert result.returncode == 0, result.output
+    assert world.iam_keys()[old] == "Inactive"
 
 
 def test_a_previous_key_still_in_use_is_kept_with_a_warning(world: World) -> None:
     old = world.initial[0]
     assert world.run("rotate-1").returncode == 0
+    world.sandbox.aws.age(world.report()["current_key"], 8)
     world.sandbox.aws.age(old, 101, last_used_days_ago=0)
     result = world.run("rotate-in-use")
     assert result.returncode == 0, result.output
     assert "kept active" in result.output
-    assert world.sandbox.aws.keys(world.user)[old] == "Active"
+    assert world.iam_keys()[old] == "Active"
+
+
+def test_a_run_that_publishes_never_deactivates(world: World) -> None:
+    """A previous key past DEACTIVATE_AFTER_DAYS and unused, a current key past the grace period:
+    a run that publishes (here: the current key to a target new in TARGETS) deactivates
+    nothing; the next run does."""
+    old = world.initial[0]
+    assert world.run("rotate-1").returncode == 0
+    current = world.report()["current_key"]
+    aws = world.sandbox.aws
+    aws.age(old, 101)
+    aws.age(current, 8)
+    extra = f"app-{uuid.uuid4().hex[:8]}"
+    world.sandbox.bitbucket.add_repo(WORKSPACE, extra)
+    world.targets.append(f"{WORKSPACE}/{extra}")
+    result = world.run("rotate-new-target")
+    assert result.returncode == 0, result.output
+    assert "never deactivated by a run that publishes" in result.output
+    assert world.converged() == current and world.iam_keys()[old] == "Active"
+    after = world.run("rotate-after-publish")
+    assert after.returncode == 0, after.output
+    assert world.iam_keys()[old] == "Inactive"
 
 
 def test_an_old_current_key_is_rotated_and_kept_until_it_ages_out(world: World) -> None:
@@ -218,8 +319,12 @@ def test_a_key_that_never_works_is_deleted_and_nothing_is_published(world: World
 
 def test_missing_write_scope_names_it_and_a_rerun_converges(world: World, sandbox: Sandbox) -> None:
     reader = sandbox.bitbucket_token("pipeline")
+    sandbox.aws.forget_requests()
     result = world.run("rotate-scope", BITBUCKET_ACCESS_TOKEN=reader)
-    assert result.failed_with("pipeline:variable"), result.output
+    assert result.failed_with("pipeline:variable", world.targets[1], "no key was created"), result.output
+    # The probe found it before anything changed: no key, no marker.
+    assert set(world.iam_keys()) == {world.initial[0]} and world.marker() is None
+    assert sandbox.aws.calls("CreateAccessKey") == 0 and sandbox.aws.calls("TagUser") == 0
     fixed = world.run("rotate-after-scope")
     assert fixed.returncode == 0, fixed.output
     assert world.all_work() and len({k for k, _ in world.held().values()}) == 1
@@ -231,12 +336,12 @@ def test_an_interrupted_publish_resumes_from_the_store(world: World) -> None:
     world.targets.remove(f"secretsmanager:{world.secret_name}")
     world.targets.append(f"secretsmanager:{world.secret_name}")  # the store need not be first
     bb = world.sandbox.bitbucket
-    bb.inject(Fault(method="PUT", path=world.repos[-1], kind="status", status=500, times=1000))
-    bb.inject(Fault(method="POST", path=world.repos[-1], kind="status", status=500, times=1000))
-    failed = world.run("rotate-partial", PUBLISH_CONCURRENCY="1", FORCE_ROTATE="true")
-    assert failed.failed_with("did not take the new key", "resumes"), failed.output
-    held = world.held()
     stuck = f"{WORKSPACE}/{world.repos[-1]}@production"
+    secret_uuid = world.variable_uuid(stuck, "AWS_SECRET_ACCESS_KEY")
+    bb.inject(Fault(method="PUT", path=re.escape(secret_uuid), **REFUSE))  # type: ignore[arg-type]
+    failed = world.run("rotate-partial", PUBLISH_CONCURRENCY="1", FORCE_ROTATE="true")
+    assert failed.failed_with("did not take", stuck, "resumes"), failed.output
+    held = world.held()
     assert held[stuck][0] == world.initial[0]  # still the old pair, which still works
     assert all(
         world.sandbox.aws.works(k, s) for t, (k, s) in held.items() if not t.startswith("secretsmanager:")
@@ -245,7 +350,77 @@ def test_an_interrupted_publish_resumes_from_the_store(world: World) -> None:
     resumed = world.run("rotate-resume")
     assert resumed.returncode == 0, resumed.output
     assert "resume" in resumed.output
-    assert world.all_work() and len({k for k, _ in world.held().values()}) == 1
+    world.converged()
+
+
+def test_a_target_that_fails_every_write_stops_the_run_before_any_change(world: World) -> None:
+    """The acceptance suite's scenario: one target answers 500 to every write. The probe finds
+    it before a key is created; once the fault is cleared a re-run converges."""
+    world.seed()
+    bb, aws = world.sandbox.bitbucket, world.sandbox.aws
+    broken = f"{WORKSPACE}/{world.repos[-1]}@production"
+    for method in ("PUT", "POST"):
+        bb.inject(Fault(method=method, path=world.repos[-1], kind="status", status=500, times=1000))
+    before = world.held()
+    aws.forget_requests()
+    failed = world.run("rotate-500", FORCE_ROTATE="true")
+    assert failed.failed_with(broken, "500", "no key was created"), failed.output
+    assert world.held() == before and set(world.iam_keys()) == {world.initial[0]} and world.marker() is None
+    assert aws.calls("CreateAccessKey") == 0
+    bb.reset()
+    fixed = world.run("rotate-500-cleared", FORCE_ROTATE="true")
+    assert fixed.returncode == 0, fixed.output
+    new = world.converged()
+    assert new != world.initial[0] and set(world.iam_keys()) == {world.initial[0], new}
+
+
+@pytest.mark.parametrize("store", ["default", "none"])
+@pytest.mark.parametrize("failing", ["secret", "id"])
+def test_a_write_that_fails_after_the_probe_is_repaired_by_the_rerun(
+    sandbox: Sandbox, clone: Path, store: str, failing: str
+) -> None:
+    """The probe passes, then the real secret write (or only the id write, which leaves the old
+    id beside the new secret) fails for good. The run ends ✖ naming the target; after the fault
+    is cleared the re-run rewrites both variables and converges, with the default store (from
+    the store's pending key) and with STORE=none (a new key, written to every target)."""
+    world = World(sandbox, clone, repos=2, store=store)
+    world.seed()
+    bb = sandbox.bitbucket
+    first = world.targets[0]  # published first, and the run stops there
+    name = "AWS_SECRET_ACCESS_KEY" if failing == "secret" else "AWS_ACCESS_KEY_ID"
+    path = re.escape(world.variable_uuid(first, name))
+    if failing == "id":
+        bb.inject(Fault(method="PUT", path=path, kind="delay", seconds=0.0, times=1))  # the probe passes
+    bb.inject(Fault(method="PUT", path=path, **REFUSE))  # type: ignore[arg-type]
+    failed = world.run(f"fail-{failing}-{store}", FORCE_ROTATE="true", PUBLISH_CONCURRENCY="1")
+    assert failed.failed_with("did not take", first, "429"), failed.output
+    held = world.held()
+    old_id, old_secret = world.initial
+    if failing == "id":
+        # The issue's case: the old id beside the new secret. That pair does not work.
+        assert held[first][0] == old_id and held[first][1] != old_secret
+        assert not sandbox.aws.works(*held[first])
+    marker = world.marker()
+    assert marker is not None and "phase=publish" in marker, marker
+    new = next(k for k in world.iam_keys() if k != old_id)
+    if store == "default":
+        document = world.default_store()
+        assert document is not None and document["pending"]["AccessKeyId"] == new
+    bb.reset()
+    rerun = world.run(f"fail-{failing}-{store}-rerun", PUBLISH_CONCURRENCY="1")
+    assert rerun.returncode == 0, rerun.output
+    final = world.converged()
+    if store == "default":
+        assert final == new and "resume" in rerun.output
+        document = world.default_store()
+        assert document is not None and document["current"]["AccessKeyId"] == new
+    else:
+        assert final not in (new, old_id) and "every target gets a new key" in rerun.output
+        assert new not in world.iam_keys()
+    assert world.marker() is None
+    # And the next run has nothing left to do.
+    again = world.run(f"fail-{failing}-{store}-again")
+    assert again.returncode == 0 and "nothing was due" in again.last, again.output
 
 
 def test_sync_publishes_the_store_key(world: World, sandbox: Sandbox) -> None:
@@ -272,42 +447,84 @@ def test_targets_as_a_yaml_list(world: World) -> None:
     assert world.all_work()
 
 
-def test_self_service_rotates_a_persons_own_key_into_a_profile(sandbox: Sandbox, clone: Path) -> None:
-    user = f"dev-{uuid.uuid4().hex[:6]}"
-    key_id, secret = sandbox.add_user(user)[0]
-    credentials = clone.parent / "home" / ".aws" / "credentials"
-    credentials.parent.mkdir(parents=True)
-    credentials.write_text(
-        f"[other]\naws_access_key_id = AKIAOTHER\n\n[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
-    )
-    env = sandbox.step_env(
+def _self_service_env(
+    sandbox: Sandbox, clone: Path, credentials: Path, pair: tuple[str, str], **extra: str
+) -> dict[str, str]:
+    return sandbox.step_env(
         clone,
         ACTION="rotate",
         TARGETS="profile:default",
-        AWS_ACCESS_KEY_ID=key_id,
-        AWS_SECRET_ACCESS_KEY=secret,
+        AWS_ACCESS_KEY_ID=pair[0],
+        AWS_SECRET_ACCESS_KEY=pair[1],
         FORCE_ROTATE="true",
         AWS_SHARED_CREDENTIALS_FILE=str(credentials),
         REPORT_DIR=str(clone / "reports"),
         VERIFY_TIMEOUT_SECONDS="10",
+        **extra,
     )
-    result = run_process(env, clone, "self-service", timeout=120)
-    assert result.returncode == 0, result.output
-    assert "Self-service" in result.output
-    import configparser
 
+
+def _profile(credentials: Path, name: str = "default") -> tuple[str, str]:
     parser = configparser.ConfigParser()
     parser.read(credentials)
-    new_id, new_secret = parser["default"]["aws_access_key_id"], parser["default"]["aws_secret_access_key"]
-    assert new_id != key_id and sandbox.aws.works(new_id, new_secret)
+    return parser[name]["aws_access_key_id"], parser[name]["aws_secret_access_key"]
+
+
+def test_self_service_rotates_a_persons_own_key_into_a_profile_again_and_again(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """Seed 002: a person rotates their own key, as often as they like. Once the new key works
+    and sits in the profile (and the store), the old key is deleted; every AWS call after the
+    new key's first successful GetCallerIdentity is signed by the new key."""
+    user = f"dev-{uuid.uuid4().hex[:6]}"
+    pair = sandbox.add_user(user)[0]
+    credentials = clone.parent / "home" / ".aws" / "credentials"
+    credentials.parent.mkdir(parents=True)
+    credentials.write_text(
+        f"[other]\naws_access_key_id = AKIAOTHER\n\n[default]\naws_access_key_id = {pair[0]}\n"
+        f"aws_secret_access_key = {pair[1]}\n"
+    )
+    aws = sandbox.aws
+    for turn in (1, 2):
+        old = pair
+        aws.forget_requests()
+        result = run_process(
+            _self_service_env(sandbox, clone, credentials, old), clone, f"self-service-{turn}"
+        )
+        assert result.returncode == 0, result.output
+        assert "Self-service" in result.output
+        pair = _profile(credentials)
+        assert pair[0] != old[0] and aws.works(*pair)
+        assert aws.keys(user) == {pair[0]: "Active"}  # only the new key is left
+        requests = list(aws.requests)
+        first = requests.index(("GetCallerIdentity", pair[0]))
+        late = [action for action, key in requests[first:] if key == old[0]]
+        assert late == [], late
+        # The store (the default SSM parameter) was written with the new key too.
+        assert any(action == "PutParameter" and key == pair[0] for action, key in requests[first:])
+        assert old[1] not in result.output and pair[1] not in result.output
+    parser = configparser.ConfigParser()
+    parser.read(credentials)
     assert parser["other"]["aws_access_key_id"] == "AKIAOTHER"
     assert oct(credentials.stat().st_mode & 0o777) == "0o600"
-    assert sandbox.aws.keys(user) == {key_id: "Active", new_id: "Active"}  # the old key ages out later
-    assert secret not in result.output and new_secret not in result.output
+
+
+def test_self_service_keep_old_key(sandbox: Sandbox, clone: Path) -> None:
+    user = f"dev-{uuid.uuid4().hex[:6]}"
+    pair = sandbox.add_user(user)[0]
+    credentials = clone.parent / "home" / ".aws" / "credentials"
+    credentials.parent.mkdir(parents=True)
+    credentials.write_text(f"[default]\naws_access_key_id = {pair[0]}\naws_secret_access_key = {pair[1]}\n")
+    env = _self_service_env(sandbox, clone, credentials, pair, KEEP_OLD_KEY="true", STORE="none")
+    result = run_process(env, clone, "self-service-keep")
+    assert result.returncode == 0, result.output
+    new = _profile(credentials)
+    assert sandbox.aws.keys(user) == {pair[0]: "Active", new[0]: "Active"}
+    assert "KEEP_OLD_KEY=true" in result.output and "STORE=none" in result.output
 
 
 def test_ssm_store(sandbox: Sandbox, clone: Path) -> None:
-    world = World(sandbox, clone, repos=1, store=False)
+    world = World(sandbox, clone, repos=1, store="default")
     parameter = f"/ci/{uuid.uuid4().hex[:6]}/aws-key"
     world.targets.append(f"ssm:{parameter}")
     result = world.run("rotate-ssm")
@@ -322,26 +539,127 @@ def test_ssm_store(sandbox: Sandbox, clone: Path) -> None:
 def test_mixed_keys_without_a_store_are_explained_then_rolled_back_with_a_known_pair(
     sandbox: Sandbox, clone: Path
 ) -> None:
-    world = World(sandbox, clone, repos=2, store=False)
+    world = World(sandbox, clone, repos=2, store="none")
     world.targets = [f"{WORKSPACE}/{world.repos[0]}", f"{WORKSPACE}/{world.repos[1]}"]
     world.seed()
     bb = sandbox.bitbucket
-    # The second repository refuses the secret: its id is put back, so it stays on the old pair.
-    bb.inject(Fault(method="PUT", path=world.repos[1], kind="status", status=500, times=1000))
+    # The second repository refuses the secret: it stays on the old pair.
+    secret_uuid = world.variable_uuid(world.targets[1], "AWS_SECRET_ACCESS_KEY")
+    bb.inject(Fault(method="PUT", path=re.escape(secret_uuid), **REFUSE))  # type: ignore[arg-type]
     failed = world.run("mixed-1", FORCE_ROTATE="true", PUBLISH_CONCURRENCY="1")
-    assert failed.returncode == 1, failed.output
+    assert failed.failed_with("did not take", world.targets[1]), failed.output
+    assert "STORE=none" in failed.output
     bb.reset()
     held = world.held()
     assert held[world.targets[0]][0] != held[world.targets[1]][0]
     assert world.all_work()  # mixed, but every target works: both keys are still active
     blocked = world.run("mixed-2")
     assert blocked.failed_with("different keys", "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"), blocked.output
+    assert f"{world.targets[1]} may hold its secret beside another id" in blocked.last
     assert world.all_work()
-    # A run that knows one of the pairs (the rotation step of the second repository) rolls back.
+    # A run that knows one of the pairs (the rotation step of the second repository) rolls back,
+    # rewriting both variables of every target.
     old_id, old_secret = world.initial
     env = world.env(AWS_ACCESS_KEY_ID=old_id, AWS_SECRET_ACCESS_KEY=old_secret)
     del env["AWS_OIDC_ROLE_ARN"], env["BITBUCKET_STEP_OIDC_TOKEN"]
     rolled = run_process(env, world.clone, "mixed-3", timeout=120)
     assert rolled.returncode == 0, rolled.output
-    assert {k for k, _ in world.held().values()} == {old_id} and world.all_work()
-    assert set(sandbox.aws.keys(world.user)) == {old_id}
+    assert world.converged() == old_id
+    assert set(world.iam_keys()) == {old_id}
+
+
+def test_default_store_is_an_ssm_parameter_named_after_the_user(sandbox: Sandbox, clone: Path) -> None:
+    """No secretsmanager:/ssm: target: the store is the SSM SecureString
+    /bitbucket-pipes/aws-credentials-pipe/<user>, with what SSM does not allow in a name escaped."""
+    tag = uuid.uuid4().hex[:6]
+    world = World(sandbox, clone, repos=1, store="default", user=f"ci+{tag}@acme_x")
+    parameter = f"{DEFAULT_STORE_PREFIX}ci_2B{tag}_40acme__x"
+    result = world.run("default-store")
+    assert result.returncode == 0, result.output
+    assert f"store ssm:{parameter} (the default" in result.output
+    new = world.converged()
+    ssm = sandbox.aws.client("ssm")
+    answer = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
+    assert answer["Type"] == "SecureString"
+    document = json.loads(answer["Value"])
+    assert document["pending"] is None and document["current"]["AccessKeyId"] == new
+    assert sandbox.aws.works(document["current"]["AccessKeyId"], document["current"]["SecretAccessKey"])
+    assert world.report()["store"] == f"ssm:{parameter}"
+
+
+def test_store_none_warns_and_writes_no_store(sandbox: Sandbox, clone: Path) -> None:
+    world = World(sandbox, clone, repos=1, store="none")
+    result = world.run("store-none")
+    assert result.returncode == 0, result.output
+    assert "STORE=none" in result.output and "may not be resumable" in result.output
+    assert not any(action.endswith("Parameter") for action, _ in sandbox.aws.requests)
+    world.converged()
+    assert world.default_store() is None
+
+
+def test_an_explicit_store_outside_the_targets(sandbox: Sandbox, clone: Path) -> None:
+    world = World(sandbox, clone, repos=1, store="default")
+    parameter = f"/ci/{uuid.uuid4().hex[:6]}/store"
+    result = world.run("explicit-store", STORE=f"ssm:{parameter}")
+    assert result.returncode == 0, result.output
+    assert f"store ssm:{parameter} (STORE)" in result.output
+    new = world.converged()
+    value = sandbox.aws.client("ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+    assert json.loads(value)["current"]["AccessKeyId"] == new
+    assert world.default_store() is None
+
+
+def test_a_store_that_cannot_be_written_stops_the_run_before_any_change(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """SSM reserves names starting with "aws": a store there cannot be written, and the probe
+    says so before a key is created."""
+    world = World(sandbox, clone, repos=1, store="default")
+    result = world.run("store-refused", STORE="ssm:/aws-credentials-pipe/x")
+    assert result.failed_with("the store ssm:/aws-credentials-pipe/x", "no key was created"), result.output
+    assert set(world.iam_keys()) == {world.initial[0]} and world.marker() is None
+
+
+def test_a_resumed_key_is_proven_before_it_is_published(sandbox: Sandbox, clone: Path) -> None:
+    """A dead run left a pending key in the store; the key no longer works (deactivated since).
+    The re-run proves it with GetCallerIdentity first, and publishes nothing."""
+    world = World(sandbox, clone, repos=1, store="default")
+    world.seed()
+    iam = sandbox.aws.iam
+    pending = iam.create_access_key(UserName=world.user)["AccessKey"]
+    sandbox.aws.issued[pending["AccessKeyId"]] = pending["SecretAccessKey"]
+    pair = {"AccessKeyId": pending["AccessKeyId"], "SecretAccessKey": pending["SecretAccessKey"]}
+    sandbox.aws.client("ssm").put_parameter(
+        Name=DEFAULT_STORE_PREFIX + world.user,
+        Type="SecureString",
+        Value=json.dumps({"current": None, "pending": pair}),
+    )
+    started = int(time.time()) - 3600
+    world.set_marker(f"key={pending['AccessKeyId']} started={started} beat={started} phase=create")
+    iam.update_access_key(UserName=world.user, AccessKeyId=pending["AccessKeyId"], Status="Inactive")
+    before = world.held()
+    result = world.run("resume-broken", VERIFY_TIMEOUT_SECONDS="5")
+    assert result.failed_with(f"The stored key {pending['AccessKeyId']}", "nothing was published"), (
+        result.output
+    )
+    assert world.held() == before and world.all_work()
+
+
+def test_a_lease_of_zero_is_refused(world: World, sandbox: Sandbox) -> None:
+    sandbox.aws.forget_requests()
+    result = world.run("lease-0", ROTATION_LEASE_SECONDS="0")
+    assert result.failed_with("ROTATION_LEASE_SECONDS", "30 to 3600"), result.output
+    assert sandbox.aws.requests == [] and sandbox.bitbucket.requests == []
+
+
+def test_the_marker_holds_only_what_iam_accepts_in_a_tag_value(world: World) -> None:
+    """Stop a run while it publishes and look at the marker it left: plain words, no JSON."""
+    world.seed()
+    target = world.targets[-1]
+    path = re.escape(world.variable_uuid(target, "AWS_SECRET_ACCESS_KEY"))
+    world.sandbox.bitbucket.inject(Fault(method="PUT", path=path, **REFUSE))  # type: ignore[arg-type]
+    failed = world.run("marker-left", FORCE_ROTATE="true", PUBLISH_CONCURRENCY="1")
+    assert failed.returncode == 1, failed.output
+    value = world.marker()
+    assert value is not None and re.fullmatch(r"[\w .:/=+\-@]{1,256}", value), value
+    assert re.fullmatch(r"key=AKIA\w+ started=\d+ beat=0 phase=publish run=[0-9a-f]+", value), value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pytest
+
 from pipe.config import KeyPair
 from pipe.rotation import DAY, AccessKey, Facts, Marker, Policy, make_plan
 from pipe.targets import StoreState
@@ -113,3 +115,179 @@ def test_new_targets_get_the_current_key_when_its_secret_is_known() -> None:
     assert plan.resume == KeyPair("C", "s") and not plan.rotate
     unknown = make_plan(facts([key("C", 5)], {"a/b": "C", "a/new": None}), POLICY)
     assert "hold nothing" in unknown.warnings[0]
+
+
+# -- the grace period ---------------------------------------------------------------------
+GRACE = Policy(rotate_after=90, deactivate_after=100, delete_after=110, lease=300, grace_days=7)
+
+
+@pytest.mark.parametrize(
+    ("current_age", "deactivated"), [(0.0, False), (6.99, False), (7.0, True), (7.01, True), (30, True)]
+)
+def test_a_previous_key_waits_for_the_grace_period(current_age: float, deactivated: bool) -> None:
+    plan = make_plan(facts([key("C", current_age), key("O", 101)], {"a/b": "C"}), GRACE)
+    assert bool(plan.retire) is deactivated, plan.lines({})
+    if not deactivated:
+        assert "ROTATION_GRACE_DAYS=7" in plan.notes[0]
+
+
+@pytest.mark.parametrize(("used_after_seconds", "deactivated"), [(-1, True), (0, True), (1, False)])
+def test_a_previous_key_used_after_the_current_key_was_created_is_kept(
+    used_after_seconds: float, deactivated: bool
+) -> None:
+    current = key("C", 10)
+    used = current.created + used_after_seconds
+    previous = AccessKey("O", "Active", NOW - 101 * DAY, used)
+    plan = make_plan(facts([current, previous], {"a/b": "C"}), GRACE)
+    assert bool(plan.retire) is deactivated
+    assert bool(plan.warnings) is not deactivated
+
+
+def test_a_run_that_publishes_never_deactivates() -> None:
+    store = StoreState(KeyPair("C", "s"), None)
+    plan = make_plan(facts([key("C", 30), key("O", 150)], {"a/b": "C", "a/new": None}, store), GRACE)
+    assert plan.resume == KeyPair("C", "s") and plan.retire == []
+    assert "never deactivated by a run that publishes" in plan.notes[0]
+    # An inactive key past DELETE_AFTER_DAYS may still go: deleting it breaks nothing.
+    inactive = make_plan(
+        facts([key("C", 30), key("O", 150, "Inactive")], {"a/b": "C", "a/new": None}, store), GRACE
+    )
+    assert inactive.retire[0][:2] == ("delete", "O")
+
+
+# -- what a dead run was doing (the marker's phase) ---------------------------------------
+def dead(key_id: str, phase: str = "create", everywhere: bool = False) -> Marker:
+    return Marker(NOW - 1000, NOW - 1000, key_id, phase, everywhere, "ab12")
+
+
+def test_created_and_stored_never_published_resumes_after_proving_it() -> None:
+    plan = make_plan(
+        facts(
+            [key("A", 95), key("P", 0)],
+            {"a/b": "A", "a/c": "A"},
+            StoreState(None, KeyPair("P", "p")),
+            dead("P"),
+        ),
+        GRACE,
+    )
+    assert plan.state == "resume" and plan.resume == KeyPair("P", "p") and plan.prove and not plan.everywhere
+
+
+def test_created_never_published_and_lost_is_deleted() -> None:
+    plan = make_plan(facts([key("A", 10), key("P", 0)], {"a/b": "A"}, StoreState(), dead("P")), GRACE)
+    assert plan.delete_first == [
+        ("P", "created by a rotation that stopped before publishing it; its secret is lost")
+    ]
+    assert not plan.rotate and plan.clear_marker and plan.state == "clean"
+
+
+def test_publishing_with_the_key_in_the_store_rewrites_every_target_not_on_it() -> None:
+    held = {"a/b": "P", "a/c": "A", "a/d": "A"}
+    store = StoreState(KeyPair("A", "a"), KeyPair("P", "p"))
+    plan = make_plan(facts([key("A", 95), key("P", 0)], held, store, dead("P", "publish")), GRACE)
+    assert plan.state == "resume" and plan.resume == KeyPair("P", "p") and plan.prove
+    assert not plan.everywhere  # every suspect target's id differs from P: each gets both variables
+    assert "a/c, a/d may hold its secret beside another id" in plan.reasons[0]
+
+
+def test_publishing_with_the_secret_lost_and_no_target_on_it_rotates_everywhere() -> None:
+    """The issue's case: the id write failed, the target holds the old id beside the new secret.
+    Nothing may end clean: the lost key goes, and a new key is written to every target."""
+    plan = make_plan(
+        facts([key("A", 95), key("P", 0)], {"a/b": "A", "a/c": "A"}, None, dead("P", "publish")), GRACE
+    )
+    assert plan.state == "repair" and plan.rotate and plan.everywhere
+    assert plan.delete_first[0][0] == "P"
+    assert "every target gets a new key" in plan.reasons[0]
+    # Not due by age, not forced: still a repair.
+    young = make_plan(facts([key("A", 1), key("P", 0)], {"a/b": "A"}, None, dead("P", "publish")), GRACE)
+    assert young.rotate and young.everywhere
+
+
+def test_publishing_with_the_secret_lost_and_the_key_deleted_rotates_everywhere() -> None:
+    plan = make_plan(facts([key("A", 5)], {"a/b": "A"}, None, dead("P", "publish")), GRACE)
+    assert plan.rotate and plan.everywhere and plan.delete_first == []
+
+
+def test_publishing_with_targets_on_both_keys_and_no_secret_known_is_blocked() -> None:
+    held = {"a/b": "P", "a/c": "A"}
+    plan = make_plan(facts([key("A", 95), key("P", 0)], held, None, dead("P", "publish")), GRACE)
+    assert plan.state == "blocked" and "a/c may hold its secret beside another id" in plan.blocked
+    rollback = make_plan(
+        facts([key("A", 95), key("P", 0)], held, None, dead("P", "publish"), own=KeyPair("A", "a")), GRACE
+    )
+    assert rollback.state == "rollback" and rollback.resume == KeyPair("A", "a") and not rollback.prove
+    assert rollback.everywhere  # a/c's id names A but may hold P's secret: both variables are rewritten
+    assert rollback.retire == [("delete", "P", "its secret is lost; every target now holds A")]
+
+
+def test_publishing_finished_on_every_target_is_clean() -> None:
+    plan = make_plan(
+        facts([key("A", 95), key("P", 0)], {"a/b": "P", "a/c": "P"}, None, dead("P", "publish")), GRACE
+    )
+    assert plan.state == "clean" and plan.clear_marker and not plan.writes and plan.current == "P"
+
+
+def test_a_target_holding_nothing_is_not_suspect() -> None:
+    plan = make_plan(facts([key("P", 0)], {"a/b": "P", "a/new": None}, None, dead("P", "publish")), GRACE)
+    assert plan.state == "clean" and "hold nothing" in plan.warnings[0]
+
+
+def test_a_dead_rewrite_of_every_target_is_finished_or_redone() -> None:
+    held = {"a/b": "A", "a/c": "A"}
+    known = make_plan(
+        facts([key("A", 95), key("B", 1)], held, None, dead("A", "publish", True), own=KeyPair("A", "a")),
+        GRACE,
+    )
+    assert known.resume == KeyPair("A", "a") and known.everywhere
+    assert known.retire[0][:2] == ("delete", "B")
+    lost = make_plan(facts([key("A", 95), key("B", 1)], held, None, dead("A", "publish", True)), GRACE)
+    assert lost.state == "repair" and lost.everywhere and lost.delete_first[0][0] == "B"
+    # A repair that stopped before its new key was published is still a repair.
+    again = make_plan(facts([key("A", 95), key("C", 0)], held, None, dead("C", "create", True)), GRACE)
+    assert again.state == "repair" and again.everywhere and again.delete_first[0][0] == "C"
+
+
+def test_a_store_that_lags_gets_the_current_key() -> None:
+    store = StoreState(KeyPair("A", "a"), KeyPair("P", "p"))
+    plan = make_plan(facts([key("A", 95), key("P", 0)], {"a/b": "P"}, store, dead("P", "publish")), GRACE)
+    assert plan.resume == KeyPair("P", "p") and "the store does not hold P as current yet" in plan.reasons
+
+
+def test_a_pending_key_in_the_store_without_a_marker_is_resumed() -> None:
+    store = StoreState(KeyPair("A", "a"), KeyPair("P", "p"))
+    plan = make_plan(facts([key("A", 95), key("P", 0)], {"a/b": "A"}, store), GRACE)
+    assert plan.state == "resume" and plan.resume == KeyPair("P", "p")
+
+
+def test_a_live_marker_stops_other_runs_whatever_the_targets_hold() -> None:
+    live = Marker(NOW - 10, NOW - 5, "P", "publish", False, "ab12")
+    assert make_plan(facts([key("P", 0)], {"a/b": "P"}, None, live), GRACE).state == "busy"
+
+
+# -- self-service (seed 002) ----------------------------------------------------------------
+def test_self_service_deletes_its_own_old_key_after_the_rotation() -> None:
+    own = KeyPair("A", "a")
+    plan = make_plan(
+        facts([key("A", 3)], {"profile:default": "A"}, None, None, own), Policy(90, 100, 110, force=True)
+    )
+    assert plan.rotate and plan.retire[0][:2] == ("delete", "A")
+    kept = make_plan(
+        facts([key("A", 3)], {"profile:default": "A"}, None, None, own),
+        Policy(90, 100, 110, force=True, keep_old_key=True),
+    )
+    assert kept.retire == [] and "KEEP_OLD_KEY=true" in kept.notes[0]
+    # With a Bitbucket target, running pipelines may hold the old key: the age policy applies.
+    shared = make_plan(
+        facts([key("A", 3)], {"profile:default": "A", "a/b": "A"}, None, None, own),
+        Policy(90, 100, 110, force=True),
+    )
+    assert shared.retire == []
+
+
+def test_without_a_store_the_plan_says_so() -> None:
+    plan = make_plan(facts([key("A", 95)], {"a/b": "A"}, None), GRACE)
+    text = "\n".join(plan.lines({"a/b": "A"}))
+    assert "store it as pending" not in text and "and the store" not in text
+    stored = make_plan(facts([key("A", 95)], {"a/b": "A"}, StoreState()), GRACE)
+    assert "store it as pending" in "\n".join(stored.lines({}))
