@@ -24,6 +24,7 @@ class Variable:
     expects: str = ""  # what a valid value looks like, for the ✖ line
     secret: bool = False  # never echoed, masked in every output
     user: bool = True  # False: Bitbucket's own variables, read from the step, not set by users
+    actions: tuple[str, ...] = ACTIONS  # the actions that read it (the docs list it under each)
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -92,18 +93,21 @@ VARIABLES: tuple[Variable, ...] = (
         "Profile name in the written `credentials` and `config` files.",
         default="default",
         expects="letters, digits and + = , . @ _ - (no spaces)",
+        actions=("assume",),
     ),
     Variable(
         "CREDENTIALS_DIR",
         "Where credentials are written (directory 0700, files 0600, symlinks refused).",
         default="$BITBUCKET_PIPE_SHARED_STORAGE_DIR/aws-credentials",
         expects="a directory path",
+        actions=("assume",),
     ),
     Variable(
         "REPORT_DIR",
         "Where reports are written (never secrets). `assume` writes none.",
         default="<clone dir>/aws-credentials-reports",
         expects="a directory path",
+        actions=("check", "rotate", "sync", "audit"),
     ),
     Variable(
         "DRY_RUN",
@@ -136,21 +140,25 @@ VARIABLES: tuple[Variable, ...] = (
         "AWS_ENDPOINT_URL_IAM",
         "The SDK's standard endpoint override for IAM (rotate).",
         expects="an http(s) URL",
+        actions=("check", "rotate", "audit"),
     ),
     Variable(
         "AWS_ENDPOINT_URL_SECRETS_MANAGER",
         "The SDK's standard endpoint override for Secrets Manager (rotate, sync).",
         expects="an http(s) URL",
+        actions=("rotate", "sync"),
     ),
     Variable(
         "AWS_ENDPOINT_URL_SSM",
         "The SDK's standard endpoint override for SSM Parameter Store (rotate, sync).",
         expects="an http(s) URL",
+        actions=("rotate", "sync"),
     ),
     Variable(
         "TRUST_POLICY_FILE",
         "check: the role's trust policy as a JSON file in the repository, read when iam:GetRole is denied.",
         expects="a path to a JSON file",
+        actions=("check",),
     ),
     Variable(
         "LEGACY_IDLE_DAYS",
@@ -158,6 +166,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="7",
         pattern=_INT,
         expects="a whole number of days from 1 to 365",
+        actions=("check",),
     ),
     Variable(
         "RETIRE_LEGACY_KEYS",
@@ -166,6 +175,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="false",
         pattern=_BOOL,
         expects="true or false",
+        actions=("check",),
     ),
     Variable(
         "BITBUCKET_AUTH_PROXY_HOST",
@@ -173,12 +183,14 @@ VARIABLES: tuple[Variable, ...] = (
         "(`localhost` when the pipe's code runs in the step itself rather than as a pipe).",
         default="host.docker.internal",
         expects="a host name",
+        actions=("check",),
     ),
     Variable(
         "IAM_USER_NAME",
         "rotate: the IAM user whose access key is rotated. Default: the user of the fallback key "
         "(the self-service case).",
         expects="an IAM user name",
+        actions=("rotate",),
     ),
     Variable(
         "TARGETS",
@@ -187,11 +199,13 @@ VARIABLES: tuple[Variable, ...] = (
         "`secretsmanager:<id or ARN>`, `ssm:<parameter>`, `profile:<name>`.",
         default="<this repository>",
         expects="targets such as acme/shop, acme/shop@production, acme, secretsmanager:ci/key, ssm:/ci/key, profile:default",
+        actions=("rotate", "sync"),
     ),
     Variable(
         "SOURCE",
         "sync: the store that holds the current key (`secretsmanager:...` or `ssm:...`).",
         expects="secretsmanager:<id or ARN> or ssm:<parameter name>",
+        actions=("sync",),
     ),
     Variable(
         "STORE",
@@ -201,6 +215,7 @@ VARIABLES: tuple[Variable, ...] = (
         "`ssm:<parameter>` / `secretsmanager:<id or ARN>`.",
         default="<first store target, else ssm:/bitbucket-pipes/aws-credentials-pipe/<IAM user>>",
         expects="none, ssm:<parameter name> or secretsmanager:<id or ARN>",
+        actions=("rotate",),
     ),
     Variable(
         "ACCESS_KEY_ID_VARIABLE",
@@ -208,6 +223,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="AWS_ACCESS_KEY_ID",
         pattern=r"([A-Za-z_][A-Za-z0-9_]*)?",
         expects="a variable name (letters, digits, _)",
+        actions=("rotate", "sync"),
     ),
     Variable(
         "SECRET_ACCESS_KEY_VARIABLE",
@@ -215,6 +231,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="AWS_SECRET_ACCESS_KEY",
         pattern=r"([A-Za-z_][A-Za-z0-9_]*)?",
         expects="a variable name (letters, digits, _)",
+        actions=("rotate", "sync"),
     ),
     Variable(
         "ROTATE_AFTER_DAYS",
@@ -222,6 +239,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="90",
         pattern=_INT,
         expects="a whole number of days from 1 to 3650",
+        actions=("rotate",),
     ),
     Variable(
         "DEACTIVATE_AFTER_DAYS",
@@ -229,6 +247,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="100",
         pattern=_INT,
         expects="a whole number of days, more than ROTATE_AFTER_DAYS",
+        actions=("rotate",),
     ),
     Variable(
         "DELETE_AFTER_DAYS",
@@ -236,6 +255,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="110",
         pattern=_INT,
         expects="a whole number of days, more than DEACTIVATE_AFTER_DAYS",
+        actions=("rotate",),
     ),
     Variable(
         "ROTATION_GRACE_DAYS",
@@ -245,6 +265,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="7",
         pattern=_INT,
         expects="a whole number of days from 1 to 365",
+        actions=("rotate",),
     ),
     Variable(
         "FORCE_ROTATE",
@@ -252,6 +273,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="false",
         pattern=_BOOL,
         expects="true or false",
+        actions=("rotate",),
     ),
     Variable(
         "KEEP_OLD_KEY",
@@ -260,6 +282,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="false",
         pattern=_BOOL,
         expects="true or false",
+        actions=("rotate",),
     ),
     Variable(
         "VERIFY_TIMEOUT_SECONDS",
@@ -268,6 +291,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="120",
         pattern=_INT,
         expects="a whole number of seconds from 5 to 900",
+        actions=("rotate",),
     ),
     Variable(
         "ROTATION_LEASE_SECONDS",
@@ -277,6 +301,7 @@ VARIABLES: tuple[Variable, ...] = (
         default="300",
         pattern=_INT,
         expects="a whole number of seconds from 30 to 3600",
+        actions=("rotate",),
     ),
     Variable(
         "PUBLISH_CONCURRENCY",
@@ -285,35 +310,50 @@ VARIABLES: tuple[Variable, ...] = (
         default="16",
         pattern=_INT,
         expects="a whole number from 1 to 32",
+        actions=("rotate", "sync"),
     ),
     Variable(
         "AWS_SHARED_CREDENTIALS_FILE",
         "rotate, sync: the shared credentials file that `profile:` targets write.",
         default="~/.aws/credentials",
         expects="a file path",
+        actions=("rotate", "sync"),
     ),
     Variable(
         "BITBUCKET_ACCESS_TOKEN",
         "Repository, project or workspace access token for Bitbucket's API (sent as Bearer); scopes "
         "`pipeline` and `pipeline:variable`.",
         secret=True,
+        actions=("check", "rotate", "sync"),
     ),
     Variable(
         "ATLASSIAN_ACCOUNT_EMAIL",
         "With `ATLASSIAN_API_TOKEN`: an API token's Atlassian account (Basic auth).",
+        actions=("check", "rotate", "sync"),
     ),
     Variable(
         "ATLASSIAN_API_TOKEN",
         "API token (scopes `read:pipeline:bitbucket` and `admin:pipeline:bitbucket`).",
         secret=True,
+        actions=("check", "rotate", "sync"),
     ),
-    Variable("BITBUCKET_USERNAME", "Deprecated: with `BITBUCKET_APP_PASSWORD` (warned)."),
-    Variable("BITBUCKET_APP_PASSWORD", "Deprecated app password (warned).", secret=True),
+    Variable(
+        "BITBUCKET_USERNAME",
+        "Deprecated: with `BITBUCKET_APP_PASSWORD` (warned).",
+        actions=("check", "rotate", "sync"),
+    ),
+    Variable(
+        "BITBUCKET_APP_PASSWORD",
+        "Deprecated app password (warned).",
+        secret=True,
+        actions=("check", "rotate", "sync"),
+    ),
     Variable(
         "BITBUCKET_API_URL",
         "Bitbucket's API.",
         default="https://api.bitbucket.org/2.0",
         expects="an http(s) URL",
+        actions=("check", "rotate", "sync"),
     ),
     # Bitbucket's own variables: read from the step, never set by users.
     Variable("BITBUCKET_STEP_OIDC_TOKEN", "The step's OIDC token (`oidc: true`).", secret=True, user=False),
