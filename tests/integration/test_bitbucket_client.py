@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from pipe.bitbucket import Bitbucket, BitbucketError, Scope, auth_from
-from pipe.errors import InputError
+from pipe.bitbucket import Bitbucket, Scope, auth_from
+from pipe.errors import BitbucketError, InputError
 from tests.standins.bitbucket import BitbucketStandIn, Fault
 from tests.standins.http import Request, Response, Server
 from tests.standins.sandbox import Sandbox

@@ -150,7 +150,7 @@ def test_assume_start_up_reads_the_token_without_pyjwt_or_cryptography(tmp_path:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "import pipe.__main__, pipe.assume\n"
+        "import pipe.__main__, pipe.actions.assume\n"
         "from pipe import config\n"
         "s = config.load({'AWS_DEFAULT_REGION': 'eu-west-1', 'AWS_OIDC_ROLE_ARN': sys.argv[2],\n"
         "                 'BITBUCKET_STEP_OIDC_TOKEN': sys.argv[1]}, cwd=Path('.'), now=0)\n"
