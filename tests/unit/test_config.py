@@ -308,3 +308,12 @@ def test_a_report_dir_with_a_symlink_inside_the_clone_is_refused_before_anything
     (clone / "reports" / "rotation.json").symlink_to(tmp_path / "elsewhere" / "x")
     with pytest.raises(InputError, match="symlink"):
         config.load(values | {"REPORT_DIR": "reports"}, cwd=clone, now=0)
+
+
+def test_ci_and_the_commit_are_read_for_the_code_insights_report() -> None:
+    """Bitbucket's CI=true says the step runs in Pipelines (where the auth proxy answers)."""
+    inside = load(**KEY, ACTION="check", AWS_OIDC_ROLE_ARN=ROLE, CI="true", BITBUCKET_COMMIT="c" * 40)
+    assert inside.check.ci is True and inside.check.commit == "c" * 40
+    assert inside.check.auth_proxy_host == "host.docker.internal"
+    for outside in ({}, {"CI": "false"}, {"CI": ""}):
+        assert load(**KEY, ACTION="check", AWS_OIDC_ROLE_ARN=ROLE, **outside).check.ci is False
