@@ -35,7 +35,7 @@ def read_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
             raise _SchemaError(self.validator.errors)
 
         def enable_debug_log_level(self) -> None:
-            """DEBUG is parsed by config.py (the toolkit treats the string 'false' as true)."""
+            """DEBUG is parsed by pipe.config (the toolkit treats the string 'false' as true)."""
 
     try:
         pipe = _Pipe(schema=schema.toolkit_schema(), env=dict(environ))

@@ -7,6 +7,9 @@ omits it on some of these lists). A 403 that names the required and granted scop
 ✖ line naming the scope to add.
 """
 
+# Over 300 lines: the Bitbucket REST client (transport with capped retries, pagination, errors
+# with the scope to add, variables, environments, auth): one API, one client.
+
 from __future__ import annotations
 
 import time

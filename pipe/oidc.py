@@ -2,6 +2,9 @@
 ``AssumeRoleWithWebIdentity``) and say what a role's trust policy must hold to accept it.
 ``ACTION=check`` also verifies the signature, against Bitbucket's own JWKS only."""
 
+# Over 300 lines: the step token's claims, the trust statement it needs, and the check's signature
+# verification against Bitbucket's JWKS only (with the rules on where keys may be fetched from).
+
 from __future__ import annotations
 
 import base64

@@ -33,7 +33,7 @@ class Variable:
     name: str
     description: str
     default: str = ""  # as documented; "" means no default
-    pattern: str = ""  # Cerberus first pass (full match); config.py checks the rest
+    pattern: str = ""  # Cerberus first pass (full match); pipe.config checks the rest
     expects: str = ""  # what a valid value looks like, for the ✖ line
     secret: bool = False  # never echoed, masked in every output
     user: bool = True  # False: Bitbucket's own variables, read from the step, not set by users

@@ -8,6 +8,9 @@ broad; MaxSessionDuration), then the real AssumeRoleWithWebIdentity and GetCalle
 The verdict is READY or NOT READY, with findings by severity, in oidc-check.json and
 oidc-check.md."""
 
+# Over 300 lines: the check's readings (token, assume, provider, trust policy) and its verdict,
+# each a short function; legacy keys are in pipe.legacy, the reports in pipe.report.
+
 from __future__ import annotations
 
 import json

@@ -206,6 +206,6 @@ def _places(values: Mapping[str, str], action: str, cwd: Path) -> tuple[Path, Pa
     report_dir = fields.path(values, "REPORT_DIR", clone_dir / REPORTS_SUBDIR, cwd)
     credentials_dir = fields.canonical(cwd / credentials_dir, clone_dir)
     report_dir = fields.canonical(cwd / report_dir, clone_dir)
-    if action != "assume":
+    if action in BY_NAME["REPORT_DIR"].actions:  # assume writes no report
         files.preflight(report_dir, "REPORT_DIR", REPORT_FILES)
     return clone_dir, credentials_dir, report_dir

@@ -12,6 +12,9 @@ key being rotated, except in the self-service case, where the only credentials a
 then every AWS call after the new key first passes GetCallerIdentity (IAM, the store, the
 targets' AWS clients) is signed by the new key."""
 
+# Over 300 lines: the whole act sequence in one place, by design (nothing drives it from outside);
+# the lease, the fan-out to targets and the plan live apart.
+
 from __future__ import annotations
 
 import time

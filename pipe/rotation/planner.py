@@ -16,6 +16,9 @@ whatever happened:
   is suspect until the run ends.
 """
 
+# Over 300 lines: one pure decision; every state's case sits beside the others so they can be read
+# against each other (tests/unit/test_rotation_plan.py follows them), each function short.
+
 from __future__ import annotations
 
 from collections import Counter
