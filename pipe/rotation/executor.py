@@ -162,6 +162,10 @@ class Executor:
     def marker(self) -> Marker | None:
         return markers.read(self.iam, self.user)
 
+    @property
+    def lease_seconds(self) -> float:
+        return float(self.settings.lease_seconds)
+
     # -- acting ---------------------------------------------------------------------------
     def execute(self, plan: Plan, facts: Facts, *, dry_run: bool) -> Outcome:
         """Carry ``plan`` out (nothing when it is busy or blocked, or with DRY_RUN)."""

@@ -8,13 +8,25 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pipe.errors import StateError
 from pipe.rotation.marker import Marker
 
-if TYPE_CHECKING:
-    from pipe.rotation.executor import Executor
+
+class Holder(Protocol):
+    """What the lease needs of the run that holds it (the executor): the user, the clock, the
+    lease's length, and the marker read and written with the run's current IAM client."""
+
+    user: str
+    clock: Callable[[], float]
+
+    @property
+    def lease_seconds(self) -> float: ...
+
+    def marker(self) -> Marker | None: ...
+
+    def write_marker(self, marker: Marker | None) -> None: ...
 
 
 class Lease:
@@ -26,7 +38,7 @@ class Lease:
     writing, and the run stops at its next step. One without a key is a run that lost the race
     to create a key (IAM's two-key limit decides it): it is written over."""
 
-    def __init__(self, rotation: Executor) -> None:
+    def __init__(self, rotation: Holder) -> None:
         self.rotation = rotation
         self.user = rotation.user
         self.run = secrets.token_hex(8)
@@ -39,7 +51,7 @@ class Lease:
 
     @property
     def interval(self) -> float:
-        return max(1.0, self.rotation.settings.lease_seconds / 3)
+        return max(1.0, self.rotation.lease_seconds / 3)
 
     def acquire(self, key: str = "", phase: str = "create", everywhere: bool = False) -> None:
         now = self.rotation.clock()
