@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pipe.credentials import Credentials
 from pipe.errors import is_aws_code
+from pipe.targets import Target, TargetSpec
 
 if TYPE_CHECKING:
     from pipe.aws import AwsClients
-    from pipe.targets import TargetSpec
 
 
 @dataclass(frozen=True)
@@ -22,18 +22,8 @@ class StoreState:
     pending: Credentials | None = None
 
 
-class Store(Protocol):
+class Store(Target, Protocol):
     """A target that also keeps a pending key beside the current one."""
-
-    spec: TargetSpec
-
-    def read(self) -> str | None: ...
-
-    def probe(self) -> None: ...
-
-    def publish(self, pair: Credentials) -> str | None: ...
-
-    def sign_with(self, credentials: Credentials) -> None: ...
 
     def state(self) -> StoreState: ...
 
