@@ -376,8 +376,6 @@ def auth_from(values: Mapping[str, str]) -> tuple[requests.auth.AuthBase | None,
     """The credentials for Bitbucket's API, chosen by bitbucket-pipes-toolkit's
     ``Pipe.resolve_auth`` (an API token, an access token, then a deprecated app password), and a
     warning for an app password; (None, "") when none is given."""
-    if not any(values.get(name) for name in BITBUCKET_AUTH):
-        return None, ""  # resolve_auth would end the process (toolkit's fail)
     warnings: list[str] = []
     auth = _AuthResolver(values, warnings.append).resolve_auth()
     warning = (
@@ -389,8 +387,9 @@ def auth_from(values: Mapping[str, str]) -> tuple[requests.auth.AuthBase | None,
 
 class _AuthResolver(Pipe):  # type: ignore[misc]
     """The toolkit's ``Pipe`` reduced to ``resolve_auth`` over the validated values (stripped by
-    config), not the raw environment: its own warning names no replacement variable, so it is
-    replaced by ours; its ``fail`` (process exit) is never reached (no credentials is None)."""
+    config), not the raw environment. Its own warning names no replacement variable, so ours is
+    printed instead; no complete pair (only half of one, or nothing) is no credentials (None),
+    not the toolkit's ``fail`` (which ends the process)."""
 
     def __init__(self, values: Mapping[str, str], warn: Callable[[str], None]) -> None:
         self.variables = {name: values.get(name) for name in BITBUCKET_AUTH}
@@ -400,4 +399,4 @@ class _AuthResolver(Pipe):  # type: ignore[misc]
         self._warn(message)
 
     def fail(self, message: str, print_community_link: bool = False) -> None:
-        raise BitbucketError(message)
+        """No credentials: resolve_auth then returns None."""

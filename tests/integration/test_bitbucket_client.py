@@ -210,6 +210,16 @@ def test_auth_precedence_follows_the_toolkit() -> None:
     assert auth_from({}) == (None, "")
 
 
+@pytest.mark.parametrize(
+    "half",
+    [{"ATLASSIAN_ACCOUNT_EMAIL": "a@b.c"}, {"ATLASSIAN_API_TOKEN": "t"}, {"BITBUCKET_APP_PASSWORD": "p"}],
+)
+def test_half_an_auth_pair_is_no_credentials(half: dict[str, str]) -> None:
+    """Through the toolkit's resolve_auth as well: no complete pair is no auth, never the
+    toolkit's process exit."""
+    assert auth_from(half) == (None, "")
+
+
 @pytest.fixture
 def elsewhere() -> Iterator[tuple[Server, list[Request]]]:
     """Another loopback server (another origin: another port) that records every request."""
