@@ -35,7 +35,7 @@ RUN set -eu; \
     rm -rf "$site"/cffi "$site"/pycparser; \
     find /opt/pipe -depth -type d \( -name tests -o -name test -o -name __pycache__ \) -exec rm -rf {} +; \
     /opt/pipe/bin/python -m compileall -q -j 0 "$site" >/dev/null; \
-    /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.assume, pipe.aws, pipe.sts, pipe.handoff, pipe.check, bitbucket_pipes_toolkit, botocore.session, jwt.algorithms; assert jwt.algorithms.has_crypto, 'cryptography did not load'"
+    /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.actions.assume, pipe.actions.check, pipe.actions.rotate, pipe.actions.sync, pipe.aws, pipe.sts, pipe.handoff, bitbucket_pipes_toolkit, botocore.session, jwt.algorithms; assert jwt.algorithms.has_crypto, 'cryptography did not load'"
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/pipe /opt/pipe

@@ -1,5 +1,5 @@
-"""Entry point: read the environment once, build the clients, run one action, and turn every
-failure into one ✖ line. The only module that reads os.environ."""
+"""Entry point: read the environment once, build the settings and the clients, run the chosen
+action, and turn every failure into one ✖ line. The only module that reads os.environ."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pipe import config, schema
 from pipe.console import Console, looks_secret
-from pipe.errors import InputError, PipeError, aws_error
+from pipe.errors import InputError, PipeError, refusal
+
+# TARGETS given as a YAML list reaches a pipe as TARGETS_0 ... TARGETS_{COUNT-1} and TARGETS_COUNT.
+MAX_TARGETS = 1000
+_COUNT = re.compile(r"[0-9]{1,4}", re.ASCII)
 
 
 class _SchemaError(Exception):
@@ -24,34 +28,35 @@ class _SchemaError(Exception):
 
 def read_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
     """The pipe's variables through bitbucket-pipes-toolkit's Pipe and our schema."""
-    from bitbucket_pipes_toolkit import Pipe
+    from bitbucket_pipes_toolkit import ArrayVariable, Pipe
 
     class _Pipe(Pipe):  # type: ignore[misc]
         def fail(self, message: str, print_community_link: bool = False) -> None:
             raise _SchemaError(self.validator.errors)
 
         def enable_debug_log_level(self) -> None:
-            """DEBUG is parsed by config.py (the toolkit treats the string 'false' as true)."""
+            """DEBUG is parsed by pipe.config (the toolkit treats the string 'false' as true)."""
 
     try:
         pipe = _Pipe(schema=schema.toolkit_schema(), env=dict(environ))
     except _SchemaError as exc:
         name = next((n for n in schema.BY_NAME if n in exc.errors), "ACTION")
-        # config._fail echoes the value only when it does not look like a secret.
-        raise config._fail(name, environ.get(name)) from None
+        # schema.invalid echoes the value only when it does not look like a secret.
+        raise schema.invalid(name, environ.get(name)) from None
     values: dict[str, str | None] = {
         name: value for name, value in pipe.variables.items() if isinstance(value, str)
     }
-    # A YAML list under `variables:` reaches a pipe as NAME_0 ... NAME_{COUNT-1} and NAME_COUNT.
+    # The toolkit's ArrayVariable reads the list, once its count is held to our bounds: it
+    # would int() any count (Unicode digits, a count of millions) itself. TARGETS stays a string
+    # variable in the schema: a `list` type there would replace a plain TARGETS with the array.
     count = environ.get("TARGETS_COUNT", "").strip()
     if not values.get("TARGETS") and count:
-        if not re.fullmatch(r"[0-9]{1,4}", count, re.ASCII) or int(count) > _MAX_LIST:
-            raise config._fail("TARGETS", None, f"a YAML list of at most {_MAX_LIST} targets (TARGETS_COUNT)")
-        values["TARGETS"] = ",".join(environ.get(f"TARGETS_{i}", "") for i in range(int(count)))
+        if not _COUNT.fullmatch(count) or int(count) > MAX_TARGETS:
+            raise schema.invalid(
+                "TARGETS", None, f"a YAML list of at most {MAX_TARGETS} targets (TARGETS_COUNT)"
+            )
+        values["TARGETS"] = ",".join(item or "" for item in ArrayVariable("TARGETS", environ))
     return values
-
-
-_MAX_LIST = 1000
 
 
 def secret_looking(environ: Mapping[str, str]) -> list[str]:
@@ -63,94 +68,28 @@ def secret_looking(environ: Mapping[str, str]) -> list[str]:
     return [value for name in names if (value := environ.get(name)) and looks_secret(value)]
 
 
-def _aws_refusal(exc: Exception) -> PipeError | None:
-    """An AWS error no module mapped more narrowly: one ✖ line naming the operation."""
-    from botocore.exceptions import ClientError, ConfigParseError
-
-    if isinstance(exc, ConfigParseError):
-        # The SDK reads the shared files of the environment when it builds a client, before the
-        # pipe reads anything: a file it cannot parse would be an internal error otherwise.
-        return PipeError(
-            f"The AWS SDK cannot parse {exc.kwargs.get('path', 'its shared files')}",
-            "Fix the file (a profile or a key given twice, or a line outside any [profile], is refused), "
-            "or point AWS_SHARED_CREDENTIALS_FILE (or AWS_CONFIG_FILE) at another one.",
-        )
-    if not isinstance(exc, ClientError):
-        return None
-    code, message = aws_error(exc)
-    operation = exc.operation_name
-    if code == "NoSuchEntity" and "user" in message.lower():
-        return InputError(
-            "IAM_USER_NAME",
-            f"AWS says: {message} ({operation})",
-            "Set IAM_USER_NAME to an existing IAM user.",
-        )
-    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-        return PipeError(
-            f"AWS refused {operation} ({code}: {message})",
-            "Grant the pipe's role this permission: the README lists the least-privilege policy for each action.",
-        )
-    return PipeError(f"AWS refused {operation} ({code}: {message})", "Check the variables above and re-run.")
-
-
-def _action(name: str) -> Callable[..., str]:
-    """Only the chosen action's modules are imported (start-up time of `assume` is measured)."""
-    if name == "assume":
-        from pipe import assume
-
-        return assume.run
-    if name == "check":
-        from pipe import check
-
-        return check.run
-    from pipe import rotate
-
-    return {"rotate": rotate.run_rotate, "sync": rotate.run_sync}[name]
-
-
-def _bitbucket(settings: config.Settings, console: Console) -> Any:
-    """The Bitbucket API client, when a target needs it."""
-    rot = settings.rotation
-    needed = (rot is not None and any(t.is_bitbucket for t in rot.targets)) or (
-        settings.action == "check" and bool(settings.bitbucket_auth)
-    )
-    if not needed:
-        return None
-    from pipe.bitbucket import Bitbucket, auth_from
-
-    auth, warning = auth_from(dict(settings.bitbucket_auth))
-    if warning:
-        console.warning(warning)
-    return Bitbucket(settings.bitbucket_url, auth, pool_size=max(rot.concurrency if rot else 4, 4))
-
-
 def main(environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     console = Console()
     console.secrets(*(environ.get(name) for name in schema.SECRET_NAMES))
     console.secrets(*secret_looking(environ))
     try:
-        values = read_variables(environ)
-        settings = config.load(values, cwd=Path.cwd(), now=time.time())
+        settings = config.load(read_variables(environ), cwd=Path.cwd(), now=time.time())
         if settings.debug:
             console.enable_debug()
-        from pipe.aws import AwsClients
+        from pipe.actions import get
+        from pipe.aws import Clients
 
-        clients = AwsClients(settings.region, settings.endpoints, settings.retry_timeout)
-        action = _action(settings.action)
-        if settings.action == "assume":
-            message = action(settings, clients, console)
-        else:
-            message = action(settings, clients, console, _bitbucket(settings, console))
+        message = get(settings.action)(settings, Clients.for_settings(settings, console), console)
     except PipeError as error:
         console.failure(error)
         return 1
     except Exception as exc:
-        refusal = _aws_refusal(exc)
-        if refusal is None:
+        known = refusal(exc)
+        if known is None:
             console.unexpected(exc)
         else:
-            console.failure(refusal)
+            console.failure(known)
         return 1
     except KeyboardInterrupt:
         console.failure(InputError("ACTION", "Interrupted", "Re-run the step."))

@@ -1,24 +1,18 @@
-"""Builds the boto3 clients the actions are given. The only place that knows SDK settings."""
+"""The clients the actions are given: the AWS SDK's (the only place that knows SDK settings)
+and Bitbucket's API client, made on first use."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pipe import __version__
 
-
-@dataclass(frozen=True)
-class Credentials:
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
-    expiration: datetime | None = None
-
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(v for v in (self.secret_access_key, self.session_token) if v)
+if TYPE_CHECKING:
+    from pipe.bitbucket import Bitbucket
+    from pipe.config import Settings
+    from pipe.console import Console
+    from pipe.credentials import Credentials
 
 
 # Attempts in all (the first one included) of botocore's `standard` retry mode, for every
@@ -84,3 +78,36 @@ class AwsClients:
 
             IdpRetries(self.retry_timeout).register(client, "AssumeRoleWithWebIdentity")
         return client
+
+
+class Clients:
+    """What every action is given: ``aws`` (AwsClients), and ``bitbucket()``, Bitbucket's API
+    client, made on the first call (None when no Bitbucket access is configured)."""
+
+    def __init__(self, aws: AwsClients, bitbucket: Callable[[], Bitbucket | None] = lambda: None) -> None:
+        self.aws = aws
+        self._make_bitbucket = bitbucket
+        self._bitbucket: Bitbucket | None = None
+        self._made = False
+
+    @classmethod
+    def for_settings(cls, settings: Settings, console: Console) -> Clients:
+        def bitbucket() -> Bitbucket | None:
+            if not settings.bitbucket_auth:
+                return None
+            from pipe.bitbucket import Bitbucket, auth_from
+
+            auth, warning = auth_from(settings.bitbucket_auth)
+            if warning:
+                console.warning(warning)
+            rotation = settings.rotation
+            pool = max(rotation.concurrency if rotation else 4, 4)
+            return Bitbucket(settings.bitbucket_url, auth, pool_size=pool)
+
+        return cls(AwsClients(settings.region, settings.endpoints, settings.retry_timeout), bitbucket)
+
+    def bitbucket(self) -> Bitbucket | None:
+        if not self._made:
+            self._bitbucket = self._make_bitbucket()
+            self._made = True
+        return self._bitbucket

@@ -7,83 +7,32 @@ omits it on some of these lists). A 403 that names the required and granted scop
 ✖ line naming the scope to add.
 """
 
+# Over 300 lines: the Bitbucket REST client (transport with capped retries, pagination, errors
+# with the scope to add, variables, environments, auth): one API, one client.
+
 from __future__ import annotations
 
-import ipaddress
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urljoin
 
 import requests
+from bitbucket_pipes_toolkit import Pipe
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from pipe import __version__
-from pipe.errors import InputError, PipeError
+from pipe.errors import BitbucketError, InputError
+from pipe.schema import BITBUCKET_AUTH, default
+from pipe.urls import check_api_url, origin
 
 PAGELEN = 100
 MAX_PAGES = 200
 # OAuth scopes (access tokens) and the API-token scopes that grant the same.
 API_TOKEN_SCOPES = {"pipeline": "read:pipeline:bitbucket", "pipeline:variable": "admin:pipeline:bitbucket"}
-
-
-def is_loopback(host: str | None) -> bool:
-    """localhost, 127.0.0.0/8 or ::1."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_api_url(url: str) -> str | None:
-    """What is wrong with ``url`` as BITBUCKET_API_URL, or None. The client sends its token
-    there: https only, plain http only to this machine (a stand-in or a local proxy)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "is not a URL"
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
-        return "is not an http(s) URL with a host"
-    if parts.username is not None or parts.password is not None:
-        return "holds credentials: give them in BITBUCKET_ACCESS_TOKEN instead"
-    if parts.query or parts.fragment:
-        return "has a query or a fragment"
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        return "uses plain http: the token would cross the network in clear text; use https"
-    return None
-
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) with the default port filled in; ValueError for a bad port."""
-    parts = urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
-    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
-
-
-class BitbucketError(PipeError):
-    kind = "bitbucket"
-
-    def __init__(
-        self,
-        message: str,
-        hint: str = "",
-        *,
-        status: int = 0,
-        required: tuple[str, ...] = (),
-        granted: tuple[str, ...] = (),
-    ) -> None:
-        super().__init__(message, hint)
-        self.status = status
-        self.required = required
-        self.granted = granted
 
 
 @dataclass(frozen=True)
@@ -203,7 +152,7 @@ class Bitbucket:
             raise InputError(
                 "BITBUCKET_API_URL",
                 f"BITBUCKET_API_URL {base_url} {problem}",
-                "Leave BITBUCKET_API_URL unset for https://api.bitbucket.org/2.0, or give an https URL.",
+                f"Leave BITBUCKET_API_URL unset for {default('BITBUCKET_API_URL')}, or give an https URL.",
             )
         self.base_url = base_url.rstrip("/")
         self.origin = origin(self.base_url)
@@ -423,21 +372,31 @@ def _error(response: requests.Response, what: str) -> BitbucketError:
     return BitbucketError(base, "Bitbucket kept failing; re-run the step.", status=status)
 
 
-def auth_from(values: dict[str, str]) -> tuple[requests.auth.AuthBase | None, str]:
-    """The credentials for Bitbucket's API, in bitbucket-pipes-toolkit's order, and a warning
-    (app passwords are deprecated)."""
-    from bitbucket_pipes_toolkit import TokenAuth
+def auth_from(values: Mapping[str, str]) -> tuple[requests.auth.AuthBase | None, str]:
+    """The credentials for Bitbucket's API, chosen by bitbucket-pipes-toolkit's
+    ``Pipe.resolve_auth`` (an API token, an access token, then a deprecated app password), and a
+    warning for an app password; (None, "") when none is given."""
+    warnings: list[str] = []
+    auth = _AuthResolver(values, warnings.append).resolve_auth()
+    warning = (
+        "BITBUCKET_USERNAME/BITBUCKET_APP_PASSWORD: app passwords are deprecated; use an access token "
+        "(BITBUCKET_ACCESS_TOKEN) or an API token (ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN)."
+    )
+    return auth, warning if warnings else ""
 
-    email, api_token = values.get("ATLASSIAN_ACCOUNT_EMAIL"), values.get("ATLASSIAN_API_TOKEN")
-    token = values.get("BITBUCKET_ACCESS_TOKEN")
-    user, app_password = values.get("BITBUCKET_USERNAME"), values.get("BITBUCKET_APP_PASSWORD")
-    if email and api_token:
-        return requests.auth.HTTPBasicAuth(email, api_token), ""
-    if token:
-        return TokenAuth(token), ""
-    if user and app_password:
-        return requests.auth.HTTPBasicAuth(user, app_password), (
-            "BITBUCKET_USERNAME/BITBUCKET_APP_PASSWORD: app passwords are deprecated; use an access token "
-            "(BITBUCKET_ACCESS_TOKEN) or an API token (ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN)."
-        )
-    return None, ""
+
+class _AuthResolver(Pipe):  # type: ignore[misc]
+    """The toolkit's ``Pipe`` reduced to ``resolve_auth`` over the validated values (stripped by
+    config), not the raw environment. Its own warning names no replacement variable, so ours is
+    printed instead; no complete pair (only half of one, or nothing) is no credentials (None),
+    not the toolkit's ``fail`` (which ends the process)."""
+
+    def __init__(self, values: Mapping[str, str], warn: Callable[[str], None]) -> None:
+        self.variables = {name: values.get(name) for name in BITBUCKET_AUTH}
+        self._warn = warn
+
+    def log_warning(self, message: str) -> None:
+        self._warn(message)
+
+    def fail(self, message: str, print_community_link: bool = False) -> None:
+        """No credentials: resolve_auth then returns None."""

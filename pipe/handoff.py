@@ -12,9 +12,12 @@ import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipe import files
-from pipe.aws import Credentials
+
+if TYPE_CHECKING:
+    from pipe.credentials import Credentials
 
 ENV_FILE = "credentials.env"
 CREDENTIALS_FILE = "credentials"

@@ -1,17 +1,23 @@
-"""Legacy AWS keys in Bitbucket variables: find them (repository, its deployment
+"""Legacy AWS keys in Bitbucket variables (ACTION=check): find them (repository, its deployment
 environments, the workspace), tell whether each is still in use (GetAccessKeyLastUsed), and
 retire the idle ones: delete their variables, then deactivate the key."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipe.bitbucket import Bitbucket, Scope, Variable
-from pipe.errors import aws_error
+from pipe.errors import PipeError, aws_error
+
+if TYPE_CHECKING:
+    from pipe.config import Settings
+    from pipe.console import Console
+    from pipe.report import CheckReport
 
 KEY_SHAPE = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{16}$")
 DAY = 86400.0
@@ -212,3 +218,47 @@ def summary(key: LegacyKey, idle_days: int) -> tuple[str, str]:
         )
     when = f"last used {key.last_used}" if key.last_used else "never used"
     return "info", f"{where} holds {key.key_id} ({key.user}), idle: {when} (LEGACY_IDLE_DAYS={idle_days})"
+
+
+def review(
+    *,
+    settings: Settings,
+    bitbucket: Bitbucket | None,
+    iam: Any,
+    retire_iam: Any,
+    report: CheckReport,
+    console: Console,
+) -> None:
+    """The AWS keys this repository still keeps in Bitbucket variables, as the check's findings;
+    retire the idle ones when asked (RETIRE_LEGACY_KEYS) and READY."""
+    if bitbucket is None or not (settings.workspace and settings.repo_slug):
+        report.unread.append(
+            "legacy keys in Bitbucket variables: no Bitbucket API access (set BITBUCKET_ACCESS_TOKEN)"
+        )
+        return
+    try:
+        found = find(bitbucket, scopes(bitbucket, settings.workspace, settings.repo_slug))
+    except PipeError as error:
+        report.unread.append(f"legacy keys in Bitbucket variables: {error.line()}")
+        return
+    idle_days = settings.check.legacy_idle_days
+    for _, key in found:
+        if iam is not None:
+            last_use(iam, key, time.time(), idle_days)
+        else:
+            key.not_read = key.not_read or "no credentials to read GetAccessKeyLastUsed"
+        severity, message = summary(key, idle_days)
+        report.add(severity, "legacy-key", message)
+    report.facts["legacy_keys"] = [key.document() for _, key in found]
+    if not settings.check.retire_legacy_keys:
+        return
+    if report.verdict != "READY":
+        report.add(
+            "info", "retire-skipped", "RETIRE_LEGACY_KEYS acts only on a READY verdict: nothing was retired"
+        )
+        return
+    report.facts["retired"], left = retire(
+        bitbucket, retire_iam, found, dry_run=settings.dry_run, say=console.info
+    )
+    for reason in left:
+        report.add("warning", "retire-refused", reason)

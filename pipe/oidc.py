@@ -2,6 +2,9 @@
 ``AssumeRoleWithWebIdentity``) and say what a role's trust policy must hold to accept it.
 ``ACTION=check`` also verifies the signature, against Bitbucket's own JWKS only."""
 
+# Over 300 lines: the step token's claims, the trust statement it needs, and the check's signature
+# verification against Bitbucket's JWKS only (with the rules on where keys may be fetched from).
+
 from __future__ import annotations
 
 import base64
@@ -15,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipe.errors import InputError
+from pipe.schema import default
+from pipe.urls import check_api_url
 
 TOKEN_VARIABLE = "BITBUCKET_STEP_OIDC_TOKEN"
 # The latest time a claim may name: 9999-12-31T23:59:59Z (what a datetime can show).
@@ -187,7 +192,7 @@ def expiry_text(claims: TokenClaims, now: float) -> str:
     return f"token exp {_when(claims.exp)}, this machine's clock {_when(int(now))} ({state})"
 
 
-BITBUCKET_API = "https://api.bitbucket.org/2.0"
+BITBUCKET_API = default("BITBUCKET_API_URL")  # Bitbucket's own API, where its issuer lives
 _ISSUER_PATH = "/workspaces/{workspace}/pipelines-config/identity/oidc"
 # A workspace slug (letters, digits, - and _) or its {UUID}.
 _WORKSPACE = re.compile(r"[A-Za-z0-9_-]+|\{[0-9A-Fa-f-]{36}\}", re.ASCII)
@@ -198,8 +203,6 @@ SIGNING_ALGORITHM = "RS256"  # Bitbucket's; the only one accepted, whatever the 
 def _api_bases(bitbucket_url: str) -> list[str]:
     """Where Bitbucket's issuer may live: api.bitbucket.org, or the configured API (a
     stand-in, a proxy), which must be https unless it is on loopback."""
-    from pipe.bitbucket import check_api_url
-
     configured = bitbucket_url.rstrip("/")
     return [BITBUCKET_API] + (
         [configured] if configured != BITBUCKET_API and not check_api_url(configured) else []
@@ -270,8 +273,6 @@ def _signing_keys(iss: str, bitbucket_url: str, timeout: float) -> tuple[Any, st
     from BITBUCKET_API_URL. Raises _Unreadable."""
     import jwt
     import requests
-
-    from pipe.bitbucket import check_api_url
 
     local = bitbucket_url.rstrip("/")
     refused = check_api_url(local)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from pipe.aws import SDK_MAX_ATTEMPTS
-from pipe.errors import UnavailableError
+from pipe.errors import UnavailableError, aws_error, aws_status, parsed_code
 
 T = TypeVar("T")
 
@@ -68,7 +68,7 @@ class IdpRetries:
     ) -> float | None:
         if response is None:  # no answer (a connection error): the SDK's decision
             return None
-        code = str(response[1].get("Error", {}).get("Code", ""))
+        code = parsed_code(response[1])
         started = request_dict.get("context", {}).get(_STARTED, self.clock())
         return delay_after(code, attempts, self.clock() - started, self.timeout)
 
@@ -83,11 +83,10 @@ def _exhausted(exc: BaseException) -> tuple[str, int] | None:
     )
 
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        metadata = exc.response.get("ResponseMetadata", {})
-        status = int(metadata.get("HTTPStatusCode", 0) or 0)
+        code = aws_error(exc)[0]
+        status, retries = aws_status(exc)
         if code in RETRIED_LONGER or status >= 500:
-            return code or f"HTTP {status}", int(metadata.get("RetryAttempts", 0) or 0) + 1
+            return code or f"HTTP {status}", retries + 1
         return None
     if isinstance(exc, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
         return "no connection", SDK_MAX_ATTEMPTS

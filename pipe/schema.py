@@ -1,15 +1,28 @@
-"""The pipe's variables: names, defaults, allowed values. One source of truth.
+"""The pipe's variables: names, defaults, allowed values. One source of truth, and the only
+place a default is written down (the code reads them with ``default``).
 
 The toolkit's Cerberus schema is derived from this list; ``pipe.yml`` and the README's
 variables table are held against it by ``tests/unit/test_schema_docs.py``.
 """
 
+# Over 300 lines: one entry per variable, with the text the docs show; nothing else lives here.
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipe.console import shown
+from pipe.errors import InputError
+
 ACTIONS = ("assume", "check", "rotate", "sync", "audit")
 IMPLEMENTED_ACTIONS = ("assume", "check", "rotate", "sync")
+
+# The parts of the defaults that are places: CREDENTIALS_DIR and REPORT_DIR, and STORE's SSM
+# parameter (SSM reserves names whose first segment starts with "aws").
+SHARED_STORAGE_SUFFIX = ".bitbucket/pipelines/generated/pipeline/pipes"
+CREDENTIALS_SUBDIR = "aws-credentials"
+REPORTS_SUBDIR = "aws-credentials-reports"
+DEFAULT_STORE_PREFIX = "/bitbucket-pipes/aws-credentials-pipe/"
 
 _BOOL = r"(?i)(true|false)?"
 _INT = r"\s*[0-9]*\s*"
@@ -20,7 +33,7 @@ class Variable:
     name: str
     description: str
     default: str = ""  # as documented; "" means no default
-    pattern: str = ""  # Cerberus first pass (full match); config.py checks the rest
+    pattern: str = ""  # Cerberus first pass (full match); pipe.config checks the rest
     expects: str = ""  # what a valid value looks like, for the ✖ line
     secret: bool = False  # never echoed, masked in every output
     user: bool = True  # False: Bitbucket's own variables, read from the step, not set by users
@@ -98,14 +111,14 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "CREDENTIALS_DIR",
         "Where credentials are written (directory 0700, files 0600, symlinks refused).",
-        default="$BITBUCKET_PIPE_SHARED_STORAGE_DIR/aws-credentials",
+        default=f"$BITBUCKET_PIPE_SHARED_STORAGE_DIR/{CREDENTIALS_SUBDIR}",
         expects="a directory path",
         actions=("assume",),
     ),
     Variable(
         "REPORT_DIR",
         "Where reports are written (never secrets). `assume` writes none.",
-        default="<clone dir>/aws-credentials-reports",
+        default=f"<clone dir>/{REPORTS_SUBDIR}",
         expects="a directory path",
         actions=("check", "rotate", "sync", "audit"),
     ),
@@ -211,9 +224,9 @@ VARIABLES: tuple[Variable, ...] = (
         "STORE",
         "rotate: the durable store that keeps a new key while it is published, so an interrupted "
         "rotation can resume. Default: the first `secretsmanager:` or `ssm:` target, else the SSM "
-        "SecureString `/bitbucket-pipes/aws-credentials-pipe/<IAM user>`; `none` opts out (warned); or "
+        f"SecureString `{DEFAULT_STORE_PREFIX}<IAM user>`; `none` opts out (warned); or "
         "`ssm:<parameter>` / `secretsmanager:<id or ARN>`.",
-        default="<first store target, else ssm:/bitbucket-pipes/aws-credentials-pipe/<IAM user>>",
+        default=f"<first store target, else ssm:{DEFAULT_STORE_PREFIX}<IAM user>>",
         expects="none, ssm:<parameter name> or secretsmanager:<id or ARN>",
         actions=("rotate",),
     ),
@@ -364,11 +377,43 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BITBUCKET_WORKSPACE", "The workspace, for the default TARGETS.", user=False),
     Variable("HOME", "The home directory, for the default shared credentials file.", user=False),
     Variable("BITBUCKET_COMMIT", "The commit a check's Code Insights report is posted on.", user=False),
+    Variable(
+        "CI",
+        "`true` in a Pipelines step: only then does the check post its Code Insights report "
+        "(through the auth proxy).",
+        user=False,
+        actions=("check",),
+    ),
 )
 
 BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}
+# The ways to give Bitbucket API access (bitbucket-pipes-toolkit's three).
+BITBUCKET_AUTH = (
+    "BITBUCKET_ACCESS_TOKEN",
+    "ATLASSIAN_ACCOUNT_EMAIL",
+    "ATLASSIAN_API_TOKEN",
+    "BITBUCKET_USERNAME",
+    "BITBUCKET_APP_PASSWORD",
+)
 USER_VARIABLES: tuple[Variable, ...] = tuple(v for v in VARIABLES if v.user)
 SECRET_NAMES: tuple[str, ...] = tuple(v.name for v in VARIABLES if v.secret)
+
+
+def default(name: str) -> str:
+    """The documented default of a variable ("" when it has none)."""
+    return BY_NAME[name].default
+
+
+def invalid(name: str, value: str | None = None, extra: str = "") -> InputError:
+    """The ✖ for a bad value of ``name``, from what the variable expects. The value is echoed to
+    help, unless it is a secret variable's or merely looks like a secret (console.looks_secret:
+    a secret pasted into the wrong variable)."""
+    var = BY_NAME[name]
+    got = "" if value is None or var.secret else f" (got {shown(value)})"
+    message = f"{name} must be {var.expects}{got}" if var.expects else f"{name} is not valid{got}"
+    return InputError(
+        name, message + (f": {extra}" if extra else ""), f"Change {name} in the pipe's variables."
+    )
 
 
 def toolkit_schema() -> dict[str, dict[str, object]]:

@@ -1,4 +1,4 @@
-"""STS: web identity to credentials, and proof of whose credentials they are.
+"""STS: role ARNs, web identity to credentials, and proof of whose credentials they are.
 
 AWS error codes are matched narrowly; each gets its own hint. Messages never include the
 token or a secret (AWS's own messages don't, and the console masks them anyway)."""
@@ -6,18 +6,37 @@ token or a secret (AWS's own messages don't, and the console masks them anyway).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pipe import oidc
-from pipe.aws import Credentials
-from pipe.config import RoleArn
 from pipe.errors import AuthError, IdentityError, InputError, PipeError, aws_error
 from pipe.retry import call
 
 THROTTLING = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 )
+# Anchored with \A...\Z ('$' accepts a trailing newline), re.ASCII (\d and \w are Unicode otherwise).
+ROLE_ARN = re.compile(
+    r"\Aarn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}):role/([\w+=,.@/-]{1,512})\Z", re.ASCII
+)
+
+
+@dataclass(frozen=True)
+class RoleArn:
+    arn: str
+    partition: str
+    account: str
+    name: str  # last path segment: what the assumed-role ARN carries
+
+    @staticmethod
+    def parse(text: str) -> RoleArn | None:
+        """The role ``text`` names; None when it is not an IAM role ARN."""
+        match = ROLE_ARN.fullmatch(text)
+        if not match:
+            return None
+        return RoleArn(text, match.group(1), match.group(2), match.group(3).rsplit("/", 1)[-1])
 
 
 @dataclass(frozen=True)
@@ -48,7 +67,8 @@ def assume_role_with_web_identity(
     session_policy: str | None,
     retry_timeout: int,
     now: float,
-) -> Credentials:
+) -> Mapping[str, Any]:
+    """The ``Credentials`` block of STS's answer (``credentials.Credentials.from_sts`` reads it)."""
     params: dict[str, Any] = {
         "RoleArn": role.arn,
         "RoleSessionName": session_name,
@@ -69,10 +89,8 @@ def assume_role_with_web_identity(
         )
     except _client_error() as exc:
         raise _assume_error(exc, role=role, claims=claims, now=now) from None
-    creds = answer["Credentials"]
-    return Credentials(
-        creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"], creds["Expiration"]
-    )
+    block: Mapping[str, Any] = answer["Credentials"]
+    return block
 
 
 def _assume_error(exc: Exception, *, role: RoleArn, claims: oidc.TokenClaims, now: float) -> PipeError:
@@ -96,43 +114,59 @@ def _assume_error(exc: Exception, *, role: RoleArn, claims: oidc.TokenClaims, no
             ),
         )
     if code == "InvalidIdentityToken":
-        lowered = message.lower()
-        if "no openidconnect provider" in lowered:
-            hint = (
-                f"Create the IAM OIDC identity provider in account {role.account}: provider URL {claims.iss}, "
-                f"audience {claims.aud}."
-            )
-        elif "audience" in lowered:
-            hint = (
-                f"Add the audience {claims.aud} to the IAM OIDC provider for {provider} (IAM > Identity "
-                "providers > Audiences); Bitbucket's audience has no braces around the workspace UUID."
-            )
-        elif "verification key" in lowered:
-            hint = (
-                f"AWS could not fetch the signing keys from {claims.iss}/keys.json: check the provider URL in "
-                "IAM is exactly the token's issuer, then re-run the step."
-            )
-        elif "valid jwt" in lowered:
-            hint = "Pass the step's own token: add `oidc: true` and do not set BITBUCKET_STEP_OIDC_TOKEN yourself."
-        else:
-            hint = (
-                f"The token was not accepted for the IAM OIDC provider {provider}; check the provider's URL and "
-                "audience match the claims above."
-            )
+        hint = _invalid_token_hint(message, role=role, claims=claims)
         return AuthError(code, f"AWS rejected the step's OIDC token {aws}", hint, claims_block)
     if code == "ExpiredTokenException":
-        aws_clock = re.search(r"current date/time\s*(\d{9,})", message)
-        aws_text = ""
-        if aws_clock and claims.exp is not None:
-            skew = int(aws_clock.group(1)) - int(now)
-            aws_text = f"; AWS's clock is {abs(skew)}s {'ahead of' if skew >= 0 else 'behind'} this machine's"
         return AuthError(
             code,
-            f"AWS says the step's OIDC token has expired {aws}: {oidc.expiry_text(claims, now)}{aws_text}",
+            f"AWS says the step's OIDC token has expired {aws}: {oidc.expiry_text(claims, now)}"
+            + _clock_difference(message, claims, now),
             "Run the pipe early in the step (the token is minted when the step starts), or re-run the step; "
             "if the clocks differ by more than a minute, fix the runner's time sync (NTP).",
             claims_block,
         )
+    return _request_error(code, message, aws, role)
+
+
+def _invalid_token_hint(message: str, *, role: RoleArn, claims: oidc.TokenClaims) -> str:
+    """What to change when STS says InvalidIdentityToken, by what its message names."""
+    lowered = message.lower()
+    if "no openidconnect provider" in lowered:
+        return (
+            f"Create the IAM OIDC identity provider in account {role.account}: provider URL {claims.iss}, "
+            f"audience {claims.aud}."
+        )
+    if "audience" in lowered:
+        return (
+            f"Add the audience {claims.aud} to the IAM OIDC provider for {claims.provider} (IAM > Identity "
+            "providers > Audiences); Bitbucket's audience has no braces around the workspace UUID."
+        )
+    if "verification key" in lowered:
+        return (
+            f"AWS could not fetch the signing keys from {claims.iss}/keys.json: check the provider URL in "
+            "IAM is exactly the token's issuer, then re-run the step."
+        )
+    if "valid jwt" in lowered:
+        return (
+            "Pass the step's own token: add `oidc: true` and do not set BITBUCKET_STEP_OIDC_TOKEN yourself."
+        )
+    return (
+        f"The token was not accepted for the IAM OIDC provider {claims.provider}; check the provider's URL and "
+        "audience match the claims above."
+    )
+
+
+def _clock_difference(message: str, claims: oidc.TokenClaims, now: float) -> str:
+    """How far AWS's clock (which its ExpiredTokenException message gives) is from this machine's."""
+    aws_clock = re.search(r"current date/time\s*(\d{9,})", message)
+    if not aws_clock or claims.exp is None:
+        return ""
+    skew = int(aws_clock.group(1)) - int(now)
+    return f"; AWS's clock is {abs(skew)}s {'ahead of' if skew >= 0 else 'behind'} this machine's"
+
+
+def _request_error(code: str, message: str, aws: str, role: RoleArn) -> PipeError:
+    """A refusal of the request's parameters, of the region, or throttling."""
     if code == "ValidationError":
         lowered = message.lower()
         if "durationseconds" in lowered:

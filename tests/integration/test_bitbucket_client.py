@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from pipe.bitbucket import Bitbucket, BitbucketError, Scope, auth_from
-from pipe.errors import InputError
+from pipe.bitbucket import Bitbucket, Scope, auth_from
+from pipe.errors import BitbucketError, InputError
 from tests.standins.bitbucket import BitbucketStandIn, Fault
 from tests.standins.http import Request, Response, Server
 from tests.standins.sandbox import Sandbox
@@ -208,6 +208,16 @@ def test_auth_precedence_follows_the_toolkit() -> None:
     auth, warning = auth_from({"BITBUCKET_USERNAME": "u", "BITBUCKET_APP_PASSWORD": "p"})
     assert isinstance(auth, requests.auth.HTTPBasicAuth) and "deprecated" in warning
     assert auth_from({}) == (None, "")
+
+
+@pytest.mark.parametrize(
+    "half",
+    [{"ATLASSIAN_ACCOUNT_EMAIL": "a@b.c"}, {"ATLASSIAN_API_TOKEN": "t"}, {"BITBUCKET_APP_PASSWORD": "p"}],
+)
+def test_half_an_auth_pair_is_no_credentials(half: dict[str, str]) -> None:
+    """Through the toolkit's resolve_auth as well: no complete pair is no auth, never the
+    toolkit's process exit."""
+    assert auth_from(half) == (None, "")
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_schema_validator import OAS30Validator
 
-from pipe.bitbucket import Bitbucket, BitbucketError, Scope
+from pipe.bitbucket import Bitbucket, Scope
+from pipe.errors import BitbucketError
 from tests.standins.bitbucket import SHARED_SPEC_PATH, SPEC_PATH, BitbucketStandIn, Fault, load_spec
 from tests.standins.sandbox import Sandbox
 

@@ -286,6 +286,38 @@ def test_a_report_that_cannot_be_posted_is_only_a_warning(sandbox: Sandbox, clon
     assert len([line for line in result.lines if "✖" in line]) == 0
 
 
+def test_outside_pipelines_no_code_insights_report_is_sent(sandbox: Sandbox, clone: Path) -> None:
+    """Without CI=true (not a Pipelines step: no auth proxy) the check posts nothing. The
+    toolkit used to send the report straight to api.bitbucket.org then; here any such request
+    reaches a loopback recorder set as the process's HTTP proxy instead of the network."""
+    seen: list[str] = []
+
+    def record(request: Request) -> Response:
+        seen.append(f"{request.method} {request.path}")
+        return Response(502)
+
+    recorder = Server(record).start()
+    try:
+        result, report = check(
+            sandbox,
+            clone,
+            role_with(sandbox, sandbox.trust_policy()),
+            BITBUCKET_COMMIT="a" * 40,
+            http_proxy=recorder.url,
+            HTTP_PROXY=recorder.url,
+            https_proxy=recorder.url,
+            HTTPS_PROXY=recorder.url,
+            no_proxy="127.0.0.1,localhost",
+            NO_PROXY="127.0.0.1,localhost",
+        )
+    finally:
+        recorder.stop()
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    assert report["verdict"] == "READY"
+    assert seen == []
+    assert "Code Insights" not in result.output
+
+
 # -- the signature: Bitbucket's keys only (issue 7, item 6) ------------------------------
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from pipe.aws import SDK_MAX_ATTEMPTS, AwsClients, Credentials
+from pipe.aws import SDK_MAX_ATTEMPTS, AwsClients
+from pipe.credentials import Credentials
 
 
 def test_sts_uses_the_regional_endpoint_and_the_standard_retry_mode() -> None:

@@ -5,8 +5,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from pipe import config
-from pipe.config import Route
+from pipe import config, sts
+from pipe.config import fields
+from pipe.credentials import Route
 from pipe.errors import InputError
 
 ROLE = "arn:aws:iam::123456789012:role/path/to/deploy"
@@ -46,9 +47,9 @@ def test_shared_storage_dir_wins_and_relative_paths_resolve_in_cwd() -> None:
 
 
 def test_default_session_name_is_cleaned_and_capped() -> None:
-    assert config.default_session_name("my repo/ü", "12", 0) == "bitbucket-my-repo-12"
-    assert len(config.default_session_name("r" * 100, "1", 0)) == 64
-    assert config.default_session_name(None, None, 1234) == "bitbucket-local-1234"
+    assert fields.default_session_name("my repo/ü", "12", 0) == "bitbucket-my-repo-12"
+    assert len(fields.default_session_name("r" * 100, "1", 0)) == 64
+    assert fields.default_session_name(None, None, 1234) == "bitbucket-local-1234"
 
 
 def test_user_session_name_is_not_silently_changed() -> None:
@@ -67,7 +68,7 @@ def test_user_session_name_is_not_silently_changed() -> None:
     ],
 )
 def test_partition_follows_region(region: str, partition: str) -> None:
-    assert config.partition_of(region) == partition
+    assert fields.partition_of(region) == partition
 
 
 def test_region_from_aws_region_and_empty_values_count_as_unset() -> None:
@@ -191,8 +192,8 @@ def test_non_ascii_and_oversized_values_are_refused(variable: str, value: str) -
 
 def test_a_role_arn_ending_in_a_newline_is_refused() -> None:
     # Values are stripped, but the pattern must not rely on it: '$' matches before a final newline.
-    assert config._ROLE_ARN.match(ROLE + "\n") is None
-    assert config._SESSION_NAME.match("deploy\n") is None
+    assert sts.ROLE_ARN.match(ROLE + "\n") is None
+    assert fields.SESSION_NAME.match("deploy\n") is None
 
 
 @pytest.mark.parametrize(
@@ -286,11 +287,11 @@ def test_paths_inside_the_clone_keep_their_components(tmp_path: Path) -> None:
     (real / "clone" / "elsewhere").mkdir()
     (real / "clone" / ".bitbucket").symlink_to("elsewhere")
     clone = tmp_path / "link" / "clone"
-    inside = config.canonical(clone / ".bitbucket" / "x" / ".." / "aws-credentials", clone)
+    inside = fields.canonical(clone / ".bitbucket" / "x" / ".." / "aws-credentials", clone)
     # The clone directory's own location is resolved; the committed .bitbucket symlink is kept
     # (so that pipe.files refuses it), and '..' is removed without following anything.
     assert inside == real / "clone" / ".bitbucket" / "aws-credentials"
-    outside = config.canonical(tmp_path / "link" / "reports", tmp_path / "other")
+    outside = fields.canonical(tmp_path / "link" / "reports", tmp_path / "other")
     assert outside == real / "reports"
 
 
@@ -307,3 +308,12 @@ def test_a_report_dir_with_a_symlink_inside_the_clone_is_refused_before_anything
     (clone / "reports" / "rotation.json").symlink_to(tmp_path / "elsewhere" / "x")
     with pytest.raises(InputError, match="symlink"):
         config.load(values | {"REPORT_DIR": "reports"}, cwd=clone, now=0)
+
+
+def test_ci_and_the_commit_are_read_for_the_code_insights_report() -> None:
+    """Bitbucket's CI=true says the step runs in Pipelines (where the auth proxy answers)."""
+    inside = load(**KEY, ACTION="check", AWS_OIDC_ROLE_ARN=ROLE, CI="true", BITBUCKET_COMMIT="c" * 40)
+    assert inside.check.ci is True and inside.check.commit == "c" * 40
+    assert inside.check.auth_proxy_host == "host.docker.internal"
+    for outside in ({}, {"CI": "false"}, {"CI": ""}):
+        assert load(**KEY, ACTION="check", AWS_OIDC_ROLE_ARN=ROLE, **outside).check.ci is False

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipe import handoff
-from pipe.aws import Credentials
+from pipe.credentials import Credentials
 from pipe.errors import InputError, OutputError, PipeError
 
 CREDS = Credentials("ASIAEXAMPLE", "se'cr$et `x`", "tok en", datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))

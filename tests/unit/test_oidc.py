@@ -150,7 +150,7 @@ def test_assume_start_up_reads_the_token_without_pyjwt_or_cryptography(tmp_path:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "import pipe.__main__, pipe.assume\n"
+        "import pipe.__main__, pipe.actions.assume\n"
         "from pipe import config\n"
         "s = config.load({'AWS_DEFAULT_REGION': 'eu-west-1', 'AWS_OIDC_ROLE_ARN': sys.argv[2],\n"
         "                 'BITBUCKET_STEP_OIDC_TOKEN': sys.argv[1]}, cwd=Path('.'), now=0)\n"
@@ -166,3 +166,57 @@ def test_assume_start_up_reads_the_token_without_pyjwt_or_cryptography(tmp_path:
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
     )
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_assume_start_up_imports_no_other_action(tmp_path: Path) -> None:
+    """`assume` is every run's path: the entry point, the settings, the clients and the action
+    import nothing of check, rotate or sync (the Bitbucket client, the rotation, the stores,
+    the reports, the trust-policy evaluator), nor PyJWT and cryptography."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pipe import __main__ as entry, config\n"
+        "from pipe.actions import get\n"
+        "from pipe.aws import Clients\n"
+        "from pipe.console import Console\n"
+        "env = {'AWS_DEFAULT_REGION': 'eu-west-1', 'AWS_OIDC_ROLE_ARN': sys.argv[2],\n"
+        "       'BITBUCKET_STEP_OIDC_TOKEN': sys.argv[1], 'BITBUCKET_API_URL': 'https://api.bitbucket.org/2.0'}\n"
+        "s = config.load(entry.read_variables(env), cwd=Path('.'), now=0)\n"
+        "get(s.action)\n"
+        "Clients.for_settings(s, Console())\n"
+        "assert s.action == 'assume' and 'pipe.actions.assume' in sys.modules\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('pipe', 'jwt', 'cryptography')]\n"
+        "print(sorted(m for m in loaded if m.startswith(tuple(sys.argv[3:]))))\n"
+    )
+    unwanted = (
+        "jwt",
+        "cryptography",
+        "pipe.bitbucket",
+        "pipe.legacy",
+        "pipe.trust_policy",
+        "pipe.report",
+        "pipe.rotation",
+        "pipe.stores",
+        "pipe.profile",
+        "pipe.config.rotation",
+        "pipe.actions.check",
+        "pipe.actions.rotate",
+        "pipe.actions.sync",
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            script,
+            token(exp=1_700_000_000),
+            "arn:aws:iam::123456789012:role/r",
+            *unwanted,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pipe import config
+from pipe import config, targets
+from pipe.config.rotation import RotationSettings
 from pipe.errors import InputError
 
 KEY = {"AWS_ACCESS_KEY_ID": "AKIA" + "A" * 16, "AWS_SECRET_ACCESS_KEY": "s" * 40}
 
 
-def rotation(**values: str) -> config.RotationSettings:
+def rotation(**values: str) -> RotationSettings:
     base = {"AWS_DEFAULT_REGION": "eu-west-1", "ACTION": "rotate", "TARGETS": "profile:default"} | KEY
     settings = config.load(base | values, cwd=Path("/work/clone"), now=1_700_000_000)
     assert settings.rotation is not None
@@ -53,13 +54,13 @@ def test_keep_old_key() -> None:
 
 
 def test_the_store_defaults_to_the_first_store_target_else_an_ssm_parameter_per_user() -> None:
-    assert rotation().store_for("ci") == config.TargetSpec(
+    assert rotation().store_for("ci") == targets.TargetSpec(
         "ssm", "ssm:/bitbucket-pipes/aws-credentials-pipe/ci", name="/bitbucket-pipes/aws-credentials-pipe/ci"
     )
     two = rotation(TARGETS="acme/shop, ssm:/a, secretsmanager:b", BITBUCKET_ACCESS_TOKEN="t")
-    assert two.store_for("ci") == config.parse_target("ssm:/a")
+    assert two.store_for("ci") == targets.parse_target("ssm:/a")
     chosen = rotation(TARGETS="acme/shop, ssm:/a", STORE="secretsmanager:ci/key", BITBUCKET_ACCESS_TOKEN="t")
-    assert chosen.store_for("ci") == config.parse_target("secretsmanager:ci/key")
+    assert chosen.store_for("ci") == targets.parse_target("secretsmanager:ci/key")
     assert rotation(STORE="None").store_for("ci") is None
 
 
@@ -81,7 +82,7 @@ def test_a_store_must_be_ssm_or_secretsmanager(value: str) -> None:
     ],
 )
 def test_the_default_store_name_escapes_what_ssm_does_not_allow(user: str, name: str) -> None:
-    full = config.default_store_name(user)
+    full = targets.default_store_name(user)
     assert full == f"/bitbucket-pipes/aws-credentials-pipe/{name}"
     # What SSM allows in a name; and not a reserved prefix ("aws" or "ssm", case-insensitive).
     assert re.fullmatch(r"[A-Za-z0-9_./-]{1,1011}", full)
@@ -90,4 +91,4 @@ def test_the_default_store_name_escapes_what_ssm_does_not_allow(user: str, name:
 
 def test_two_users_never_share_a_default_store() -> None:
     users = ["a@b", "a_40b", "a_b", "a__b", "a.b", "a-b", "a+b", "a_2Bb"]
-    assert len({config.default_store_name(u) for u in users}) == len(users)
+    assert len({targets.default_store_name(u) for u in users}) == len(users)

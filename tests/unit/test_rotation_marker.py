@@ -12,7 +12,7 @@ from collections.abc import Callable
 import botocore.session
 import pytest
 
-from pipe.rotation import MARKER_TAG, PHASES, Marker
+from pipe.rotation.marker import MARKER_TAG, PHASES, Marker
 
 
 @functools.cache

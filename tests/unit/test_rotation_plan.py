@@ -6,9 +6,10 @@ from collections.abc import Mapping
 
 import pytest
 
-from pipe.config import KeyPair
-from pipe.rotation import DAY, AccessKey, Facts, Marker, Policy, make_plan
-from pipe.targets import StoreState
+from pipe.credentials import Credentials
+from pipe.rotation.marker import Marker
+from pipe.rotation.planner import DAY, AccessKey, Facts, Policy, make_plan
+from pipe.stores import StoreState
 
 NOW = 1_800_000_000.0
 POLICY = Policy(rotate_after=90, deactivate_after=100, delete_after=110, lease=300)
@@ -23,7 +24,7 @@ def facts(
     held: Mapping[str, str | None],
     store: StoreState | None = None,
     marker: Marker | None = None,
-    own: KeyPair | None = None,
+    own: Credentials | None = None,
 ) -> Facts:
     return Facts(NOW, "ci", tuple(keys), held, store, marker, own)
 
@@ -77,9 +78,10 @@ def test_the_replaced_key_is_never_retired_by_the_run_that_replaces_it() -> None
 def test_an_unpublished_key_of_a_dead_run() -> None:
     dead = Marker(NOW - 1000, NOW - 1000, "P")
     with_store = make_plan(
-        facts([key("C", 95), key("P", 0)], {"a/b": "C"}, StoreState(None, KeyPair("P", "s")), dead), POLICY
+        facts([key("C", 95), key("P", 0)], {"a/b": "C"}, StoreState(None, Credentials("P", "s")), dead),
+        POLICY,
     )
-    assert with_store.state == "resume" and with_store.resume == KeyPair("P", "s")
+    assert with_store.state == "resume" and with_store.resume == Credentials("P", "s")
     lost = make_plan(facts([key("C", 95), key("P", 0)], {"a/b": "C"}, None, dead), POLICY)
     assert lost.delete_first[0][0] == "P" and lost.rotate
     no_id = make_plan(
@@ -97,12 +99,12 @@ def test_mixed_targets() -> None:
     held = {"a/b": "P", "a/c": "C"}
     keys = [key("C", 95), key("P", 0)]
     dead = Marker(NOW - 1000, 0, "P")
-    resume = make_plan(facts(keys, held, StoreState(None, KeyPair("P", "s")), dead), POLICY)
-    assert resume.state == "resume" and resume.resume == KeyPair("P", "s")
-    rollback = make_plan(facts(keys, held, None, dead, own=KeyPair("C", "c")), POLICY)
+    resume = make_plan(facts(keys, held, StoreState(None, Credentials("P", "s")), dead), POLICY)
+    assert resume.state == "resume" and resume.resume == Credentials("P", "s")
+    rollback = make_plan(facts(keys, held, None, dead, own=Credentials("C", "c")), POLICY)
     assert (
         rollback.state == "rollback"
-        and rollback.resume == KeyPair("C", "c")
+        and rollback.resume == Credentials("C", "c")
         and rollback.retire[0][:2] == ("delete", "P")
     )
     blocked = make_plan(facts(keys, held, None, dead), POLICY)
@@ -110,9 +112,9 @@ def test_mixed_targets() -> None:
 
 
 def test_new_targets_get_the_current_key_when_its_secret_is_known() -> None:
-    store = StoreState(KeyPair("C", "s"), None)
+    store = StoreState(Credentials("C", "s"), None)
     plan = make_plan(facts([key("C", 5)], {"a/b": "C", "a/new": None}, store), POLICY)
-    assert plan.resume == KeyPair("C", "s") and not plan.rotate
+    assert plan.resume == Credentials("C", "s") and not plan.rotate
     unknown = make_plan(facts([key("C", 5)], {"a/b": "C", "a/new": None}), POLICY)
     assert "hold nothing" in unknown.warnings[0]
 
@@ -144,9 +146,9 @@ def test_a_previous_key_used_after_the_current_key_was_created_is_kept(
 
 
 def test_a_run_that_publishes_never_deactivates() -> None:
-    store = StoreState(KeyPair("C", "s"), None)
+    store = StoreState(Credentials("C", "s"), None)
     plan = make_plan(facts([key("C", 30), key("O", 150)], {"a/b": "C", "a/new": None}, store), GRACE)
-    assert plan.resume == KeyPair("C", "s") and plan.retire == []
+    assert plan.resume == Credentials("C", "s") and plan.retire == []
     assert "never deactivated by a run that publishes" in plan.notes[0]
     # An inactive key past DELETE_AFTER_DAYS may still go: deleting it breaks nothing.
     inactive = make_plan(
@@ -165,12 +167,14 @@ def test_created_and_stored_never_published_resumes_after_proving_it() -> None:
         facts(
             [key("A", 95), key("P", 0)],
             {"a/b": "A", "a/c": "A"},
-            StoreState(None, KeyPair("P", "p")),
+            StoreState(None, Credentials("P", "p")),
             dead("P"),
         ),
         GRACE,
     )
-    assert plan.state == "resume" and plan.resume == KeyPair("P", "p") and plan.prove and not plan.everywhere
+    assert (
+        plan.state == "resume" and plan.resume == Credentials("P", "p") and plan.prove and not plan.everywhere
+    )
 
 
 def test_created_never_published_and_lost_is_deleted() -> None:
@@ -183,9 +187,9 @@ def test_created_never_published_and_lost_is_deleted() -> None:
 
 def test_publishing_with_the_key_in_the_store_rewrites_every_target_not_on_it() -> None:
     held = {"a/b": "P", "a/c": "A", "a/d": "A"}
-    store = StoreState(KeyPair("A", "a"), KeyPair("P", "p"))
+    store = StoreState(Credentials("A", "a"), Credentials("P", "p"))
     plan = make_plan(facts([key("A", 95), key("P", 0)], held, store, dead("P", "publish")), GRACE)
-    assert plan.state == "resume" and plan.resume == KeyPair("P", "p") and plan.prove
+    assert plan.state == "resume" and plan.resume == Credentials("P", "p") and plan.prove
     assert not plan.everywhere  # every suspect target's id differs from P: each gets both variables
     assert "a/c, a/d may hold its secret beside another id" in plan.reasons[0]
 
@@ -214,9 +218,9 @@ def test_publishing_with_targets_on_both_keys_and_no_secret_known_is_blocked() -
     plan = make_plan(facts([key("A", 95), key("P", 0)], held, None, dead("P", "publish")), GRACE)
     assert plan.state == "blocked" and "a/c may hold its secret beside another id" in plan.blocked
     rollback = make_plan(
-        facts([key("A", 95), key("P", 0)], held, None, dead("P", "publish"), own=KeyPair("A", "a")), GRACE
+        facts([key("A", 95), key("P", 0)], held, None, dead("P", "publish"), own=Credentials("A", "a")), GRACE
     )
-    assert rollback.state == "rollback" and rollback.resume == KeyPair("A", "a") and not rollback.prove
+    assert rollback.state == "rollback" and rollback.resume == Credentials("A", "a") and not rollback.prove
     assert rollback.everywhere  # a/c's id names A but may hold P's secret: both variables are rewritten
     assert rollback.retire == [("delete", "P", "its secret is lost; every target now holds A")]
 
@@ -236,10 +240,10 @@ def test_a_target_holding_nothing_is_not_suspect() -> None:
 def test_a_dead_rewrite_of_every_target_is_finished_or_redone() -> None:
     held = {"a/b": "A", "a/c": "A"}
     known = make_plan(
-        facts([key("A", 95), key("B", 1)], held, None, dead("A", "publish", True), own=KeyPair("A", "a")),
+        facts([key("A", 95), key("B", 1)], held, None, dead("A", "publish", True), own=Credentials("A", "a")),
         GRACE,
     )
-    assert known.resume == KeyPair("A", "a") and known.everywhere
+    assert known.resume == Credentials("A", "a") and known.everywhere
     assert known.retire[0][:2] == ("delete", "B")
     lost = make_plan(facts([key("A", 95), key("B", 1)], held, None, dead("A", "publish", True)), GRACE)
     assert lost.state == "repair" and lost.everywhere and lost.delete_first[0][0] == "B"
@@ -249,15 +253,15 @@ def test_a_dead_rewrite_of_every_target_is_finished_or_redone() -> None:
 
 
 def test_a_store_that_lags_gets_the_current_key() -> None:
-    store = StoreState(KeyPair("A", "a"), KeyPair("P", "p"))
+    store = StoreState(Credentials("A", "a"), Credentials("P", "p"))
     plan = make_plan(facts([key("A", 95), key("P", 0)], {"a/b": "P"}, store, dead("P", "publish")), GRACE)
-    assert plan.resume == KeyPair("P", "p") and "the store does not hold P as current yet" in plan.reasons
+    assert plan.resume == Credentials("P", "p") and "the store does not hold P as current yet" in plan.reasons
 
 
 def test_a_pending_key_in_the_store_without_a_marker_is_resumed() -> None:
-    store = StoreState(KeyPair("A", "a"), KeyPair("P", "p"))
+    store = StoreState(Credentials("A", "a"), Credentials("P", "p"))
     plan = make_plan(facts([key("A", 95), key("P", 0)], {"a/b": "A"}, store), GRACE)
-    assert plan.state == "resume" and plan.resume == KeyPair("P", "p")
+    assert plan.state == "resume" and plan.resume == Credentials("P", "p")
 
 
 def test_a_live_marker_stops_other_runs_whatever_the_targets_hold() -> None:
@@ -267,7 +271,7 @@ def test_a_live_marker_stops_other_runs_whatever_the_targets_hold() -> None:
 
 # -- self-service (seed 002) ----------------------------------------------------------------
 def test_self_service_deletes_its_own_old_key_after_the_rotation() -> None:
-    own = KeyPair("A", "a")
+    own = Credentials("A", "a")
     plan = make_plan(
         facts([key("A", 3)], {"profile:default": "A"}, None, None, own), Policy(90, 100, 110, force=True)
     )

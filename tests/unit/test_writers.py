@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from pipe.check import CheckReport
-from pipe.config import KeyPair, TargetSpec
+from pipe.credentials import Credentials
 from pipe.errors import OutputError, PipeError
-from pipe.rotation import Report
-from pipe.targets import ProfileTarget
+from pipe.profile import ProfileTarget
+from pipe.report import CheckReport, RotationReport
+from pipe.targets import TargetSpec
 
-PAIR = KeyPair("AKIA" + "N" * 16, "new-secret-" + "s" * 29)
+PAIR = Credentials("AKIA" + "N" * 16, "new-secret-" + "s" * 29)
 OTHER = "[other]\naws_access_key_id = AKIAOTHER\naws_secret_access_key = other-secret\n"
 
 
@@ -129,7 +129,7 @@ def test_profiles_published_at_once_are_all_kept(tmp_path: Path) -> None:
 
 def write_report(kind: str, directory: Path) -> Path:
     if kind == "rotation":
-        return Report("ci", "clean", False).write(directory)
+        return RotationReport("ci", "clean", False).write(directory)
     return CheckReport("arn:aws:iam::123456789012:role/deploy").write(directory)
 
 

@@ -8,84 +8,30 @@ broad; MaxSessionDuration), then the real AssumeRoleWithWebIdentity and GetCalle
 The verdict is READY or NOT READY, with findings by severity, in oidc-check.json and
 oidc-check.md."""
 
+# Over 300 lines: the check's readings (token, assume, provider, trust policy) and its verdict,
+# each a short function; legacy keys are in pipe.legacy, the reports in pipe.report.
+
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from pipe import assume, insights, legacy, oidc, trust_policy
-from pipe.aws import AwsClients, Credentials
-from pipe.bitbucket import Bitbucket
+from pipe import legacy, oidc, trust_policy
+from pipe.aws import Clients
 from pipe.config import Settings
 from pipe.console import Console
-from pipe.errors import InputError, PipeError, aws_error
+from pipe.credentials import Credentials, obtain
+from pipe.errors import InputError, NotReady, PipeError, aws_error
+from pipe.report import CheckReport, Place, insights_data, insights_notes, post_insights
 from pipe.trust_policy import Finding
 
 SKEW_WARNING_SECONDS = 60
-
-
-@dataclass
-class CheckReport:
-    role: str
-    verdict: str = "NOT READY"
-    findings: list[Finding] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-    unread: list[str] = field(default_factory=list)
-
-    def add(self, severity: str, code: str, message: str, fix: str = "") -> None:
-        self.extend([Finding(severity, code, message, fix)])
-
-    def extend(self, findings: Iterable[Finding]) -> None:
-        """Findings quote the token's claims, the trust policy and Bitbucket's variables:
-        each line is made printable (no raw newline or escape reaches a log or a report)."""
-        for f in findings:
-            fix = "\n".join(oidc.printable(line) for line in f.fix.split("\n"))
-            self.findings.append(Finding(f.severity, f.code, oidc.printable(f.message), fix))
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "error"]
-
-    def document(self) -> dict[str, Any]:
-        order = {"error": 0, "warning": 1, "info": 2}
-        return {
-            "verdict": self.verdict,
-            "role": self.role,
-            "findings": [asdict(f) for f in sorted(self.findings, key=lambda f: order.get(f.severity, 3))],
-            "facts": self.facts,
-            "not_read": self.unread,
-        }
-
-    def markdown(self) -> str:
-        lines = [f"# OIDC migration check: {self.verdict}", "", f"Role: `{self.role}`", ""]
-        document = self.document()
-        if document["findings"]:
-            lines += ["| Severity | Finding | What to change |", "|---|---|---|"]
-            for f in document["findings"]:
-                fix = f["fix"].replace("|", "\\|").replace("\n", " ")
-                lines.append(
-                    f"| {f['severity']} | {f['message'].replace('|', chr(92) + '|')} | {('`' + fix + '`') if fix else ''} |"
-                )
-            lines.append("")
-        if self.unread:
-            lines += ["## Not read", "", *(f"- {u}" for u in self.unread), ""]
-        lines += ["## Facts", "", "```json", json.dumps(self.facts, indent=2), "```", ""]
-        return "\n".join(lines)
-
-    def write(self, directory: Path) -> Path:
-        from pipe import files
-
-        contents = {
-            "oidc-check.json": json.dumps(self.document(), indent=2) + "\n",
-            "oidc-check.md": self.markdown(),
-        }
-        files.write_files(directory, contents, variable="REPORT_DIR", private=False)
-        return directory / "oidc-check.md"
+# IAM's MaxSessionDuration of a role that does not say (GetRole always does; a trust policy
+# file never does).
+IAM_DEFAULT_MAX_SESSION = 3600
 
 
 def _token(settings: Settings, report: CheckReport, now: float) -> None:
@@ -144,13 +90,13 @@ def _token(settings: Settings, report: CheckReport, now: float) -> None:
 
 
 def _assume(
-    settings: Settings, clients: AwsClients, console: Console, report: CheckReport
+    settings: Settings, clients: Clients, console: Console, report: CheckReport
 ) -> Credentials | None:
     """The real thing, as ACTION=assume does it: AssumeRoleWithWebIdentity, then the identity check."""
     if not (settings.role and settings.claims and settings.token):
         return None
     try:
-        credentials, identity = assume.obtain(settings, clients, console)
+        credentials, identity = obtain(settings, clients, console)
     except PipeError as error:
         report.facts["assume"] = {"ok": False, "error": error.message}
         report.add(
@@ -224,8 +170,8 @@ def _policy(iam: Any, settings: Settings, report: CheckReport) -> tuple[dict[str
             document = answer["AssumeRolePolicyDocument"]
             policy = json.loads(unquote(document)) if isinstance(document, str) else dict(document)
             report.facts["trust_policy_source"] = "iam:GetRole"
-            return policy, int(answer.get("MaxSessionDuration", 3600))
-    path = settings.trust_policy_file
+            return policy, int(answer.get("MaxSessionDuration", IAM_DEFAULT_MAX_SESSION))
+    path = settings.check.trust_policy_file
     if path is None:
         if iam is None:
             report.unread.append(
@@ -294,112 +240,89 @@ def _trust(policy: dict[str, Any], max_session: int | None, settings: Settings, 
         )
 
 
-class NotReady(PipeError):
-    kind = "check"
-
-
-def _legacy(
-    *,
-    settings: Settings,
-    bitbucket: Bitbucket | None,
-    iam: Any,
-    retire_iam: Any,
-    report: CheckReport,
-    console: Console,
-) -> None:
-    """The AWS keys this repository still keeps in Bitbucket variables; retire the idle ones
-    when asked and READY."""
-    if bitbucket is None or not (settings.workspace and settings.repo_slug):
-        report.unread.append(
-            "legacy keys in Bitbucket variables: no Bitbucket API access (set BITBUCKET_ACCESS_TOKEN)"
-        )
-        return
-    try:
-        found = legacy.find(bitbucket, legacy.scopes(bitbucket, settings.workspace, settings.repo_slug))
-    except PipeError as error:
-        report.unread.append(f"legacy keys in Bitbucket variables: {error.line()}")
-        return
-    for _, key in found:
-        if iam is not None:
-            legacy.last_use(iam, key, time.time(), settings.legacy_idle_days)
-        else:
-            key.not_read = key.not_read or "no credentials to read GetAccessKeyLastUsed"
-        severity, message = legacy.summary(key, settings.legacy_idle_days)
-        report.add(severity, "legacy-key", message)
-    report.facts["legacy_keys"] = [key.document() for _, key in found]
-    if not settings.retire_legacy_keys:
-        return
-    if report.verdict != "READY":
-        report.add(
-            "info", "retire-skipped", "RETIRE_LEGACY_KEYS acts only on a READY verdict: nothing was retired"
-        )
-        return
-    report.facts["retired"], left = legacy.retire(
-        bitbucket, retire_iam, found, dry_run=settings.dry_run, say=console.info
-    )
-    for reason in left:
-        report.add("warning", "retire-refused", reason)
-
-
-def run(settings: Settings, clients: AwsClients, console: Console, bitbucket: Bitbucket | None = None) -> str:
+def run(settings: Settings, clients: Clients, console: Console) -> str:
     assert settings.role is not None
-    report = CheckReport(settings.role.arn)
-    report.facts["region"] = settings.region
-    _token(settings, report, time.time())
-    assumed = _assume(settings, clients, console, report)
-    reader: Credentials | None = None
-    if settings.access_key:
-        reader = Credentials(settings.access_key.access_key_id, settings.access_key.secret_access_key)
-        report.facts["iam_read_with"] = f"the fallback key {settings.access_key.access_key_id}"
-    elif assumed:
-        reader = assumed
-        report.facts["iam_read_with"] = "the assumed role"
-    iam = clients.client("iam", reader) if reader else None
+    found = CheckReport(settings.role.arn)
+    found.facts["region"] = settings.region
+    _token(settings, found, time.time())
+    assumed = _assume(settings, clients, console, found)
+    iam = _iam_reader(settings, clients, assumed, found)
     if iam is not None:
-        _provider(iam, settings, report)
+        _provider(iam, settings, found)
     elif settings.claims:
-        report.unread.append(
+        found.unread.append(
             "the IAM OIDC provider: no credentials to read IAM with (the role could not be assumed, and no AWS_ACCESS_KEY_ID was given)"
         )
-    policy, max_session = _policy(iam, settings, report)
+    policy, max_session = _policy(iam, settings, found)
     if policy is not None:
-        _trust(policy, max_session, settings, report)
-    report.verdict = "READY" if assumed and not report.errors else "NOT READY"
-    retire_iam = clients.client("iam", assumed) if assumed else None
-    _legacy(
-        settings=settings, bitbucket=bitbucket, iam=iam, retire_iam=retire_iam, report=report, console=console
+        _trust(policy, max_session, settings, found)
+    found.verdict = "READY" if assumed and not found.errors else "NOT READY"
+    retire_iam = clients.aws.client("iam", assumed) if assumed else None
+    legacy.review(
+        settings=settings,
+        bitbucket=clients.bitbucket(),
+        iam=iam,
+        retire_iam=retire_iam,
+        report=found,
+        console=console,
     )
-    path = report.write(settings.report_dir)
-    if settings.commit and settings.workspace and settings.repo_slug:
-        paths = {"no-token": "bitbucket-pipelines.yml"}
-        if settings.trust_policy_file is not None and settings.trust_policy_file.is_relative_to(
-            settings.clone_dir
-        ):
-            relative = str(settings.trust_policy_file.relative_to(settings.clone_dir))
-            paths.update(
-                {"trust-condition": relative, "trust-deny": relative, "no-sub": relative, "no-aud": relative}
-            )
-        insights.post(
-            workspace=settings.workspace,
-            repo=settings.repo_slug,
-            commit=settings.commit,
-            proxy_host=settings.auth_proxy_host,
-            data=insights.report_data(report.verdict, report.findings, settings.role.arn),
-            notes=insights.notes_for(report.findings, paths),
-            say=console.info,
-            warn=console.warning,
+    path = found.write(settings.report_dir)
+    _post(settings, found, console)
+    return _verdict(settings.role.arn, found, path, console)
+
+
+def _iam_reader(settings: Settings, clients: Clients, assumed: Credentials | None, found: CheckReport) -> Any:
+    """IAM read with the fallback key when one is given, else with the assumed role (None: neither)."""
+    if settings.access_key:
+        found.facts["iam_read_with"] = f"the fallback key {settings.access_key.access_key_id}"
+        return clients.aws.client("iam", settings.access_key)
+    if assumed:
+        found.facts["iam_read_with"] = "the assumed role"
+        return clients.aws.client("iam", assumed)
+    return None
+
+
+def _post(settings: Settings, found: CheckReport, console: Console) -> None:
+    """The Code Insights report on the commit, in Pipelines (CI=true) only."""
+    assert settings.role is not None
+    place = Place(
+        ci=settings.check.ci,
+        workspace=settings.workspace,
+        repo=settings.repo_slug,
+        commit=settings.check.commit,
+        proxy_host=settings.check.auth_proxy_host,
+    )
+    if not place.postable:
+        return
+    paths = {"no-token": "bitbucket-pipelines.yml"}
+    policy_file = settings.check.trust_policy_file
+    if policy_file is not None and policy_file.is_relative_to(settings.clone_dir):
+        relative = str(policy_file.relative_to(settings.clone_dir))
+        paths.update(
+            {"trust-condition": relative, "trust-deny": relative, "no-sub": relative, "no-aud": relative}
         )
-    console.info(f"OIDC migration check for {settings.role.arn}: {report.verdict}")
+    post_insights(
+        place,
+        insights_data(found.verdict, found.findings, settings.role.arn),
+        insights_notes(found.findings, paths),
+        say=console.info,
+        warn=console.warning,
+    )
+
+
+def _verdict(role: str, found: CheckReport, path: Path, console: Console) -> str:
+    """Print the findings; the ✔ line's text when READY, else NotReady naming the first cause."""
+    console.info(f"OIDC migration check for {role}: {found.verdict}")
     lines = []
-    for finding in report.document()["findings"]:
+    for finding in found.document()["findings"]:
         lines.append(f"{finding['severity'].upper():<8}{finding['message']}")
         lines += [f"        fix: {part}" for part in finding["fix"].splitlines()]
-    lines += [f"NOT READ {item}" for item in report.unread]
+    lines += [f"NOT READ {item}" for item in found.unread]
     console.lines(lines)
-    if report.verdict == "READY":
-        return f"READY: this repository can drop its static AWS keys ({report.facts['assume']['identity']}). Report: {path}"
+    if found.verdict == "READY":
+        return f"READY: this repository can drop its static AWS keys ({found.facts['assume']['identity']}). Report: {path}"
     # The most specific cause first: AWS's refusal only says that something is wrong.
-    errors = sorted(report.errors, key=lambda f: f.code == "assume-failed")
+    errors = sorted(found.errors, key=lambda f: f.code == "assume-failed")
     first = errors[0] if errors else Finding("error", "unknown", "AWS did not give verified credentials")
     raise NotReady(
         f"NOT READY: {first.message}",

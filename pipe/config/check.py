@@ -1,0 +1,45 @@
+"""The settings of ACTION=check: the trust policy file, legacy keys, and where and whether the
+Code Insights report is posted. Read (and validated) whatever the action, like every variable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipe.config.fields import boolean, host, integer, path
+from pipe.schema import invalid
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    trust_policy_file: Path | None
+    legacy_idle_days: int
+    retire_legacy_keys: bool
+    commit: str  # BITBUCKET_COMMIT: the commit the Code Insights report is posted on
+    ci: bool  # CI=true: in a Pipelines step, where the auth proxy answers
+    auth_proxy_host: str
+
+
+def load(values: Mapping[str, str], cwd: Path) -> CheckSettings:
+    return CheckSettings(
+        trust_policy_file=_trust_policy_file(values, cwd),
+        legacy_idle_days=integer(values, "LEGACY_IDLE_DAYS", 1, 365),
+        retire_legacy_keys=boolean(values, "RETIRE_LEGACY_KEYS"),
+        commit=values.get("BITBUCKET_COMMIT", ""),
+        ci=values.get("CI", "").lower() == "true",
+        auth_proxy_host=host(values, "BITBUCKET_AUTH_PROXY_HOST"),
+    )
+
+
+def _trust_policy_file(values: Mapping[str, str], cwd: Path) -> Path | None:
+    if not values.get("TRUST_POLICY_FILE"):
+        return None
+    found_path = path(values, "TRUST_POLICY_FILE", Path(), cwd)
+    try:
+        found = found_path.is_file()
+    except OSError as exc:  # a name too long, a loop of symlinks...
+        raise invalid("TRUST_POLICY_FILE", values["TRUST_POLICY_FILE"], exc.strerror or "") from None
+    if not found:
+        raise invalid("TRUST_POLICY_FILE", values["TRUST_POLICY_FILE"], "no such file in the repository")
+    return found_path

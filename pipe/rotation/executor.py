@@ -1,0 +1,394 @@
+"""ACTION=rotate's executor: reads the facts, then carries a plan out, the whole act sequence in
+an order that keeps every target on a working key, and returns one ``Outcome``:
+
+prove every target and the store can be written; take the lease (the pending marker, refreshed
+by a heartbeat while the run works); make room; create the key, store it as pending, prove it
+works (GetCallerIdentity 3 times in a row); publish it (secret, then id); promote it in the
+store; clear the marker; retire old keys by the age policy (never deactivating in a run that
+publishes).
+
+Every IAM change is made with the run's own credentials (the role's, with OIDC), never with the
+key being rotated, except in the self-service case, where the only credentials are that key:
+then every AWS call after the new key first passes GetCallerIdentity (IAM, the store, the
+targets' AWS clients) is signed by the new key."""
+
+# Over 300 lines: the whole act sequence in one place, by design (nothing drives it from outside);
+# the lease, the fan-out to targets and the plan live apart.
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipe.credentials import Credentials
+from pipe.errors import StateError, is_aws_code
+from pipe.report import RotationReport
+from pipe.rotation import marker as markers
+from pipe.rotation import publish
+from pipe.rotation.lease import Lease
+from pipe.rotation.marker import Marker
+from pipe.rotation.planner import AccessKey, Facts, Plan
+from pipe.targets import build, build_store
+
+if TYPE_CHECKING:
+    from pipe.aws import AwsClients, Clients
+    from pipe.config.rotation import RotationSettings
+    from pipe.console import Console
+    from pipe.stores import Store
+    from pipe.targets import Target
+
+DONE = {"due": "rotated", "resume": "resumed", "rollback": "rolled back", "repair": "repaired"}
+
+
+def verify(aws: AwsClients, pair: Credentials) -> Any:
+    """GetCallerIdentity signed by ``pair``: raises when the key does not work (yet)."""
+    return aws.client("sts", pair).get_caller_identity()
+
+
+@dataclass
+class Outcome:
+    """What the run did: rotation.json's content, and the last line. ``error``: the run failed
+    (the action raises it once the report is written)."""
+
+    report: RotationReport
+    line: str = ""  # the ✔ line when it names no report
+    published: Credentials | None = None
+    error: Exception | None = None
+
+    def summary(self, path: Path) -> str:
+        if self.line:
+            return self.line
+        if self.published is not None:
+            return f"{self.report.user}: every target holds {self.published.access_key_id}. Report: {path}"
+        return (
+            f"{self.report.user}: nothing was due; every target holds {self.report.current}. Report: {path}"
+        )
+
+
+class _Preempted(Exception):
+    """Another run created a key first."""
+
+
+class Executor:
+    """Reads the facts of one user's rotation, and carries out a plan for them."""
+
+    def __init__(
+        self,
+        *,
+        aws: AwsClients,
+        credentials: Credentials,
+        user: str,
+        places: Sequence[Target],
+        store: Store | None,
+        settings: RotationSettings,
+        console: Console,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.aws = aws
+        self.iam = aws.client("iam", credentials)
+        self.user = user
+        self.targets = list(places)
+        self.store = store
+        self.settings = settings
+        self.console = console
+        self.say = console.info
+        self.clock = clock
+        self.sleep = sleep
+
+    @classmethod
+    def for_run(
+        cls,
+        settings: RotationSettings,
+        user: str,
+        clients: Clients,
+        credentials: Credentials,
+        console: Console,
+    ) -> Executor:
+        """The targets of TARGETS and the durable store (one of them, or a place of its own),
+        every AWS call signed with the run's own credentials."""
+        stores = {s.text: build_store(s, clients.aws, credentials) for s in settings.targets if s.is_store}
+        places = [stores.get(s.text) or build(s, settings, clients, credentials) for s in settings.targets]
+        chosen = settings.store_for(user)
+        store = None
+        if chosen is not None:
+            store = stores.get(chosen.text) or build_store(chosen, clients.aws, credentials)
+        return cls(
+            aws=clients.aws,
+            credentials=credentials,
+            user=user,
+            places=places,
+            store=store,
+            settings=settings,
+            console=console,
+        )
+
+    # -- reading --------------------------------------------------------------------------
+    def facts(self, own: Credentials | None) -> Facts:
+        listed = self.iam.list_access_keys(UserName=self.user)["AccessKeyMetadata"]
+        keys = []
+        for meta in listed:
+            used = self.iam.get_access_key_last_used(AccessKeyId=meta["AccessKeyId"]).get(
+                "AccessKeyLastUsed", {}
+            )
+            last = used.get("LastUsedDate")
+            keys.append(
+                AccessKey(
+                    meta["AccessKeyId"],
+                    meta["Status"],
+                    meta["CreateDate"].timestamp(),
+                    last.timestamp() if last else None,
+                )
+            )
+        marker = self.marker()
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
+            # The store is read beside the targets: its client's first call loads the service's
+            # model, which takes long enough to matter.
+            store_state = pool.submit(self.store.state) if self.store is not None else None
+            held = dict(
+                zip(
+                    [t.spec.text for t in self.targets],
+                    pool.map(lambda t: t.read(), self.targets),
+                    strict=True,
+                )
+            )
+            stored = store_state.result() if store_state is not None else None
+        return Facts(self.clock(), self.user, tuple(keys), held, stored, marker, own)
+
+    def marker(self) -> Marker | None:
+        return markers.read(self.iam, self.user)
+
+    @property
+    def lease_seconds(self) -> float:
+        return float(self.settings.lease_seconds)
+
+    # -- acting ---------------------------------------------------------------------------
+    def execute(self, plan: Plan, facts: Facts, *, dry_run: bool) -> Outcome:
+        """Carry ``plan`` out (nothing when it is busy or blocked, or with DRY_RUN)."""
+        report = RotationReport(
+            self.user,
+            plan.state,
+            dry_run,
+            previous=plan.current,
+            current=plan.current,
+            store=self.store.spec.text if self.store is not None else None,
+        )
+        report.targets = {name: {"before": key} for name, key in facts.held.items()}
+        if plan.state == "busy":
+            return Outcome(
+                report, f"Another rotation of {self.user} is in progress; this run changed nothing."
+            )
+        if plan.blocked:
+            return Outcome(report, error=StateError(plan.blocked, plan.blocked_hint))
+        if dry_run:
+            return Outcome(report, f"DRY_RUN: the plan for {self.user} is above; nothing was changed.")
+        try:
+            return self._act(plan, facts, report)
+        except Exception as exc:
+            report.state = "failed"
+            return Outcome(report, error=exc)
+
+    def _act(self, plan: Plan, facts: Facts, report: RotationReport) -> Outcome:
+        """The changes, in the protocol's order."""
+        if plan.writes:
+            self.probe()
+        pair = None
+        if plan.writes or plan.delete_first:
+            lease = Lease(self)
+            try:
+                pair = self._leased(plan, facts, report, lease)
+            except _Preempted:
+                lease.abandon()
+                return Outcome(
+                    report, f"Another rotation of {self.user} created a key first; this run changed nothing."
+                )
+            except BaseException:
+                lease.release()
+                raise
+        elif plan.clear_marker and facts.marker is not None and self.clear_dead_marker(facts.marker):
+            report.actions.append("cleared the marker of a stopped rotation")
+        self.retire(plan, report)
+        report.state = DONE.get(plan.state, plan.state)
+        return Outcome(report, published=pair)
+
+    def _leased(self, plan: Plan, facts: Facts, report: RotationReport, lease: Lease) -> Credentials | None:
+        """Under the lease: make room, get the pair (a new key, or the plan's), publish it."""
+        resumed = plan.resume.access_key_id if plan.resume else ""
+        lease.acquire(key=resumed, phase="publish" if resumed else "create", everywhere=plan.everywhere)
+        for key, why in plan.delete_first:
+            self.delete_key(key)
+            report.actions.append(f"deleted {key}: {why}")
+            self.say(f"Deleted {key}: {why}.")
+        pair = plan.resume
+        if plan.rotate:
+            pair = self._new_key(lease, report, self_service=facts.self_service)
+        elif pair is not None and plan.prove:
+            self.console.secrets(pair.secret_access_key)
+            self.prove(pair, report, ours=False)
+        if pair is not None:
+            self._publish(pair, facts.held, report, everywhere=plan.everywhere, lease=lease)
+        lease.finish()
+        return pair
+
+    def _new_key(self, lease: Lease, report: RotationReport, *, self_service: bool) -> Credentials:
+        """Create, store as pending, prove. _Preempted when another run created a key first. A
+        key that cannot be stored is deleted again: nothing was published."""
+        pair = self.create(lease, report)
+        if pair is None:
+            raise _Preempted
+        self.console.secrets(pair.secret_access_key)
+        store = self.store
+        if store is not None:
+            try:
+                store.write_pending(pair)
+            except Exception:
+                self.delete_key(pair.access_key_id)
+                report.actions.append(
+                    f"deleted {pair.access_key_id}: it could not be stored, nothing was published"
+                )
+                raise
+            report.actions.append(f"stored {pair.access_key_id} as pending in {store.spec.text}")
+            self.say(f"Stored {pair.access_key_id} as pending in {store.spec.text}.")
+        switch = (lambda: lease.locked(lambda: self._sign_with(pair))) if self_service else None
+        self.prove(pair, report, on_success=switch)
+        return pair
+
+    def _sign_with(self, pair: Credentials) -> None:
+        """Self-service: from the new key's first successful GetCallerIdentity on, every AWS
+        client of the run (IAM, the store's, the targets') signs with the new key."""
+        self.iam = self.aws.client("iam", pair)
+        for place in [*self.targets, *([self.store] if self.store is not None else [])]:
+            place.sign_with(pair)
+
+    def _publish(
+        self,
+        pair: Credentials,
+        held: Mapping[str, str | None],
+        report: RotationReport,
+        *,
+        everywhere: bool,
+        lease: Lease,
+    ) -> None:
+        """Publish to the targets, then promote in the store; the marker says phase=publish."""
+        self.console.secrets(pair.secret_access_key)
+        lease.update(key=pair.access_key_id, phase="publish")
+        publish.publish(
+            self.targets,
+            pair,
+            held,
+            report,
+            concurrency=self.settings.concurrency,
+            say=self.say,
+            everywhere=everywhere,
+            lease=lease,
+            store=self.store,
+        )
+        if self.store is not None:
+            lease.check()
+            self.store.publish(pair)
+            report.targets.setdefault(self.store.spec.text, {})["after"] = pair.access_key_id
+            report.actions.append(f"promoted {pair.access_key_id} to current in {self.store.spec.text}")
+        report.current = pair.access_key_id
+
+    def write_marker(self, marker: Marker | None) -> None:
+        markers.write(self.iam, self.user, marker)
+
+    def clear_dead_marker(self, dead: Marker) -> bool:
+        """Clear a dead run's marker, unless another run has replaced it meanwhile."""
+        if self.marker() != dead:
+            return False
+        self.write_marker(None)
+        return True
+
+    def probe(self) -> None:
+        """Prove every target and the store can be written, changing nothing."""
+        places: list[Target] = list(self.targets)
+        if self.store is not None and all(t is not self.store for t in places):
+            places.append(self.store)
+        publish.probe(places, concurrency=self.settings.concurrency, store=self.store)
+        self.say(f"Every target{' and the store' if self.store is not None else ''} can be written.")
+
+    def delete_key(self, key: str) -> None:
+        try:
+            self.iam.delete_access_key(UserName=self.user, AccessKeyId=key)
+        except Exception as exc:
+            if not is_aws_code(exc, "NoSuchEntity"):
+                raise
+
+    def create(self, lease: Lease, report: RotationReport) -> Credentials | None:
+        """Create the key under the lease; None when another run got there first."""
+        try:
+            answer = self.iam.create_access_key(UserName=self.user)["AccessKey"]
+        except Exception as exc:
+            if is_aws_code(exc, "LimitExceeded"):
+                return None
+            raise
+        pair = Credentials(answer["AccessKeyId"], answer["SecretAccessKey"])
+        lease.update(key=pair.access_key_id)
+        found = self.marker()
+        if found is not None and found.key and found.key != pair.access_key_id:
+            self.delete_key(pair.access_key_id)  # two runs created a key: the marker's key wins
+            return None
+        if found is None or found.run != lease.run:
+            lease.update()  # a run that lost the race (LimitExceeded) wrote last: this run's marker again
+        report.actions.append(f"created {pair.access_key_id}")
+        self.say(f"Created {pair.access_key_id} for {self.user}.")
+        return pair
+
+    def prove(
+        self,
+        pair: Credentials,
+        report: RotationReport,
+        *,
+        ours: bool = True,
+        on_success: Callable[[], None] | None = None,
+    ) -> None:
+        """GetCallerIdentity with the key must pass 3 times in a row within the timeout. A new key
+        (``ours``) that never does is deleted; a resumed one is left alone and nothing is published."""
+        deadline = self.clock() + self.settings.verify_timeout
+        streak, delay = 0, 0.5
+        while streak < 3:
+            try:
+                verify(self.aws, pair)
+                streak += 1
+                if on_success is not None:
+                    on_success()
+                    on_success = None
+                continue
+            except Exception:  # any failure of the key restarts the streak
+                streak = 0
+            if self.clock() + delay > deadline:
+                raise self._not_working(pair, report, ours=ours)
+            self.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        self.say(f"{pair.access_key_id} works (GetCallerIdentity passed 3 times in a row).")
+
+    def _not_working(self, pair: Credentials, report: RotationReport, *, ours: bool) -> StateError:
+        timeout = self.settings.verify_timeout
+        if not ours:
+            return StateError(
+                f"The stored key {pair.access_key_id} did not pass GetCallerIdentity 3 times in a row "
+                f"within {timeout}s; nothing was published",
+                "Check that the key is active and that the store holds its secret; raise "
+                "VERIFY_TIMEOUT_SECONDS if IAM is slow, then re-run.",
+            )
+        self.delete_key(pair.access_key_id)
+        report.actions.append(f"deleted {pair.access_key_id}: it did not work within VERIFY_TIMEOUT_SECONDS")
+        return StateError(
+            f"The new key {pair.access_key_id} did not pass GetCallerIdentity 3 times in a row within "
+            f"{timeout}s; it was deleted and nothing was published",
+            "Raise VERIFY_TIMEOUT_SECONDS (IAM can take a while to accept a new key) and re-run.",
+        )
+
+    def retire(self, plan: Plan, report: RotationReport) -> None:
+        for action, key, why in plan.retire:
+            if action == "deactivate":
+                self.iam.update_access_key(UserName=self.user, AccessKeyId=key, Status="Inactive")
+            else:
+                self.delete_key(key)
+            report.actions.append(f"{action}d {key}: {why}")
+            self.say(f"{action.capitalize()}d {key}: {why}.")

@@ -1,0 +1,233 @@
+"""The durable stores: a Secrets Manager secret or an SSM SecureString parameter. They hold the
+pending and the current key, so an interrupted rotation can resume, and they are targets too
+(``pipe.targets``): ``read()`` names the current key, ``publish()`` promotes a key to current."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pipe.credentials import Credentials
+from pipe.errors import is_aws_code
+from pipe.targets import Target, TargetSpec
+
+if TYPE_CHECKING:
+    from pipe.aws import AwsClients
+
+
+@dataclass(frozen=True)
+class StoreState:
+    current: Credentials | None = None
+    pending: Credentials | None = None
+
+
+class Store(Target, Protocol):
+    """A target that also keeps a pending key beside the current one."""
+
+    def state(self) -> StoreState: ...
+
+    def write_pending(self, pair: Credentials) -> None: ...
+
+
+class SecretsManagerStore:
+    """A secret holding {"AccessKeyId", "SecretAccessKey"}, with Secrets Manager's own stages:
+    the new key is put as AWSPENDING, then promoted to AWSCURRENT (AWS's rotation protocol)."""
+
+    SERVICE = "secretsmanager"
+
+    def __init__(self, spec: TargetSpec, aws: AwsClients, credentials: Credentials) -> None:
+        self.spec = spec
+        self.aws = aws
+        self.client: Any = aws.client(self.SERVICE, credentials)
+        self._seen: dict[str, tuple[str, str]] = {}  # stage -> (version id, secret string) last read
+        self._state_read = False
+
+    def _version(self, stage: str) -> tuple[Credentials | None, str | None]:
+        try:
+            answer = self.client.get_secret_value(SecretId=self.spec.name, VersionStage=stage)
+        except Exception as exc:
+            if not is_aws_code(exc, "ResourceNotFoundException"):
+                raise
+            self._seen.pop(stage, None)
+            return None, None
+        if answer.get("VersionId") and answer.get("SecretString") is not None:
+            self._seen[stage] = (str(answer["VersionId"]), str(answer["SecretString"]))
+        try:
+            data = json.loads(answer.get("SecretString") or "{}")
+            return Credentials(data["AccessKeyId"], data["SecretAccessKey"]), answer.get("VersionId")
+        except (ValueError, KeyError, TypeError):
+            return None, answer.get("VersionId")
+
+    def state(self) -> StoreState:
+        current, _ = self._version("AWSCURRENT")
+        pending, _ = self._version("AWSPENDING")
+        self._state_read = True
+        return StoreState(current, pending)
+
+    def read(self) -> str | None:
+        current, _ = self._version("AWSCURRENT")
+        return current.access_key_id if current else None
+
+    def probe(self) -> None:
+        """A write that changes nothing: the current version put back with its own
+        ClientRequestToken and value (Secrets Manager treats that as an idempotent repeat). Only
+        a version without the AWSPENDING label is put back (a version in rotation is not treated
+        as a repeat). Otherwise (no secret yet, no version, a rotation pending) the secret is
+        created empty, as write_pending would do, or found to exist: the first value is written
+        once the key exists, and a failure there deletes the new key in the same run."""
+        if not self._state_read:
+            self.state()  # a version put back is a repeat however old the read: no change either way
+        current, pending = self._seen.get("AWSCURRENT"), self._seen.get("AWSPENDING")
+        if current is not None and (pending is None or pending[0] != current[0]):
+            version, text = current
+            self.client.put_secret_value(
+                SecretId=self.spec.name,
+                SecretString=text,
+                ClientRequestToken=version,
+                VersionStages=["AWSCURRENT"],
+            )
+            return
+        try:
+            self.client.create_secret(
+                Name=self.spec.name, Description="AWS access key, rotated by aws-credentials-pipe"
+            )
+        except Exception as exc:
+            if not is_aws_code(exc, "ResourceExistsException"):
+                raise
+
+    def _document(self, pair: Credentials) -> str:
+        return json.dumps({"AccessKeyId": pair.access_key_id, "SecretAccessKey": pair.secret_access_key})
+
+    def write_pending(self, pair: Credentials) -> None:
+        """Put ``pair`` as AWSPENDING. A new secret is created empty first: created with a
+        value, that value would be AWSCURRENT before any target holds it."""
+        token = f"aws-credentials-pipe-{pair.access_key_id}"
+        try:
+            self.client.put_secret_value(
+                SecretId=self.spec.name,
+                SecretString=self._document(pair),
+                VersionStages=["AWSPENDING"],
+                ClientRequestToken=token,
+            )
+        except Exception as exc:
+            if not is_aws_code(exc, "ResourceNotFoundException"):
+                raise
+            self.client.create_secret(
+                Name=self.spec.name, Description="AWS access key, rotated by aws-credentials-pipe"
+            )
+            self.client.put_secret_value(
+                SecretId=self.spec.name,
+                SecretString=self._document(pair),
+                VersionStages=["AWSPENDING"],
+                ClientRequestToken=token,
+            )
+
+    def publish(self, pair: Credentials) -> str | None:
+        """Promote ``pair`` to AWSCURRENT (putting it first if it is not the pending version)."""
+        pending, pending_version = self._version("AWSPENDING")
+        current, current_version = self._version("AWSCURRENT")
+        if current and current.access_key_id == pair.access_key_id:
+            if pending_version is not None and pending_version == current_version:
+                # The secret's first version: Secrets Manager made it AWSCURRENT as well.
+                self.client.update_secret_version_stage(
+                    SecretId=self.spec.name, VersionStage="AWSPENDING", RemoveFromVersionId=pending_version
+                )
+            return pair.access_key_id
+        if not pending or pending.access_key_id != pair.access_key_id:
+            self.write_pending(pair)
+            pending, pending_version = self._version("AWSPENDING")
+        move: dict[str, str] = {"MoveToVersionId": str(pending_version)}
+        if current_version:
+            move["RemoveFromVersionId"] = current_version
+        self.client.update_secret_version_stage(SecretId=self.spec.name, VersionStage="AWSCURRENT", **move)
+        self.client.update_secret_version_stage(
+            SecretId=self.spec.name,
+            VersionStage="AWSPENDING",
+            RemoveFromVersionId=pending_version,
+        )
+        return self.read()
+
+    def sign_with(self, credentials: Credentials) -> None:
+        """Sign every later call with ``credentials`` (the self-service switch)."""
+        self.client = self.aws.client(self.SERVICE, credentials)
+
+
+class SsmStore:
+    """A SecureString parameter holding {"current": {...}, "pending": {...}}."""
+
+    SERVICE = "ssm"
+
+    def __init__(self, spec: TargetSpec, aws: AwsClients, credentials: Credentials) -> None:
+        self.spec = spec
+        self.aws = aws
+        self.client: Any = aws.client(self.SERVICE, credentials)
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            answer = self.client.get_parameter(Name=self.spec.name, WithDecryption=True)
+        except Exception as exc:
+            if not is_aws_code(exc, "ParameterNotFound"):
+                raise
+            return {}
+        try:
+            data = json.loads(answer["Parameter"]["Value"])
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def _pair(raw: Any) -> Credentials | None:
+        if isinstance(raw, dict) and raw.get("AccessKeyId") and raw.get("SecretAccessKey"):
+            return Credentials(str(raw["AccessKeyId"]), str(raw["SecretAccessKey"]))
+        return None
+
+    def state(self) -> StoreState:
+        data = self._load()
+        return StoreState(self._pair(data.get("current")), self._pair(data.get("pending")))
+
+    def read(self) -> str | None:
+        current = self.state().current
+        return current.access_key_id if current else None
+
+    def _save(self, current: Credentials | None, pending: Credentials | None) -> None:
+        def raw(pair: Credentials | None) -> dict[str, str] | None:
+            return (
+                {"AccessKeyId": pair.access_key_id, "SecretAccessKey": pair.secret_access_key}
+                if pair
+                else None
+            )
+
+        self.client.put_parameter(
+            Name=self.spec.name,
+            Type="SecureString",
+            Overwrite=True,
+            Value=json.dumps({"current": raw(current), "pending": raw(pending)}),
+        )
+
+    def probe(self) -> None:
+        """A permission probe that changes nothing: PutParameter without Overwrite, which SSM
+        refuses with ParameterAlreadyExists once the caller is authorised. A parameter that does
+        not exist yet is created holding no key (``{"current": null, "pending": null}``)."""
+        try:
+            self.client.put_parameter(
+                Name=self.spec.name,
+                Type="SecureString",
+                Overwrite=False,
+                Value=json.dumps({"current": None, "pending": None}),
+                Description="AWS access key, rotated by aws-credentials-pipe",
+            )
+        except Exception as exc:
+            if not is_aws_code(exc, "ParameterAlreadyExists"):
+                raise
+
+    def write_pending(self, pair: Credentials) -> None:
+        self._save(self.state().current, pair)
+
+    def publish(self, pair: Credentials) -> str | None:
+        self._save(pair, None)
+        return self.read()
+
+    def sign_with(self, credentials: Credentials) -> None:
+        """Sign every later call with ``credentials`` (the self-service switch)."""
+        self.client = self.aws.client(self.SERVICE, credentials)
