@@ -1,60 +1,467 @@
-"""README, pipe.yml and the code's variable schema agree."""
+"""pipe.yml, the docs and the code's variable schema agree.
+
+The docs are split by action: each page has one variables table, under "## Variables", with
+the variables its actions read (the schema's `actions`):
+
+- README.md (`assume`): every variable `assume` reads, the ones every action reads among them;
+- docs/check.md, docs/rotate.md: the variables their actions read beyond those every action
+  reads (which they point to in the README). A variable read by check and rotate, such as
+  REPORT_DIR or the Bitbucket access, is in both pages.
+
+Each row carries the schema's default and "Read by" (the implemented actions that read it,
+"every action" for all of them), in the schema's order. Every check is a function of the
+repository root returning its problems, so the tests at the end can break a copy of the docs
+and see each check fail.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from pipe import schema
-from tests.runner import REPO
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = "aws-credentials-pipe/aws-credentials-pipe"
+# The page that documents each implemented action (a new action needs its page here).
+PAGES: dict[str, tuple[str, ...]] = {
+    "README.md": ("assume",),
+    "docs/check.md": ("check",),
+    "docs/rotate.md": ("rotate", "sync"),
+}
+EVERY_ACTION = "every action"
 
 
-def readme_table() -> dict[str, str]:
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Variables", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `([A-Z0-9_]+)`(?: \(\*\))? \|([^|]*)\|", section, re.MULTILINE)
-    return {name: default.strip().strip("`") for name, default in rows}
+def docs(root: Path) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
-def pipe_yml() -> dict[str, dict[str, object]]:
-    data = yaml.safe_load((REPO / "pipe.yml").read_text())
-    return {entry["name"]: entry for entry in data["variables"]}
+def rel(root: Path, path: Path) -> str:
+    return str(path.relative_to(root))
 
 
-def test_readme_table_matches_the_schema() -> None:
-    table = readme_table()
-    assert list(table) == [v.name for v in schema.USER_VARIABLES]
-    for var in schema.USER_VARIABLES:
-        assert table[var.name] == var.default, var.name
+def read_by(var: schema.Variable) -> str:
+    actions = [a for a in schema.IMPLEMENTED_ACTIONS if a in var.actions]
+    return EVERY_ACTION if len(actions) == len(schema.IMPLEMENTED_ACTIONS) else ", ".join(actions)
 
 
-def test_pipe_yml_matches_the_schema() -> None:
-    entries = pipe_yml()
-    assert list(entries) == [v.name for v in schema.USER_VARIABLES]
-    for var in schema.USER_VARIABLES:
-        assert str(entries[var.name].get("default", "")) == var.default, var.name
-        assert bool(entries[var.name].get("secret", False)) == var.secret, var.name
+def read_by_every_action(var: schema.Variable) -> bool:
+    return read_by(var) == EVERY_ACTION
 
 
-def test_required_marks_agree() -> None:
-    section = (REPO / "README.md").read_text().split("## Variables", 1)[1]
-    required_readme = set(re.findall(r"^\| `([A-Z0-9_]+)` \(\*\)", section, re.MULTILINE))
-    required_yml = {name for name, entry in pipe_yml().items() if entry.get("required")}
-    assert required_readme == required_yml == {"AWS_DEFAULT_REGION"}
+def expected_rows(actions: tuple[str, ...]) -> list[schema.Variable]:
+    if "assume" in actions:
+        return [v for v in schema.USER_VARIABLES if "assume" in v.actions]
+    return [v for v in schema.USER_VARIABLES if set(v.actions) & set(actions) and not read_by_every_action(v)]
 
 
-def test_bitbucket_variables_the_pipe_reads_are_documented() -> None:
-    text = (REPO / "README.md").read_text()
-    for var in schema.VARIABLES:
-        if not var.user:
-            assert f"`{var.name}`" in text, var.name
+def schema_required() -> set[str]:
+    """The schema says "Required" in a variable's description (there is no flag for it)."""
+    return {v.name for v in schema.USER_VARIABLES if re.search(r"\bRequired\b", v.description)}
 
 
-def test_the_yaml_definition_uses_only_known_variables() -> None:
-    text = (REPO / "README.md").read_text()
-    sections = [
-        text.split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0] for name in ("YAML Definition", "Examples")
+# --- reading Markdown ---------------------------------------------------------------------
+
+FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def prose(text: str) -> str:
+    """The text without fenced code blocks (kept as blank lines, so line numbers hold)."""
+    return FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+
+
+def code_blocks(text: str, *languages: str) -> list[str]:
+    return [m.group(2) for m in FENCE.finditer(text) if m.group(1) in languages]
+
+
+@dataclass
+class Table:
+    line: int
+    heading: str  # the "## " section it is in
+    header: list[str]
+    rows: list[list[str]]
+
+
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def tables(text: str) -> list[Table]:
+    lines = prose(text).splitlines()
+    found: list[Table] = []
+    heading = ""
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("## "):
+            heading = lines[i][3:].strip()
+        if (
+            lines[i].startswith("|")
+            and i + 1 < len(lines)
+            and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[i + 1].strip())
+        ):
+            table = Table(i + 1, heading, cells(lines[i]), [])
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                table.rows.append(cells(lines[i]))
+                i += 1
+            found.append(table)
+            continue
+        i += 1
+    return found
+
+
+def variables_tables(text: str) -> list[Table]:
+    """Tables of the pipe's variables: the first column is headed "Variable"."""
+    return [t for t in tables(text) if t.header and t.header[0] == "Variable"]
+
+
+ROW_NAME = re.compile(r"`([A-Z][A-Z0-9_]*)`( \(\*\))?")
+
+
+def row_name(cell: str) -> tuple[str, bool] | None:
+    match = ROW_NAME.fullmatch(cell)
+    return (match.group(1), bool(match.group(2))) if match else None
+
+
+def column(table: Table, row: list[str], name: str) -> str | None:
+    return row[table.header.index(name)] if name in table.header else None
+
+
+def github_slug(heading: str) -> str:
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link's text
+    text = text.replace("`", "").replace("*", "").strip().lower()
+    text = "".join(c for c in text if c.isalnum() or c in " -_")
+    return text.replace(" ", "-")
+
+
+def bitbucket_slug(heading: str) -> str:
+    """Bitbucket Cloud prefixes its heading ids with markdown-header- (Python-Markdown's slugify)."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading).replace("`", "")
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^\w\s-]", "", text).strip().lower()
+    return "markdown-header-" + re.sub(r"[-\s]+", "-", text)
+
+
+def anchors(text: str) -> set[str]:
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    for match in re.finditer(r"^#{1,6} (.+?)\s*#*$", prose(text), re.MULTILINE):
+        slug = github_slug(match.group(1))
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found |= {slug if count == 0 else f"{slug}-{count}", bitbucket_slug(match.group(1))}
+    return found
+
+
+# --- the checks: each returns its problems --------------------------------------------------
+
+
+def pipe_yml(root: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((root / "pipe.yml").read_text())
+    return data
+
+
+def problems_pipe_yml(root: Path) -> list[str]:
+    entries = pipe_yml(root)["variables"]
+    names = [e["name"] for e in entries]
+    problems = []
+    if names != [v.name for v in schema.USER_VARIABLES]:
+        problems.append(f"pipe.yml lists {names}, the schema's user variables are in another order or set")
+    for entry in entries:
+        var = schema.BY_NAME.get(entry["name"])
+        if var is None or not var.user:
+            problems.append(f"pipe.yml: {entry['name']} is not a user variable of the schema")
+            continue
+        unknown = sorted(set(entry) - {"name", "default", "required", "secret"})
+        if unknown:
+            problems.append(f"pipe.yml: {var.name} has unknown keys {unknown}")
+        if str(entry.get("default", "")) != var.default:
+            problems.append(f"pipe.yml: {var.name} default {entry.get('default')!r}, schema {var.default!r}")
+        if bool(entry.get("secret", False)) != var.secret:
+            problems.append(f"pipe.yml: {var.name} secret is {entry.get('secret')}, schema {var.secret}")
+        if bool(entry.get("required", False)) != (var.name in schema_required()):
+            problems.append(f"pipe.yml: {var.name} required is {entry.get('required')}, schema disagrees")
+    return problems
+
+
+def problems_pages(root: Path) -> list[str]:
+    """Each page tables exactly the variables its actions read, with the schema's defaults."""
+    problems = []
+    covered = [a for actions in PAGES.values() for a in actions]
+    if sorted(covered) != sorted(schema.IMPLEMENTED_ACTIONS):
+        problems.append(
+            f"PAGES documents {covered}, the implemented actions are {schema.IMPLEMENTED_ACTIONS}"
+        )
+    for page, actions in PAGES.items():
+        path = root / page
+        if not path.exists():
+            problems.append(f"{page} is missing")
+            continue
+        found = variables_tables(path.read_text())
+        if len(found) != 1 or found[0].heading != "Variables":
+            problems.append(f"{page}: {len(found)} variables tables; expected one, under '## Variables'")
+            continue
+        table = found[0]
+        if table.header[:3] != ["Variable", "Default", "Read by"]:
+            problems.append(f"{page}: the table's columns are {table.header}")
+            continue
+        names = [(row_name(row[0]) or (row[0], False))[0] for row in table.rows]
+        want = [v.name for v in expected_rows(actions)]
+        if names != want:
+            missing = [n for n in want if n not in names]
+            extra = [n for n in names if n not in want]
+            problems.append(
+                f"{page}: the table lists {names}; expected {want} in the schema's order "
+                f"(missing {missing}, not read by {', '.join(actions)}: {extra})"
+            )
+        for row in table.rows:
+            named = row_name(row[0])
+            var = schema.BY_NAME.get(named[0]) if named else None
+            if var is None:
+                continue
+            default = (column(table, row, "Default") or "").strip("`")
+            if default != var.default:
+                problems.append(f"{page}: {var.name} default {default!r}, schema {var.default!r}")
+            if column(table, row, "Read by") != read_by(var):
+                problems.append(
+                    f"{page}: {var.name} read by {column(table, row, 'Read by')!r}, schema {read_by(var)!r}"
+                )
+    return problems
+
+
+def problems_required(root: Path) -> list[str]:
+    marked: set[str] = set()
+    for doc in docs(root):
+        for table in variables_tables(doc.read_text()):
+            marked |= {n[0] for row in table.rows if (n := row_name(row[0])) and n[1]}
+    in_yml = {e["name"] for e in pipe_yml(root)["variables"] if e.get("required")}
+    problems = []
+    if not marked == in_yml == schema_required() == {"AWS_DEFAULT_REGION"}:
+        problems.append(f"required: docs {marked}, pipe.yml {in_yml}, schema {schema_required()}")
+    if marked and "_(*) = required variable._" not in (root / "README.md").read_text():
+        problems.append("README.md: the (*) legend is missing")
+    return problems
+
+
+def problems_tables(root: Path) -> list[str]:
+    """Variables tables name only variables users set; every table's rows are whole."""
+    problems = []
+    for doc in docs(root):
+        for table in tables(doc.read_text()):
+            problems += [
+                f"{rel(root, doc)}:{table.line}: a row of {len(row)} cells under {len(table.header)} columns"
+                for row in table.rows
+                if len(row) != len(table.header)
+            ]
+        for table in variables_tables(doc.read_text()):
+            for row in table.rows:
+                named = row_name(row[0])
+                if named is None or named[0] not in schema.BY_NAME or not schema.BY_NAME[named[0]].user:
+                    problems.append(f"{rel(root, doc)}:{table.line}: {row[0]} is not a variable users set")
+    return problems
+
+
+def pipe_variables(node: Any) -> Iterator[str]:
+    """The variables of every use of this pipe in a parsed YAML example."""
+    if isinstance(node, dict):
+        if IMAGE in str(node.get("pipe", "")):
+            yield from (node.get("variables") or {})
+        for value in node.values():
+            yield from pipe_variables(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from pipe_variables(item)
+
+
+def yaml_examples(root: Path) -> Iterator[tuple[str, str]]:
+    for doc in docs(root):
+        for block in code_blocks(doc.read_text(), "yaml", "yml"):
+            yield rel(root, doc), block
+    yield "pipe.yml (yml)", str(pipe_yml(root)["yml"])
+
+
+def problems_examples(root: Path) -> list[str]:
+    """YAML examples (commented-out `# NAME:` lines too) and `docker run -e NAME` set only
+    variables the pipe knows; each page shows the pipe in use at least once."""
+    problems = []
+    users = {v.name for v in schema.USER_VARIABLES}
+    uses: dict[str, int] = {}
+    for where, block in yaml_examples(root):
+        uncommented = re.sub(r"^(\s*)# ([A-Z][A-Z0-9_]*: )", r"\1\2", block, flags=re.MULTILINE)
+        try:
+            parsed = yaml.safe_load(uncommented)
+        except yaml.YAMLError as exc:
+            problems.append(f"{where}: a YAML example does not parse: {exc}")
+            continue
+        names = list(pipe_variables(parsed))
+        uses[where] = uses.get(where, 0) + (IMAGE in block)
+        problems += [
+            f"{where}: a YAML example sets {n}, which the pipe does not read" for n in names if n not in users
+        ]
+    for doc in docs(root):
+        for block in code_blocks(doc.read_text(), "bash", "sh"):
+            if IMAGE in block and "docker run" in block:
+                for name in re.findall(r"(?:^|\s)-e ([A-Za-z_][A-Za-z0-9_]*)", block):
+                    if name not in schema.BY_NAME:
+                        problems.append(
+                            f"{rel(root, doc)}: docker run passes {name}, which the pipe does not read"
+                        )
+    problems += [f"{page}: no YAML example uses the pipe" for page in PAGES if not uses.get(page)]
+    return problems
+
+
+def problems_bitbucket_variables(root: Path) -> list[str]:
+    text = (root / "README.md").read_text()
+    return [
+        f"README.md does not name {v.name}, which the pipe reads"
+        for v in schema.VARIABLES
+        if not v.user and f"`{v.name}`" not in text
     ]
-    used = set(re.findall(r"^\s+#?\s*([A-Z][A-Z0-9_]+): ", "\n".join(sections), re.MULTILINE))
-    assert used <= set(schema.BY_NAME) | {"SMOKE_AWS_ROLE_ARN"}, used - set(schema.BY_NAME)
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+PATH_IN_CODE = re.compile(r"`(\.?[a-z][\w.-]*(?:/[\w.-]+)+\.(?:py|json|md|ya?ml|j2|toml|txt|cfg))`")
+
+
+def problems_links(root: Path) -> list[str]:
+    """Every relative link leads to a file of the repository (and to a heading when it has
+    an #anchor); a file path in inline code is one of the repository's. Paths under pipe/
+    need only their first part: the package's files move (docs/design.md's module map)."""
+    problems = []
+    for doc in docs(root):
+        text = prose(doc.read_text())
+        for target in LINK.findall(re.sub(r"`[^`\n]*`", "", text)):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path_part, _, anchor = target.partition("#")
+            path = Path(os.path.normpath(doc.parent / path_part)) if path_part else doc
+            if not path.is_relative_to(root) or not path.exists():
+                problems.append(f"{rel(root, doc)}: the link {target} leads to no file of the repository")
+            elif anchor and anchor not in anchors(path.read_text()):
+                problems.append(f"{rel(root, doc)}: the link {target} names no heading of {path.name}")
+        for named in PATH_IN_CODE.findall(text):
+            first = named.split("/", 1)[0]
+            exists = (root / first).exists() if first == "pipe" else (root / named).exists()
+            if not exists:
+                problems.append(f"{rel(root, doc)}: `{named}` is not a file of the repository")
+    return problems
+
+
+def problems_support_and_license(root: Path) -> list[str]:
+    text = (root / "README.md").read_text()
+    support = text.split("\n## Support\n", 1)[-1].split("\n## ", 1)[0] if "\n## Support\n" in text else ""
+    problems = []
+    if f"{pipe_yml(root)['repository']}/issues" not in support:
+        problems.append("README.md: Support does not name the issue tracker of pipe.yml's repository")
+    if "\n## License\n" not in text or "Apache-2.0" not in text.split("\n## License\n", 1)[1]:
+        problems.append("README.md: no License section saying Apache-2.0")
+    if "Apache License" not in (root / "LICENSE").read_text():
+        problems.append("LICENSE is not the Apache License")
+    return problems
+
+
+CHECKS: dict[str, Callable[[Path], list[str]]] = {
+    "pipe_yml": problems_pipe_yml,
+    "pages": problems_pages,
+    "required": problems_required,
+    "tables": problems_tables,
+    "examples": problems_examples,
+    "bitbucket": problems_bitbucket_variables,
+    "links": problems_links,
+    "support": problems_support_and_license,
+}
+
+
+@pytest.mark.parametrize("check", list(CHECKS))
+def test_the_docs_agree_with_the_schema(check: str) -> None:
+    assert CHECKS[check](REPO) == []
+
+
+# --- each check fails on a broken copy of the docs ------------------------------------------
+
+BREAKAGES = [
+    # (check, file, text to replace, replacement)
+    (
+        "pipe_yml",
+        "pipe.yml",
+        '  - name: DEBUG\n    default: "false"\n',
+        '  - name: DEBUG\n    default: "true"\n',
+    ),
+    (
+        "pipe_yml",
+        "pipe.yml",
+        "  - name: BITBUCKET_APP_PASSWORD\n    secret: true\n",
+        "  - name: BITBUCKET_APP_PASSWORD\n",
+    ),
+    (
+        "pipe_yml",
+        "pipe.yml",
+        "  - name: AWS_REGION\n  - name: AWS_OIDC_ROLE_ARN\n",
+        "  - name: AWS_OIDC_ROLE_ARN\n  - name: AWS_REGION\n",
+    ),
+    ("pages", "README.md", "| `DEBUG` | `false` |", "| `DEBUG` | `true` |"),
+    (
+        "pages",
+        "docs/check.md",
+        "| `LEGACY_IDLE_DAYS` | `7` | check |",
+        "| `LEGACY_IDLE_DAYS` | `7` | check, rotate |",
+    ),
+    ("pages", "docs/rotate.md", "| `SOURCE` | | sync |", "| `SOURCES` | | sync |"),
+    ("pages", "docs/check.md", "| `TRUST_POLICY_FILE` |", "| `IAM_USER_NAME` |"),
+    ("pages", "docs/rotate.md", "| `REPORT_DIR` |", "| `REPORT_DIRECTORY` |"),
+    ("required", "README.md", "| `AWS_DEFAULT_REGION` (*) |", "| `AWS_DEFAULT_REGION` |"),
+    ("required", "docs/rotate.md", "| `SOURCE` |", "| `SOURCE` (*) |"),
+    (
+        "tables",
+        "docs/design.md",
+        "## Decisions\n",
+        "## Decisions\n\n| Variable | Default |\n|---|---|\n| `AWS_SESSION_TOKEN` | |\n",
+    ),
+    ("tables", "docs/rotate.md", "| `none` | no store;", "| `none` | no | store;"),
+    ("examples", "README.md", "          # DEBUG: '<boolean>'", "          # DEBUGGING: '<boolean>'"),
+    (
+        "examples",
+        "docs/rotate.md",
+        "                IAM_USER_NAME: ci-deployer",
+        "                IAM_USER: ci-deployer",
+    ),
+    ("examples", "docs/rotate.md", "-e FORCE_ROTATE=true", "-e FORCE=true"),
+    ("bitbucket", "README.md", "`BITBUCKET_COMMIT`", "the commit"),
+    ("bitbucket", "README.md", "`BITBUCKET_CLONE_DIR` and", "the clone directory and"),
+    ("links", "README.md", "](docs/check.md)", "](docs/checks.md)"),
+    ("links", "README.md", "](docs/check.md#permissions)", "](docs/check.md#permission)"),
+    ("links", "docs/check.md", "(../README.md#prerequisites)", "(README.md#prerequisites)"),
+    (
+        "links",
+        "docs/development.md",
+        "`tests/standins/servicemodel.py`",
+        "`shared/bitbucket-api/openapi-excerpt.json`",
+    ),
+    ("support", "README.md", "aws-credentials-pipe/issues", "aws-credentials-pipe/wiki"),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "file", "old", "new"), BREAKAGES, ids=[f"{b[0]}-{b[1]}" for b in BREAKAGES]
+)
+def test_each_check_fails_on_a_broken_doc(tmp_path: Path, check: str, file: str, old: str, new: str) -> None:
+    for entry in REPO.iterdir():
+        if entry.name in ("README.md", "pipe.yml", "LICENSE", "docs"):
+            copy = shutil.copytree if entry.is_dir() else shutil.copy2
+            copy(entry, tmp_path / entry.name)
+        elif entry.name != ".git":
+            (tmp_path / entry.name).symlink_to(entry)
+    assert CHECKS[check](tmp_path) == [], "the copy starts clean"
+    path = tmp_path / file
+    assert old in path.read_text(), f"the breakage no longer applies to {file}: update BREAKAGES"
+    path.write_text(path.read_text().replace(old, new, 1))
+    assert CHECKS[check](tmp_path) != []
