@@ -170,6 +170,6 @@ def refusal(exc: BaseException) -> PipeError | None:
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
         return PipeError(
             f"AWS refused {operation} ({code}: {message})",
-            "Grant the pipe's role this permission: the README lists the least-privilege policy for each action.",
+            "Grant the pipe's role this permission: docs/check.md and docs/rotate.md give the least-privilege policy of each action.",
         )
     return PipeError(f"AWS refused {operation} ({code}: {message})", "Check the variables above and re-run.")

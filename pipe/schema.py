@@ -1,7 +1,7 @@
 """The pipe's variables: names, defaults, allowed values. One source of truth, and the only
 place a default is written down (the code reads them with ``default``).
 
-The toolkit's Cerberus schema is derived from this list; ``pipe.yml`` and the README's
+The toolkit's Cerberus schema is derived from this list; ``pipe.yml`` and the docs'
 variables table are held against it by ``tests/unit/test_schema_docs.py``.
 """
 
