@@ -1,0 +1,210 @@
+"""templates/: cfn-lint clean, and every trust policy, rendered with test parameters, admits
+exactly the intended repository (and environment) when held against minted tokens, with the
+pipe's own evaluator (pipe/trust_policy.py) and the stand-in STS's (tests/standins/trust.py)."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint import api
+
+from pipe import oidc, trust_policy
+from pipe.targets import default_store_name
+from tests.cloudformation import TEMPLATES, Stack, load
+from tests.standins import trust
+from tests.standins.issuer import Issuer, braced
+
+OIDC_TEMPLATES = {"oidc.yaml": "DeployRole", "rotation.yaml": "RotatingRole", "audit-hub.yaml": "HubRole"}
+ACCOUNT = "123456789012"
+
+
+def lint(*paths: Path) -> list[str]:
+    matches = [m for path in paths for m in api.lint_file(path)]
+    return [f"{m.filename}:{m.linenumber} {m.rule.id} {m.message}" for m in matches]
+
+
+def test_every_template_is_clean_under_cfn_lint() -> None:
+    templates = sorted(TEMPLATES.glob("*.yaml"))
+    assert {t.name for t in templates} == {
+        "oidc.yaml",
+        "rotation.yaml",
+        "self-service.yaml",
+        "audit-hub.yaml",
+        "audit-member.yaml",
+    }
+    assert lint(*templates) == []
+
+
+def test_cfn_lint_finds_a_broken_template(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    shutil.copy(TEMPLATES / "rotation.yaml", broken)
+    broken.write_text(broken.read_text().replace("MaxSessionDuration: !Ref", "MaxSessionDurations: !Ref"))
+    assert any("MaxSessionDurations" in problem for problem in lint(broken))
+
+
+# -- the OIDC trust policies -------------------------------------------------------------------
+@functools.cache
+def issuer(workspace: str) -> Issuer:
+    return Issuer(workspace)
+
+
+REPO = braced()
+ENVIRONMENT = braced()
+
+
+def parameters(template: str, **extra: str) -> dict[str, str]:
+    values = {
+        "WorkspaceName": "acme",
+        "WorkspaceUuid": issuer("acme").workspace_uuid,
+        "RepositoryUuid": REPO,
+        "CreateProvider": "false",
+    }
+    if template == "rotation.yaml":
+        values["UserName"] = "ci-deployer"
+    return values | extra
+
+
+def verdict(policy: dict[str, Any], token: str) -> tuple[bool, bool, list[str]]:
+    """(the pipe's evaluation admits it, the stand-in STS admits it, over-broad findings)."""
+    claims = oidc.decode(token)
+    provider_arn = oidc.provider_arn(claims, ACCOUNT)
+    evaluation = trust_policy.evaluate(policy, claims=claims, provider_arn=provider_arn)
+    context = trust_policy.context_for(claims)
+    sts = trust.allows(policy, principal=provider_arn, action=trust_policy.ACTION, context=context)
+    return evaluation.allowed, sts, [f.code for f in evaluation.findings]
+
+
+@pytest.mark.parametrize("template", sorted(OIDC_TEMPLATES))
+@pytest.mark.parametrize("shape", ["braces", "bare"])
+def test_the_trust_admits_the_repository_and_no_other(template: str, shape: str) -> None:
+    acme = issuer("acme")
+    strip = (lambda u: u.strip("{}")) if shape == "bare" else (lambda u: u)
+    stack = Stack(
+        template,
+        parameters(template, WorkspaceUuid=strip(acme.workspace_uuid), RepositoryUuid=strip(REPO)),
+    )
+    policy = stack.trust_policy(OIDC_TEMPLATES[template])
+    assert verdict(policy, acme.mint(REPO)) == (True, True, [])
+    # Every step of the repository, deployment steps included.
+    assert verdict(policy, acme.mint(REPO, environment_uuid=ENVIRONMENT)) == (True, True, [])
+    assert verdict(policy, acme.mint(braced()))[:2] == (False, False)  # another repository
+    globex = issuer("globex")
+    assert verdict(policy, globex.mint(REPO))[:2] == (False, False)  # another workspace
+    other_audience = "ari:cloud:bitbucket::workspace/" + braced().strip("{}")
+    assert verdict(policy, acme.mint(REPO, audience=other_audience))[:2] == (False, False)
+
+
+@pytest.mark.parametrize("template", sorted(OIDC_TEMPLATES))
+def test_with_an_environment_only_its_steps_are_admitted(template: str) -> None:
+    acme = issuer("acme")
+    stack = Stack(template, parameters(template, DeploymentEnvironmentUuid=ENVIRONMENT.strip("{}")))
+    policy = stack.trust_policy(OIDC_TEMPLATES[template])
+    assert verdict(policy, acme.mint(REPO, environment_uuid=ENVIRONMENT)) == (True, True, [])
+    assert verdict(policy, acme.mint(REPO, environment_uuid=braced()))[:2] == (False, False)
+    assert verdict(policy, acme.mint(REPO))[:2] == (False, False)  # not a deployment step
+    assert verdict(policy, acme.mint(braced(), environment_uuid=ENVIRONMENT))[:2] == (False, False)
+
+
+@pytest.mark.parametrize("template", sorted(OIDC_TEMPLATES))
+def test_the_trust_names_only_keys_sts_sets_for_a_bitbucket_token(template: str) -> None:
+    """No branch condition, nor any other key STS never sets for a generic OIDC provider (it
+    would never match, or with a negated operator always match): only aud and sub."""
+    policy = Stack(template, parameters(template)).trust_policy(OIDC_TEMPLATES[template])
+    keys = {key for s in policy["Statement"] for block in s["Condition"].values() for key in block}
+    issuer_host = issuer("acme").provider
+    assert keys == {f"{issuer_host}:aud", f"{issuer_host}:sub"}
+    assert not [p for p in load(template)["Parameters"] if "branch" in p.lower()]
+
+
+@pytest.mark.parametrize("template", sorted(OIDC_TEMPLATES))
+def test_a_created_provider_is_the_one_the_role_trusts(template: str) -> None:
+    acme = issuer("acme")
+    stack = Stack(template, parameters(template, CreateProvider="true"))
+    provider = stack.resources["Provider"]["Properties"]
+    assert provider["Url"] == acme.url and provider["ClientIdList"] == [acme.audience]
+    assert verdict(stack.trust_policy(OIDC_TEMPLATES[template]), acme.mint(REPO)) == (True, True, [])
+    reused = Stack(template, parameters(template))
+    assert "Provider" not in reused.resources
+    assert reused.trust_policy(OIDC_TEMPLATES[template]) == stack.trust_policy(OIDC_TEMPLATES[template])
+
+
+def test_a_uuid_in_upper_case_is_refused_before_anything_is_created() -> None:
+    """sub is matched case-sensitively and Bitbucket writes UUIDs in lower case."""
+    with pytest.raises(ValueError, match="RepositoryUuid"):
+        _ = Stack("oidc.yaml", parameters("oidc.yaml", RepositoryUuid=REPO.upper())).resources
+
+
+# -- the member role's trust (an AWS principal: the hub role) ----------------------------------
+HUB = "111111111111"
+
+
+def member_admits(stack: Stack, caller_role: str, caller_account: str, external_id: str | None) -> bool:
+    policy = stack.trust_policy("AuditRole")
+    role_arn = f"arn:aws:iam::{caller_account}:role/{caller_role}"
+    forms = [
+        f"arn:aws:sts::{caller_account}:assumed-role/{caller_role}/audit",
+        role_arn,
+        f"arn:aws:iam::{caller_account}:root",
+        caller_account,
+    ]
+    context = {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": caller_account}
+    if external_id is not None:
+        context["sts:ExternalId"] = external_id
+    return trust.allows(policy, principal=forms, action="sts:AssumeRole", context=context, kind="AWS")
+
+
+def test_the_member_role_trusts_only_the_hub_role() -> None:
+    stack = Stack("audit-member.yaml", {"HubAccountId": HUB}, account="222222222222")
+    assert member_admits(stack, "aws-credentials-audit-hub", HUB, None)
+    assert not member_admits(stack, "deploy", HUB, None)  # another role of the hub account
+    assert not member_admits(stack, "aws-credentials-audit-hub", "333333333333", None)  # another account
+    assert stack.resources["AuditRole"]["Properties"]["RoleName"] == "aws-credentials-audit"
+
+
+def test_with_an_external_id_the_member_role_wants_it() -> None:
+    stack = Stack("audit-member.yaml", {"HubAccountId": HUB, "ExternalId": "acme-audit-7"})
+    assert member_admits(stack, "aws-credentials-audit-hub", HUB, "acme-audit-7")
+    assert not member_admits(stack, "aws-credentials-audit-hub", HUB, None)
+    assert not member_admits(stack, "aws-credentials-audit-hub", HUB, "acme-audit-8")
+
+
+# -- what else the templates compute -----------------------------------------------------------
+@pytest.mark.parametrize("user", ["ci-deployer", "jane_doe", "jane+ci@acme.com", "a=b,c", "x_y_@z.z"])
+def test_the_rotation_store_is_the_pipes_default_store(user: str) -> None:
+    stack = Stack("rotation.yaml", parameters("rotation.yaml", UserName=user))
+    assert stack.outputs["Store"] == f"ssm:{default_store_name(user)}"
+    statement = next(
+        s
+        for s in stack.resources["RotatingRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        if s["Sid"] == "TheStoreParameter"
+    )
+    assert statement["Resource"] == f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter{default_store_name(user)}"
+
+
+def test_one_store_per_rotation_stack() -> None:
+    both = parameters("rotation.yaml", SecretName="ci/key", ParameterName="/ci/key")
+    with pytest.raises(ValueError, match="not both"):
+        _ = Stack("rotation.yaml", both).resources
+    secret = Stack("rotation.yaml", parameters("rotation.yaml", SecretName="ci/key"))
+    assert secret.outputs["Store"] == "secretsmanager:ci/key"
+    assert secret.resources["StoreSecret"]["Properties"]["Name"] == "ci/key"
+
+
+def test_retiring_legacy_keys_needs_their_users() -> None:
+    with pytest.raises(ValueError, match="LegacyKeyUsers"):
+        _ = Stack("oidc.yaml", parameters("oidc.yaml", RetireLegacyKeys="true")).resources
+
+
+def test_the_deploy_role_takes_managed_policies_and_a_longer_session() -> None:
+    arns = "arn:aws:iam::aws:policy/ReadOnlyAccess,arn:aws:iam::123456789012:policy/deploy"
+    stack = Stack("oidc.yaml", parameters("oidc.yaml", ManagedPolicyArns=arns, MaxSessionDuration="7200"))
+    role = stack.resources["DeployRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == arns.split(",") and role["MaxSessionDuration"] == "7200"
+    assert (
+        "ManagedPolicyArns"
+        not in Stack("oidc.yaml", parameters("oidc.yaml")).resources["DeployRole"]["Properties"]
+    )
