@@ -19,7 +19,9 @@ moto accepts any web identity token and any access key. The front, in front of m
   the session `Policy` and `PolicyArns`, the duration, the external id).
 - refuses long-lived access keys (AKIA...) that do not exist or are inactive.
 - injects faults by action: AWS errors, dropped connections, delays, another identity.
-- records every secret that passes through it (for the leak check) and every request.
+- records every secret that passes through it (for the leak check) and every request;
+  with a recorder attached (`recording()`), each call in detail: who made it and the
+  authorisation checks IAM makes for it (`tests/standins/calls.py`, for least privilege).
 
 Key ages and last use live in moto's own backend (moto runs in this process), so
 ListAccessKeys, GetAccessKeyLastUsed and the IAM credential report agree: `age()` sets them.
@@ -27,6 +29,7 @@ ListAccessKeys, GetAccessKeyLastUsed and the IAM credential report agree: `age()
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import json
@@ -35,6 +38,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +51,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from tests.standins import registry, trust
+from tests.standins.calls import CallRecorder
 from tests.standins.http import Request, Response, Server
 from tests.standins.interrupt import Interrupter
 from tests.standins.servicemodel import Call, Catalog, Refusal
@@ -138,6 +143,7 @@ class AwsStandIn:
         self.assume_calls: list[dict[str, Any]] = []
         self.catalog = catalog()
         self.interrupter: Interrupter | None = None
+        self.recorder: CallRecorder | None = None
         self._server = Server(self._handle)
 
     def start(self) -> AwsStandIn:
@@ -163,6 +169,15 @@ class AwsStandIn:
         return boto3.client(
             service, endpoint_url=self.url, region_name=region, **(credentials or STUB_CREDENTIALS)
         )
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[CallRecorder]:
+        """Record every call in detail while the block runs."""
+        self.recorder = CallRecorder(self._caller)
+        try:
+            yield self.recorder
+        finally:
+            self.recorder = None
 
     def inject(self, fault: Fault) -> None:
         with self._lock:
@@ -241,7 +256,20 @@ class AwsStandIn:
             assert self.interrupter is not None
             self.interrupter.kill()
             return response
-        return self._serve(request, params, action, key_id, self._take_fault(action))
+        recorder = self.recorder
+        entry = (
+            recorder.begin(
+                self.catalog.parse(request.method, request.path, request.headers, request.body),
+                key_id,
+                action,
+            )
+            if recorder
+            else None
+        )
+        response = self._serve(request, params, action, key_id, self._take_fault(action))
+        if recorder and entry:
+            recorder.finish(entry, response.status)
+        return response
 
     def _serve(
         self, request: Request, params: dict[str, list[str]], action: str, key_id: str, fault: Fault | None

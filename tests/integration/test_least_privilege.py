@@ -1,0 +1,510 @@
+"""Least privilege, proven from both sides (issue 10).
+
+Each scenario deploys the templates it needs into the stand-in's CloudFormation
+(``tests/stacks.py``), runs the pipe as a process against what was deployed, the way a user
+would after the deploy commands of docs/setup.md, and records every AWS call the pipe makes
+(``tests/standins/calls.py``: who made it, and each authorisation IAM makes for it, with the
+resource's ARN and the condition keys). Then:
+
+1. every run ended ✔ (the deployed roles, users and stores are enough);
+2. every recorded call is allowed by the policy the deployed template gives its caller,
+   action and resource ARN and conditions (``tests/iam_policy.py``); a call by an identity no
+   template gives permissions fails too;
+3. every action every template grants was used by some scenario: removing any one action from
+   any statement makes some recorded call fail (2), so no line is there for nothing;
+4. docs/setup.md's table of what each action calls is exactly what was recorded.
+
+A call the pipe starts making without a policy line fails 2; a policy line the pipe stops
+using fails 3. ``SCENARIOS`` is the list: ACTION=audit is added there with one entry (see
+``audit_hook``)."""
+
+# Over 300 lines: one scenario per action and store, each a short function, and the four checks.
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipe.targets import default_store_name
+from tests.iam_policy import allowing
+from tests.runner import Result, make_clone_dir, run_process
+from tests.stacks import Deployed, add_provider, deploy, deploy_stack_set
+from tests.standins.calls import Recorded
+from tests.standins.issuer import Issuer, braced
+from tests.standins.sandbox import Sandbox
+
+REPO = "app"
+OTHER_REPO = "other"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "setup.md"
+# moto's CloudFormation warns that it skips AWS::SecretsManager::Secret: tests/stacks.py creates it.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS.*not supported by moto:UserWarning")
+
+
+# -- one scenario being run ------------------------------------------------------------------------
+@dataclass
+class Grant:
+    """The statements one deployed template gives one identity."""
+
+    template: str
+    statements: list[dict[str, Any]]
+
+
+@dataclass
+class Run:
+    """A scenario's own Bitbucket workspace (its issuer, its provider in IAM, two repositories,
+    the first with a Production environment), so its variables never meet another test's; the
+    stacks it deployed; and the AWS calls its pipe runs made."""
+
+    sandbox: Sandbox
+    root: Path
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    calls: list[Recorded] = field(default_factory=list)
+    grants: dict[str, Grant] = field(default_factory=dict)  # identity ARN -> its grant
+    runs: int = 0
+
+    def __post_init__(self) -> None:
+        self.workspace = f"lp-{self.tag}"
+        self.issuer: Issuer = self.sandbox.bitbucket.add_issuer(self.workspace)
+        add_provider(self.sandbox.aws, self.issuer)
+        self.repo_uuid = braced()
+        self.sandbox.bitbucket.add_repo(self.workspace, REPO, ("Production",))
+        self.sandbox.bitbucket.add_repo(self.workspace, OTHER_REPO)
+        self.bitbucket_token = self.sandbox.bitbucket_token()
+        self.clone = make_clone_dir(self.root / self.tag)
+
+    def trust(self, **parameters: str) -> dict[str, str]:
+        """A template's Bitbucket parameters for this workspace and repository."""
+        return {
+            "WorkspaceName": self.workspace,
+            "WorkspaceUuid": self.issuer.workspace_uuid,
+            "RepositoryUuid": self.repo_uuid,
+            "CreateProvider": "false",
+            **parameters,
+        }
+
+    def deploy(self, template: str, parameters: dict[str, str]) -> Deployed:
+        deployed = deploy(self.sandbox.aws, template, parameters, name=f"lp-{self.tag}-{len(self.grants)}")
+        for identity, statements in deployed.statements().items():
+            self.grants[identity] = Grant(template, statements)
+        return deployed
+
+    def deploy_stack_set(self, template: str, parameters: dict[str, str], accounts: list[str]) -> None:
+        """A StackSet of ``template`` with an instance in each account (audit-member.yaml)."""
+        name = f"lp-{self.tag}-{len(self.grants)}"
+        for stack in deploy_stack_set(self.sandbox.aws, template, parameters, name, accounts).values():
+            for identity, statements in stack.statements_by_principal().items():
+                self.grants[identity] = Grant(template, statements)
+
+    def env(self, *, oidc: bool = True, **variables: str) -> dict[str, str]:
+        env = self.sandbox.step_env(
+            self.clone,
+            token=self.issuer.mint(self.repo_uuid) if oidc else None,
+            BITBUCKET_WORKSPACE=self.workspace,
+            BITBUCKET_REPO_SLUG=REPO,
+            BITBUCKET_REPO_FULL_NAME=f"{self.workspace}/{REPO}",
+            BITBUCKET_REPO_UUID=self.repo_uuid,
+            BITBUCKET_API_URL=self.sandbox.bitbucket.api_url,
+            BITBUCKET_ACCESS_TOKEN=self.bitbucket_token,
+            REPORT_DIR=str(self.clone / "reports"),
+            VERIFY_TIMEOUT_SECONDS="10",
+        )
+        env.update(variables)
+        return env
+
+    def pipe(self, label: str, *, oidc: bool = True, **variables: str) -> Result:
+        """Run the pipe; keep the AWS calls it made. Every run must end ✔."""
+        recorder = self.sandbox.aws.recorder
+        assert recorder is not None
+        start = len(recorder.calls)
+        self.runs += 1
+        result = run_process(self.env(oidc=oidc, **variables), self.clone, f"lp-{label}", timeout=120)
+        self.calls.extend(recorder.calls[start:])
+        assert result.returncode == 0 and result.last.startswith("✔"), result.output
+        return result
+
+    def stored(self, repo: str = REPO, environment: str = "") -> dict[str, str]:
+        env_uuid = (
+            self.sandbox.bitbucket.environment_uuid(self.workspace, repo, environment) if environment else ""
+        )
+        variables = self.sandbox.bitbucket.stored(self.workspace, repo, env_uuid)
+        return {name: str(v["value"]) for name, v in variables.items()}
+
+    def put_key(self, name_prefix: str, pair: tuple[str, str], environment: str = "") -> None:
+        env_uuid = (
+            self.sandbox.bitbucket.environment_uuid(self.workspace, REPO, environment) if environment else ""
+        )
+        bb = self.sandbox.bitbucket
+        bb.put(self.workspace, REPO, env_uuid, f"{name_prefix}ACCESS_KEY_ID", pair[0], secured=False)
+        bb.put(self.workspace, REPO, env_uuid, f"{name_prefix}SECRET_ACCESS_KEY", pair[1], secured=True)
+
+
+# -- the scenarios ---------------------------------------------------------------------------------
+def assume(run: Run) -> None:
+    """ACTION=assume through the deploy role of oidc.yaml (no check permissions)."""
+    role = run.deploy("oidc.yaml", run.trust(AllowCheck="false")).outputs["RoleArn"]
+    result = run.pipe("assume", AWS_OIDC_ROLE_ARN=role)
+    assert role.split("/")[-1] in result.last
+
+
+def check(run: Run) -> None:
+    """ACTION=check through the same role with the check's reads, legacy keys in the
+    repository's and its environment's variables, and RETIRE_LEGACY_KEYS=true."""
+    user = f"legacy-{run.tag}"
+    parameters = run.trust(LegacyKeyUsers="legacy-*", RetireLegacyKeys="true")
+    role = run.deploy("oidc.yaml", parameters).outputs["RoleArn"]
+    used, idle = run.sandbox.add_user(user, keys=2)
+    run.put_key("AWS_", used)
+    run.put_key("PROD_AWS_", idle, environment="production")
+    run.sandbox.aws.age(used[0], 30, last_used_days_ago=1)
+    run.sandbox.aws.age(idle[0], 30, last_used_days_ago=20)
+    result = run.pipe("check", ACTION="check", AWS_OIDC_ROLE_ARN=role, RETIRE_LEGACY_KEYS="true")
+    assert "READY" in result.last
+    assert run.sandbox.aws.keys(user) == {used[0]: "Active", idle[0]: "Inactive"}
+
+
+def _rotation(run: Run, **store: str) -> tuple[str, str, str]:
+    """rotation.yaml for a user of this run: (role ARN, user name, the Store output)."""
+    user = f"ci_{run.tag}@acme"  # _ and @ are escaped in the default store's name
+    outputs = run.deploy("rotation.yaml", run.trust(UserName=user, **store)).outputs
+    return outputs["RoleArn"], user, outputs["Store"]
+
+
+def rotate_default_store(run: Run) -> None:
+    """ACTION=rotate to a repository, a deployment environment and the workspace, with the
+    default SSM store; then the key ages: rotated, the old one deactivated, then deleted; then
+    ACTION=sync from the store to another repository."""
+    role, user, store = _rotation(run)
+    assert store == f"ssm:{default_store_name(user)}"
+    targets = f"{run.workspace}/{REPO},{run.workspace}/{REPO}@production,{run.workspace}"
+    aws = run.sandbox.aws
+
+    def rotate(label: str) -> None:
+        run.pipe(label, ACTION="rotate", AWS_OIDC_ROLE_ARN=role, IAM_USER_NAME=user, TARGETS=targets)
+
+    rotate("rotate-first")
+    first = run.stored()["AWS_ACCESS_KEY_ID"]
+    aws.age(first, 95)
+    rotate("rotate-due")
+    second = run.stored()["AWS_ACCESS_KEY_ID"]
+    assert second != first and aws.keys(user) == {first: "Active", second: "Active"}
+    aws.age(first, 101)
+    aws.age(second, 8)
+    rotate("rotate-deactivate")
+    assert aws.keys(user) == {first: "Inactive", second: "Active"}
+    aws.age(first, 111)
+    rotate("rotate-delete")
+    assert aws.keys(user) == {second: "Active"}
+    run.pipe(
+        "sync", ACTION="sync", AWS_OIDC_ROLE_ARN=role, SOURCE=store, TARGETS=f"{run.workspace}/{OTHER_REPO}"
+    )
+    assert run.stored(OTHER_REPO)["AWS_ACCESS_KEY_ID"] == second
+
+
+def rotate_secret_store(run: Run) -> None:
+    """ACTION=rotate with the stack's Secrets Manager secret as the store, then ACTION=sync
+    from it."""
+    role, user, store = _rotation(run, SecretName=f"ci/{run.tag}/aws-key")
+    targets = f"{store},{run.workspace}/{REPO}"
+    run.pipe("rotate-secret", ACTION="rotate", AWS_OIDC_ROLE_ARN=role, IAM_USER_NAME=user, TARGETS=targets)
+    key = run.stored()["AWS_ACCESS_KEY_ID"]
+    run.pipe(
+        "sync-secret",
+        ACTION="sync",
+        AWS_OIDC_ROLE_ARN=role,
+        SOURCE=store,
+        TARGETS=f"{run.workspace}/{OTHER_REPO}",
+    )
+    assert run.stored(OTHER_REPO)["AWS_ACCESS_KEY_ID"] == key
+
+
+def rotate_parameter_store(run: Run) -> None:
+    """ACTION=rotate with a named SSM parameter (an ssm: target) as the store, then sync."""
+    role, user, store = _rotation(run, ParameterName=f"/ci/{run.tag}/aws-key")
+    targets = f"{store},{run.workspace}/{REPO}"
+    run.pipe("rotate-ssm", ACTION="rotate", AWS_OIDC_ROLE_ARN=role, IAM_USER_NAME=user, TARGETS=targets)
+    key = run.stored()["AWS_ACCESS_KEY_ID"]
+    run.pipe(
+        "sync-ssm",
+        ACTION="sync",
+        AWS_OIDC_ROLE_ARN=role,
+        SOURCE=store,
+        TARGETS=f"{run.workspace}/{OTHER_REPO}",
+    )
+    assert run.stored(OTHER_REPO)["AWS_ACCESS_KEY_ID"] == key
+
+
+def self_service_profile(run: Run) -> None:
+    """Seed 002: a person rotates their own key into a profile with nothing but that key, the
+    default store kept (self-service.yaml attached to the user)."""
+    user = f"dev-{run.tag}"
+    pair = run.sandbox.add_user(user)[0]
+    run.deploy("self-service.yaml", {"Users": user})
+    credentials = run.root / run.tag / "home" / ".aws" / "credentials"
+    credentials.parent.mkdir(parents=True, exist_ok=True)
+    credentials.write_text(f"[default]\naws_access_key_id = {pair[0]}\naws_secret_access_key = {pair[1]}\n")
+    run.pipe(
+        "self-service-profile",
+        oidc=False,
+        ACTION="rotate",
+        TARGETS="profile:default",
+        FORCE_ROTATE="true",
+        AWS_ACCESS_KEY_ID=pair[0],
+        AWS_SECRET_ACCESS_KEY=pair[1],
+        AWS_SHARED_CREDENTIALS_FILE=str(credentials),
+    )
+    parser = configparser.ConfigParser()
+    parser.read(credentials)
+    new = parser["default"]["aws_access_key_id"]
+    assert run.sandbox.aws.keys(user) == {new: "Active"}
+
+
+def self_service_pipeline(run: Run) -> None:
+    """A pipeline that rotates its own fallback key in its repository's variables, without a
+    store (STORE=none, self-service.yaml with IncludeDefaultStore=false); then the old key
+    ages out: deactivated, then deleted, each run signed by the key the variables hold."""
+    user = f"ci-self-{run.tag}"
+    pair = run.sandbox.add_user(user)[0]
+    run.put_key("AWS_", pair)
+    run.deploy("self-service.yaml", {"Users": user, "IncludeDefaultStore": "false"})
+    aws = run.sandbox.aws
+
+    def rotate(label: str, **extra: str) -> None:
+        key_id, secret = run.stored()["AWS_ACCESS_KEY_ID"], run.stored()["AWS_SECRET_ACCESS_KEY"]
+        run.pipe(
+            label,
+            oidc=False,
+            ACTION="rotate",
+            TARGETS=f"{run.workspace}/{REPO}",
+            STORE="none",
+            AWS_ACCESS_KEY_ID=key_id,
+            AWS_SECRET_ACCESS_KEY=secret,
+            **extra,
+        )
+
+    rotate("self-service-rotate", FORCE_ROTATE="true")
+    current = run.stored()["AWS_ACCESS_KEY_ID"]
+    assert current != pair[0] and aws.keys(user) == {pair[0]: "Active", current: "Active"}
+    aws.age(pair[0], 101)
+    aws.age(current, 8)
+    rotate("self-service-deactivate")
+    assert aws.keys(user) == {pair[0]: "Inactive", current: "Active"}
+    aws.age(pair[0], 111)
+    rotate("self-service-delete")
+    assert aws.keys(user) == {current: "Active"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str  # as docs/setup.md's table names it
+    steps: Callable[[Run], None]
+
+
+SCENARIOS = [
+    Scenario("assume", assume),
+    Scenario("check, RETIRE_LEGACY_KEYS=true", check),
+    Scenario("rotate and sync, default store", rotate_default_store),
+    Scenario("rotate and sync, Secrets Manager store", rotate_secret_store),
+    Scenario("rotate and sync, SSM parameter store", rotate_parameter_store),
+    Scenario("rotate, self-service into a profile", self_service_profile),
+    Scenario("rotate, self-service in a pipeline", self_service_pipeline),
+    # ACTION=audit: add its scenarios here, e.g. Scenario("audit, enforce", audit_enforce); see
+    # audit_hook below for what such a function does.
+]
+
+
+def audit_hook(run: Run) -> None:  # pragma: no cover - the shape of the audit scenarios
+    """What an ACTION=audit scenario does once the action exists (it is not in SCENARIOS yet):
+
+        hub = run.deploy("audit-hub.yaml", run.trust(RoleName=f"hub-{run.tag}", AuditMode="enforce",
+                                                     NotifyFrom="security@acme.com"))
+        run.deploy_stack_set("audit-member.yaml", {"HubAccountId": ACCOUNT,
+                             "HubRoleName": f"hub-{run.tag}", "AuditMode": "enforce"},
+                             accounts=["222222222222"])
+        ... users with aged keys in both accounts (sandbox.aws.age), the sender verified in SES ...
+        run.pipe("audit", ACTION="audit", AWS_OIDC_ROLE_ARN=hub.outputs["RoleArn"],
+                 AUDIT_MODE="enforce", AUDIT_ACCOUNT_IDS=f"{ACCOUNT},222222222222", ...)
+
+    Every call the hub role and the member roles make is then held against audit-hub.yaml and
+    audit-member.yaml like the others, and docs/setup.md's table gains its row."""
+    raise NotImplementedError
+
+
+# -- running them once, recording ------------------------------------------------------------------
+@dataclass
+class Outcome:
+    run: Run
+    error: str = ""
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    _sandbox_session: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Outcome]]:
+    sandbox = _sandbox_session
+    sandbox.aws.reset()
+    sandbox.bitbucket.reset()
+    out: dict[str, Outcome] = {}
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as env, sandbox.aws.recording():
+        # As tests/conftest.py's hermetic_env, which runs per test, after this fixture.
+        for name in [n for n in os.environ if n.startswith(("AWS_", "BITBUCKET_", "ATLASSIAN_"))]:
+            env.delenv(name)
+        env.setenv("HOME", str(home))
+        env.setenv("AWS_CONFIG_FILE", str(home / "no-config"))
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-credentials"))
+        for scenario in SCENARIOS:
+            run = Run(sandbox, tmp_path_factory.mktemp("least-privilege"))
+            try:
+                scenario.steps(run)
+                out[scenario.name] = Outcome(run)
+            except Exception:  # reported by test_every_scenario_ends_green
+                out[scenario.name] = Outcome(run, traceback.format_exc())
+    yield out
+
+
+# -- evaluating ------------------------------------------------------------------------------------
+def context_of(call: Recorded) -> dict[str, Any]:
+    """The request context's global keys the templates' policies use."""
+    context: dict[str, Any] = {"aws:PrincipalArn": call.principal_arn, "aws:PrincipalAccount": call.account}
+    if ":user/" in call.principal_arn:
+        context["aws:username"] = call.principal_arn.rsplit("/", 1)[1]
+    return context
+
+
+def denials(run: Run, grants: dict[str, Grant] | None = None) -> list[str]:
+    """Every authorisation of a recorded call that its caller's grant does not allow."""
+    grants = run.grants if grants is None else grants
+    out = []
+    for call in run.calls:
+        if call.exempt:
+            continue
+        grant = grants.get(call.principal_arn)
+        for check in call.checks:
+            statements = grant.statements if grant else []
+            if not allowing(statements, check.action, check.resource, {**context_of(call), **check.context}):
+                shown = ", ".join(f"{k}={v}" for k, v in check.context.items())
+                owner = f"{grant.template}'s policy" if grant else "no template (no grant for this identity)"
+                out.append(
+                    f"{check.action} on {check.resource} ({shown}) by {call.principal_arn}: not allowed by {owner}"
+                )
+    return out
+
+
+def used(outcomes: dict[str, Outcome]) -> set[tuple[str, str, str]]:
+    """(template, statement Sid, action) of every grant some recorded call needed."""
+    out = set()
+    for outcome in outcomes.values():
+        for call in outcome.run.calls:
+            grant = outcome.run.grants.get(call.principal_arn)
+            if call.exempt or grant is None:
+                continue
+            for check in call.checks:
+                context = {**context_of(call), **check.context}
+                for statement in allowing(grant.statements, check.action, check.resource, context):
+                    out.add((grant.template, str(statement["Sid"]), check.action.lower()))
+    return out
+
+
+def granted(outcomes: dict[str, Outcome]) -> set[tuple[str, str, str]]:
+    out: set[tuple[str, str, str]] = set()
+    for outcome in outcomes.values():
+        for grant in outcome.run.grants.values():
+            for statement in grant.statements:
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                out.update((grant.template, str(statement["Sid"]), str(a).lower()) for a in actions)
+    return out
+
+
+# -- the tests -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
+def test_every_scenario_ends_green_on_what_was_deployed(outcomes: dict[str, Outcome], name: str) -> None:
+    assert outcomes[name].error == "", outcomes[name].error
+    assert outcomes[name].run.calls, "no AWS call was recorded"
+
+
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
+def test_every_call_is_allowed_by_the_deployed_templates(outcomes: dict[str, Outcome], name: str) -> None:
+    run = outcomes[name].run
+    assert run.grants or all(c.exempt for c in run.calls), "the scenario deployed no grant"
+    problems = denials(run)
+    assert problems == [], "\n".join(problems)
+
+
+def test_every_granted_action_is_used(outcomes: dict[str, Outcome]) -> None:
+    assert all(o.error == "" for o in outcomes.values()), "a scenario failed: see its own test"
+    unused = granted(outcomes) - used(outcomes)
+    assert unused == set(), "granted but never called: " + ", ".join(
+        f"{action} ({template}, {sid})" for template, sid, action in sorted(unused)
+    )
+
+
+def test_removing_any_action_from_a_policy_denies_a_recorded_call(outcomes: dict[str, Outcome]) -> None:
+    """The mutation form of the two checks above: drop one action from one statement of one
+    deployed grant, and some recorded call must now be refused."""
+    assert all(o.error == "" for o in outcomes.values()), "a scenario failed: see its own test"
+    survivors = []
+    for template, sid, action in sorted(granted(outcomes)):
+        refused = False
+        for outcome in outcomes.values():
+            grants = {
+                identity: Grant(
+                    grant.template,
+                    [_without(s, template, sid, action, grant.template) for s in grant.statements],
+                )
+                for identity, grant in outcome.run.grants.items()
+            }
+            if denials(outcome.run, grants):
+                refused = True
+                break
+        if not refused:
+            survivors.append(f"{action} ({template}, {sid})")
+    assert survivors == [], "no recorded call needs: " + ", ".join(survivors)
+
+
+def _without(statement: dict[str, Any], template: str, sid: str, action: str, owner: str) -> dict[str, Any]:
+    if owner != template or statement.get("Sid") != sid:
+        return statement
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    return {**statement, "Action": [a for a in actions if str(a).lower() != action]}
+
+
+def matrix(outcomes: dict[str, Outcome]) -> dict[str, list[str]]:
+    """Scenario -> the actions its runs were authorised for, sorted (exempt ones left out)."""
+    return {
+        name: sorted({check.action for call in outcome.run.calls if not call.exempt for check in call.checks})
+        for name, outcome in outcomes.items()
+    }
+
+
+def documented_matrix() -> dict[str, list[str]]:
+    """docs/setup.md's table under "What each action calls": scenario -> actions."""
+    text = DOCS.read_text()
+    section = text.split("## What each action calls", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| Scenario")
+    ]
+    out = {}
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if set(cells[0]) <= {"-", " "}:
+            continue
+        out[cells[0]] = sorted(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", cells[2]))
+    return out
+
+
+def test_the_documented_matrix_is_what_the_pipe_calls(outcomes: dict[str, Outcome]) -> None:
+    assert all(o.error == "" for o in outcomes.values()), "a scenario failed: see its own test"
+    recorded = matrix(outcomes)
+    assert documented_matrix() == recorded, json.dumps(recorded, indent=1)

@@ -1,0 +1,247 @@
+"""The AWS stand-in's call recorder, for the least-privilege tests: per request the service and
+operation, who made it (the signing key's IAM user or assumed role, from moto's backends), in
+which account and region, the parameters that name resources, and the authorisation checks
+IAM makes for it: each an action, the resource ARN it is authorised against, and the
+condition keys the request sets (``aws:TagKeys``, ``ses:FromAddress``).
+
+The ARNs follow AWS's rules for each operation (the Service Authorization Reference):
+- an IAM key operation is authorised against the key's user (``UserName``, or the caller's own
+  user when it is left out; ``GetAccessKeyLastUsed`` against the user who owns the key);
+- a Secrets Manager operation against the secret's ARN, which ends in six characters chosen at
+  creation; on a secret that does not exist, against the id as given, so that no policy scoped
+  to an ARN lets it through (AWS answers AccessDenied there, not ResourceNotFound);
+- an SSM parameter by its ARN (``parameter`` + the name, which starts with ``/``);
+- SES ``SendEmail`` against the sender's verified identity: the address, else its domain.
+An operation without a rule here records the resource ``?``, which no policy matches: a call
+the pipe starts making fails the least-privilege test until its rule and its policy line exist.
+
+It is attached to ``AwsStandIn.recorder`` by the tests that want it (``AwsStandIn.recording``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.standins.servicemodel import Call
+
+UNKNOWN = "?"
+# Operations that need no permission at all, and why (the caller's identity policies are not
+# consulted for them).
+EXEMPT = {
+    "sts:GetCallerIdentity": "needs no permission",
+    "sts:AssumeRoleWithWebIdentity": "unsigned: the role's trust policy decides (checked by the stand-in STS)",
+}
+# botocore's service name -> IAM's action prefix, where they differ.
+PREFIX = {"sesv2": "ses"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One authorisation IAM makes for a request."""
+
+    action: str  # iam:ListAccessKeys
+    resource: str  # the ARN, "*" for an action without resource types, "?" when unknown
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Recorded:
+    service: str  # botocore's name
+    operation: str
+    region: str
+    caller_arn: str  # as GetCallerIdentity says it; "" for an unsigned request
+    principal_arn: str  # the IAM user, or the role of a role session
+    account: str
+    params: dict[str, Any]  # the parameters that name resources
+    checks: tuple[Check, ...] = ()
+    status: int = 0
+
+    @property
+    def action(self) -> str:
+        return f"{PREFIX.get(self.service, self.service)}:{self.operation}"
+
+    @property
+    def exempt(self) -> str:
+        return EXEMPT.get(self.action, "")
+
+    def __str__(self) -> str:
+        named = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.action}({named}) by {self.caller_arn or 'nobody (unsigned)'} -> {self.status}"
+
+
+_NAMING = (
+    "UserName",
+    "AccessKeyId",
+    "RoleName",
+    "RoleArn",
+    "OpenIDConnectProviderArn",
+    "Name",
+    "SecretId",
+    "FromEmailAddress",
+    "GroupName",
+)
+
+
+class CallRecorder:
+    """``begin(call, key_id)`` before the stand-in serves a request, ``finish(entry, status)``
+    after; ``calls`` holds what was recorded, in order."""
+
+    def __init__(self, caller_of: Callable[[str], Any]) -> None:
+        self._caller_of = caller_of
+        self._lock = threading.Lock()
+        self.calls: list[Recorded] = []
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def begin(self, call: Call | None, key_id: str, action: str) -> Recorded:
+        """Who asks, and what (resolved now: a key or a user may be gone once it is served)."""
+        if call is None:
+            return Recorded("?", action or "?", "", "", "", "", {}, (Check(f"?:{action}", UNKNOWN),))
+        caller = self._caller_of(key_id) if key_id else None
+        entry = Recorded(
+            call.service,
+            call.operation.name,
+            call.region,
+            caller.arn if caller else "",
+            caller.principal_arn if caller else "",
+            caller.account if caller else "",
+            {k: v for k, v in call.params.items() if k in _NAMING},
+        )
+        entry.checks = tuple(_checks(entry, call.params))
+        return entry
+
+    def finish(self, entry: Recorded, status: int) -> None:
+        entry.status = status
+        if entry.action == "secretsmanager:CreateSecret" and status == 200:
+            # Authorised against the ARN the new secret gets (its suffix is chosen at creation).
+            arn = _secret_arn(entry.account, entry.region, str(entry.params.get("Name", "")))
+            entry.checks = tuple(Check(c.action, arn or c.resource, c.context) for c in entry.checks)
+        with self._lock:
+            self.calls.append(entry)
+
+
+# -- the resources each operation is authorised against ----------------------------------------
+def _iam(account: str) -> Any:
+    from moto.iam.models import iam_backends
+
+    return iam_backends[account]["aws"]
+
+
+def _user_arn(account: str, name: str) -> str:
+    user = _iam(account).users.get(name)
+    path = user.path if user is not None and user.path else "/"
+    return f"arn:aws:iam::{account}:user{path}{name}"
+
+
+def _own_user(entry: Recorded) -> str:
+    """The caller's own user, for an IAM operation that leaves UserName out."""
+    return entry.principal_arn if ":user/" in entry.principal_arn else UNKNOWN
+
+
+def _key_owner(account: str, key_id: str) -> str:
+    key = _iam(account).access_keys.get(key_id)
+    return _user_arn(account, key.user_name) if key is not None and key.user_name else UNKNOWN
+
+
+def _role_arn(account: str, name: str) -> str:
+    from moto.iam.exceptions import NotFoundException
+
+    try:
+        return str(_iam(account).get_role(name).arn)
+    except NotFoundException:
+        return f"arn:aws:iam::{account}:role/{name}"
+
+
+def _secret_arn(account: str, region: str, secret_id: str) -> str | None:
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    secret = secretsmanager_backends[account][region].secrets.get(secret_id)
+    return str(secret.arn) if secret is not None else None
+
+
+def _parameter_arn(account: str, region: str, name: str) -> str:
+    if name.startswith("arn:"):
+        return name
+    return f"arn:aws:ssm:{region}:{account}:parameter{name if name.startswith('/') else '/' + name}"
+
+
+def _identity_arn(account: str, region: str, address: str) -> str:
+    from moto.ses.models import ses_backends
+
+    verified = ses_backends[account][region].email_identities
+    sender = address.rpartition("<")[2].rstrip(">").strip()
+    identity = sender if sender in verified else sender.rpartition("@")[2]
+    return f"arn:aws:ses:{region}:{account}:identity/{identity}"
+
+
+def _tag_keys(params: dict[str, Any]) -> list[str]:
+    return [str(t["Key"]) for t in params.get("Tags", [])] or [str(k) for k in params.get("TagKeys", [])]
+
+
+_USER_OPERATIONS = {
+    "ListAccessKeys",
+    "CreateAccessKey",
+    "UpdateAccessKey",
+    "DeleteAccessKey",
+    "ListUserTags",
+    "TagUser",
+    "UntagUser",
+    "GetUser",
+    "ListGroupsForUser",
+}
+_WHOLE_ACCOUNT = {
+    "iam:GenerateCredentialReport",
+    "iam:GetCredentialReport",
+    "iam:GetAccountAuthorizationDetails",
+    "iam:ListUsers",
+    "iam:ListGroups",
+    "organizations:ListAccounts",
+    "sts:GetCallerIdentity",
+    "sts:AssumeRoleWithWebIdentity",
+}
+
+
+def _checks(entry: Recorded, params: dict[str, Any]) -> list[Check]:
+    account, region, action = entry.account, entry.region, entry.action
+    if action in _WHOLE_ACCOUNT:
+        return [Check(action, "*")]
+    if entry.service == "iam" and entry.operation in _USER_OPERATIONS:
+        user = params.get("UserName")
+        resource = _user_arn(account, str(user)) if user else _own_user(entry)
+        context = {"aws:TagKeys": _tag_keys(params)} if entry.operation in ("TagUser", "UntagUser") else {}
+        return [Check(action, resource, context)]
+    if action == "iam:GetAccessKeyLastUsed":
+        return [Check(action, _key_owner(account, str(params.get("AccessKeyId", ""))))]
+    if action == "iam:GetRole":
+        return [Check(action, _role_arn(account, str(params.get("RoleName", ""))))]
+    if action == "iam:GetOpenIDConnectProvider":
+        return [Check(action, str(params.get("OpenIDConnectProviderArn", UNKNOWN)))]
+    if action == "sts:AssumeRole":
+        return [Check(action, str(params.get("RoleArn", UNKNOWN)))]
+    if entry.service == "ssm" and "Name" in params:
+        return [Check(action, _parameter_arn(account, region, str(params["Name"])))]
+    if entry.service == "secretsmanager":
+        secret_id = str(params.get("SecretId") or params.get("Name") or "")
+        arn = _secret_arn(account, region, secret_id)
+        if action == "secretsmanager:CreateSecret":
+            arn = arn or f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}-AbCdEf"
+        checks = [Check(action, arn or secret_id)]
+        tags = (
+            _tag_keys(params)
+            if action in ("secretsmanager:CreateSecret", "secretsmanager:TagResource")
+            else []
+        )
+        if tags and action == "secretsmanager:CreateSecret":
+            checks.append(Check("secretsmanager:TagResource", arn or secret_id, {"aws:TagKeys": tags}))
+        elif action == "secretsmanager:TagResource":
+            checks = [Check(action, arn or secret_id, {"aws:TagKeys": tags})]
+        return checks
+    if action == "ses:SendEmail":
+        sender = str(params.get("FromEmailAddress", ""))
+        return [Check(action, _identity_arn(account, region, sender), {"ses:FromAddress": sender})]
+    return [Check(action, UNKNOWN)]
