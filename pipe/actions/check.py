@@ -6,7 +6,8 @@ whatever the run may read (the IAM OIDC provider and its audiences; the role's t
 from iam:GetRole, or TRUST_POLICY_FILE, evaluated statement by statement; trust that is too
 broad; MaxSessionDuration), then the real AssumeRoleWithWebIdentity and GetCallerIdentity.
 The verdict is READY or NOT READY, with findings by severity, in oidc-check.json and
-oidc-check.md."""
+oidc-check.md. When the provider or the role's trust is what is wrong, the findings also give
+the `aws cloudformation deploy` of templates/oidc.yaml that sets it up (pipe.templates)."""
 
 # Over 300 lines: the check's readings (token, assume, provider, trust policy) and its verdict,
 # each a short function; legacy keys are in pipe.legacy, the reports in pipe.report.
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from pipe import legacy, oidc, trust_policy
+from pipe import legacy, oidc, templates, trust_policy
 from pipe.aws import Clients
 from pipe.config import Settings
 from pipe.console import Console
@@ -29,6 +30,22 @@ from pipe.report import CheckReport, Place, insights_data, insights_notes, post_
 from pipe.trust_policy import Finding
 
 SKEW_WARNING_SECONDS = 60
+# What templates/oidc.yaml sets right: a missing provider, a missing role, a trust policy that
+# refuses this step or admits more, a session too short.
+TEMPLATE_FIXES = {
+    "no-provider",
+    "no-role",
+    "trust-condition",
+    "trust-empty",
+    "trust-deny",
+    "max-session",
+    "no-sub",
+    "sub-any",
+    "no-aud",
+    "principal-any",
+    "other-principal",
+}
+NO_PROVIDER = "No OpenIDConnect provider found"
 # IAM's MaxSessionDuration of a role that does not say (GetRole always does; a trust policy
 # file never does).
 IAM_DEFAULT_MAX_SESSION = 3600
@@ -170,6 +187,9 @@ def _policy(iam: Any, settings: Settings, report: CheckReport) -> tuple[dict[str
             document = answer["AssumeRolePolicyDocument"]
             policy = json.loads(unquote(document)) if isinstance(document, str) else dict(document)
             report.facts["trust_policy_source"] = "iam:GetRole"
+            stack = next((t["Value"] for t in answer.get("Tags", []) if t["Key"] == templates.STACK_TAG), "")
+            if stack:
+                report.facts["role_stack"] = stack
             return policy, int(answer.get("MaxSessionDuration", IAM_DEFAULT_MAX_SESSION))
     path = settings.check.trust_policy_file
     if path is None:
@@ -256,6 +276,7 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     policy, max_session = _policy(iam, settings, found)
     if policy is not None:
         _trust(policy, max_session, settings, found)
+    _template(settings, found)
     found.verdict = "READY" if assumed and not found.errors else "NOT READY"
     retire_iam = clients.aws.client("iam", assumed) if assumed else None
     legacy.review(
@@ -269,6 +290,32 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     path = found.write(settings.report_dir)
     _post(settings, found, console)
     return _verdict(settings.role.arn, found, path, console)
+
+
+def _template(settings: Settings, found: CheckReport) -> None:
+    """The deploy of templates/oidc.yaml that sets up what the check found wrong, as a finding."""
+    assume_error = str(found.facts.get("assume", {}).get("error", ""))
+    codes = {f.code for f in found.findings}
+    wrong = codes & TEMPLATE_FIXES or NO_PROVIDER in assume_error or "AccessDenied" in assume_error
+    if settings.claims is None or not wrong:
+        return
+    deploy = templates.oidc_stack(
+        settings.claims,
+        repo_slug=settings.repo_slug,
+        create_provider="no-provider" in codes or NO_PROVIDER in assume_error,
+        role_stack=str(found.facts.get("role_stack", "")),
+        max_session=settings.duration_seconds,
+    )
+    if deploy is None:
+        return
+    found.add(
+        "info",
+        "deploy-template",
+        f"{deploy.template} sets up the provider and a role that admits this repository's steps"
+        + (" in this deployment environment" if settings.claims.in_deployment else "")
+        + ", and nothing else",
+        deploy.text(),
+    )
 
 
 def _iam_reader(settings: Settings, clients: Clients, assumed: Credentials | None, found: CheckReport) -> Any:
@@ -324,7 +371,8 @@ def _verdict(role: str, found: CheckReport, path: Path, console: Console) -> str
     # The most specific cause first: AWS's refusal only says that something is wrong.
     errors = sorted(found.errors, key=lambda f: f.code == "assume-failed")
     first = errors[0] if errors else Finding("error", "unknown", "AWS did not give verified credentials")
-    raise NotReady(
-        f"NOT READY: {first.message}",
-        f"{first.fix.splitlines()[0] if first.fix else 'See the findings above.'} All findings: {path}",
-    )
+    hint = first.fix.splitlines()[0] if first.fix else "See the findings above."
+    template = next((f for f in found.findings if f.code == "deploy-template"), None)
+    if template is not None:
+        hint = f"{hint.rstrip('.')}. Or deploy {templates.OIDC_TEMPLATE}: {template.fix}."
+    raise NotReady(f"NOT READY: {first.message}", f"{hint} All findings: {path}")

@@ -1,0 +1,134 @@
+"""ACTION=check points to templates/oidc.yaml: when the provider is missing or the role's trust
+is wrong, its findings and its ✖ line give the `aws cloudformation deploy` command with the
+parameter values that set it right, and deploying that command (into the stand-in's
+CloudFormation) makes the next check READY.
+
+These runs leave CI unset: the check posts no Code Insights report and never binds the auth
+proxy's fixed port (test_check.py's Code Insights test does)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cloudformation import deploy_command_parameters
+from tests.runner import Result, run_process
+from tests.stacks import add_provider, deploy
+from tests.standins.issuer import Issuer, braced
+from tests.standins.sandbox import Sandbox
+
+# moto's CloudFormation warns that it skips AWS::SecretsManager::Secret: tests/stacks.py creates it.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS.*not supported by moto:UserWarning")
+
+
+def check(
+    sandbox: Sandbox, clone: Path, role: str, token: str, **extra: str
+) -> tuple[Result, dict[str, Any]]:
+    env = sandbox.step_env(
+        clone,
+        token=token,
+        ACTION="check",
+        AWS_OIDC_ROLE_ARN=role,
+        BITBUCKET_API_URL=sandbox.bitbucket.api_url,
+        REPORT_DIR=str(clone / "reports"),
+        **extra,
+    )
+    assert "CI" not in env
+    result = run_process(env, clone, f"check-template-{uuid.uuid4().hex[:6]}")
+    path = clone / "reports" / "oidc-check.json"
+    return result, (json.loads(path.read_text()) if path.exists() else {})
+
+
+def hinted(report: dict[str, Any]) -> str:
+    [finding] = [f for f in report["findings"] if f["code"] == "deploy-template"]
+    assert finding["severity"] == "info"
+    return str(finding["fix"])
+
+
+def apply(sandbox: Sandbox, command: str, **change: str) -> str:
+    """Deploy what the command says (as a new stack) in the stand-in; the new role's ARN."""
+    parameters = {k: v.strip('"') for k, v in deploy_command_parameters(command).items()} | change
+    return deploy(sandbox.aws, "oidc.yaml", parameters, name=f"fix-{uuid.uuid4().hex[:8]}").outputs["RoleArn"]
+
+
+def fallback_key(sandbox: Sandbox) -> dict[str, str]:
+    key_id, secret = sandbox.add_user_key(f"reader-{uuid.uuid4().hex[:6]}")
+    return {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
+
+
+def test_a_missing_provider_names_the_template_and_its_values(sandbox: Sandbox, clone: Path) -> None:
+    workspace = f"ws-{uuid.uuid4().hex[:6]}"
+    issuer: Issuer = sandbox.bitbucket.add_issuer(workspace)
+    repo = braced()
+    role = sandbox.add_role(
+        f"check-{uuid.uuid4().hex[:8]}", sandbox.trust_policy(sub=f"{repo}:*", issuer=issuer)
+    )
+    result, report = check(sandbox, clone, role, issuer.mint(repo), **fallback_key(sandbox))
+    assert result.failed_with("NOT READY", "no IAM OIDC identity provider"), result.output
+    command = hinted(report)
+    expected = (
+        f"--parameter-overrides WorkspaceName={workspace} WorkspaceUuid={issuer.workspace_uuid.strip('{}')} "
+        f"RepositoryUuid={repo.strip('{}')} CreateProvider=true"
+    )
+    assert "--template-file templates/oidc.yaml" in command and expected in command
+    assert f"Or deploy templates/oidc.yaml: {command}." in result.last
+    assert "create-open-id-connect-provider" in result.last  # the one-command fix stays first
+    # Deployed (the provider through the API: moto's CloudFormation lacks the type), it works.
+    add_provider(sandbox.aws, issuer)
+    fixed = apply(sandbox, command, CreateProvider="false")
+    result, report = check(sandbox, clone, fixed, issuer.mint(repo))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    assert not [f for f in report["findings"] if f["code"] == "deploy-template"]
+
+
+def test_a_hand_made_role_for_another_repository_gets_a_new_stack(sandbox: Sandbox, clone: Path) -> None:
+    environment = braced()
+    role = sandbox.add_role(f"check-{uuid.uuid4().hex[:8]}", sandbox.trust_policy(sub=f"{braced()}:*"))
+    token = sandbox.token(environment_uuid=environment)
+    result, report = check(sandbox, clone, role, token, **fallback_key(sandbox))
+    assert result.failed_with("NOT READY", "another repository", "templates/oidc.yaml"), result.output
+    command = hinted(report)
+    parameters = deploy_command_parameters(command)
+    assert "--stack-name bitbucket-oidc-shop " in command and parameters["CreateProvider"] == "false"
+    assert parameters["DeploymentEnvironmentUuid"] == environment.strip("{}")
+    assert "AWS_OIDC_ROLE_ARN" in result.last and "role_stack" not in report["facts"]
+    fixed = apply(sandbox, command)
+    result, _ = check(sandbox, clone, fixed, sandbox.token(environment_uuid=environment))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    # Only that environment's steps: the repository's other steps are refused.
+    result, _ = check(sandbox, clone, fixed, sandbox.token())
+    assert result.failed_with("NOT READY"), result.output
+
+
+def test_a_role_from_a_stack_is_fixed_by_updating_that_stack(sandbox: Sandbox, clone: Path) -> None:
+    """The role's aws-credentials-pipe/stack tag names the stack to update. (moto's
+    CloudFormation does not update a role's trust policy on a stack update, so the update's
+    effect is proven by rendering in tests/unit/test_template_hint.py.)"""
+    name = f"team-{uuid.uuid4().hex[:8]}"
+    parameters = {
+        "WorkspaceName": "acme",
+        "WorkspaceUuid": sandbox.issuer.workspace_uuid,
+        "RepositoryUuid": braced(),
+        "CreateProvider": "false",
+    }
+    role = deploy(sandbox.aws, "oidc.yaml", parameters, name=name).outputs["RoleArn"]
+    result, report = check(
+        sandbox, clone, role, sandbox.token(), AWS_ROLE_DURATION_SECONDS="7200", **fallback_key(sandbox)
+    )
+    assert result.failed_with("NOT READY", f"--stack-name {name} "), result.output
+    assert report["facts"]["role_stack"] == name
+    overrides = deploy_command_parameters(hinted(report))
+    assert overrides["RepositoryUuid"] == sandbox.repo_uuid.strip("{}")
+    assert overrides["MaxSessionDuration"] == "7200" and "CreateProvider" not in overrides
+    assert "updates the stack that made the role" in result.last
+
+
+def test_a_ready_role_gets_no_template(sandbox: Sandbox, clone: Path) -> None:
+    role = sandbox.add_role(f"check-{uuid.uuid4().hex[:8]}", sandbox.trust_policy())
+    result, report = check(sandbox, clone, role, sandbox.token())
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    assert not [f for f in report["findings"] if f["code"] == "deploy-template"]
