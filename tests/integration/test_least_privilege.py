@@ -39,7 +39,7 @@ from pipe.targets import default_store_name
 from tests.iam_policy import allowing
 from tests.runner import Result, make_clone_dir, run_process
 from tests.stacks import Deployed, add_provider, deploy, deploy_stack_set
-from tests.standins.calls import Recorded
+from tests.standins.calls import Recorded, recording
 from tests.standins.issuer import Issuer, braced
 from tests.standins.sandbox import Sandbox
 
@@ -355,7 +355,7 @@ def outcomes(
     sandbox.bitbucket.reset()
     out: dict[str, Outcome] = {}
     home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as env, sandbox.aws.recording():
+    with pytest.MonkeyPatch.context() as env, recording(sandbox.aws):
         # As tests/conftest.py's hermetic_env, which runs per test, after this fixture.
         for name in [n for n in os.environ if n.startswith(("AWS_", "BITBUCKET_", "ATLASSIAN_"))]:
             env.delenv(name)

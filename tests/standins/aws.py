@@ -19,9 +19,7 @@ moto accepts any web identity token and any access key. The front, in front of m
   the session `Policy` and `PolicyArns`, the duration, the external id).
 - refuses long-lived access keys (AKIA...) that do not exist or are inactive.
 - injects faults by action: AWS errors, dropped connections, delays, another identity.
-- records every secret that passes through it (for the leak check) and every request;
-  with a recorder attached (`recording()`), each call in detail: who made it and the
-  authorisation checks IAM makes for it (`tests/standins/calls.py`, for least privilege).
+- records every secret that passes through it (for the leak check) and every request.
 
 Key ages and last use live in moto's own backend (moto runs in this process), so
 ListAccessKeys, GetAccessKeyLastUsed and the IAM credential report agree: `age()` sets them.
@@ -29,7 +27,6 @@ ListAccessKeys, GetAccessKeyLastUsed and the IAM credential report agree: `age()
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.client
 import json
@@ -38,7 +35,6 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -133,6 +129,8 @@ class AwsStandIn:
         self._lock = threading.Lock()
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []  # (action, access key id)
+        # Every call in detail, while tests.standins.calls.recording() has one attached.
+        self.recorder: CallRecorder | None = None
         self.clock_offset = 0.0  # seconds the stand-in STS's clock runs ahead of this machine's
         # IAM's eventual consistency: a new key fails for this many seconds after creation.
         self.new_key_delay = 0.0
@@ -143,7 +141,6 @@ class AwsStandIn:
         self.assume_calls: list[dict[str, Any]] = []
         self.catalog = catalog()
         self.interrupter: Interrupter | None = None
-        self.recorder: CallRecorder | None = None
         self._server = Server(self._handle)
 
     def start(self) -> AwsStandIn:
@@ -169,15 +166,6 @@ class AwsStandIn:
         return boto3.client(
             service, endpoint_url=self.url, region_name=region, **(credentials or STUB_CREDENTIALS)
         )
-
-    @contextlib.contextmanager
-    def recording(self) -> Iterator[CallRecorder]:
-        """Record every call in detail while the block runs."""
-        self.recorder = CallRecorder(self._caller)
-        try:
-            yield self.recorder
-        finally:
-            self.recorder = None
 
     def inject(self, fault: Fault) -> None:
         with self._lock:

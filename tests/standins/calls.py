@@ -15,17 +15,21 @@ The ARNs follow AWS's rules for each operation (the Service Authorization Refere
 An operation without a rule here records the resource ``?``, which no policy matches: a call
 the pipe starts making fails the least-privilege test until its rule and its policy line exist.
 
-It is attached to ``AwsStandIn.recorder`` by the tests that want it (``AwsStandIn.recording``).
+``recording(aws)`` attaches one to the AWS stand-in (``AwsStandIn.recorder``) for a block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.standins.servicemodel import Call
+
+if TYPE_CHECKING:
+    from tests.standins.aws import AwsStandIn
 
 UNKNOWN = "?"
 # Operations that need no permission at all, and why (the caller's identity policies are not
@@ -123,6 +127,16 @@ class CallRecorder:
             entry.checks = tuple(Check(c.action, arn or c.resource, c.context) for c in entry.checks)
         with self._lock:
             self.calls.append(entry)
+
+
+@contextlib.contextmanager
+def recording(aws: AwsStandIn) -> Iterator[CallRecorder]:
+    """Record every call the AWS stand-in serves in detail while the block runs."""
+    aws.recorder = CallRecorder(aws._caller)
+    try:
+        yield aws.recorder
+    finally:
+        aws.recorder = None
 
 
 # -- the resources each operation is authorised against ----------------------------------------
