@@ -46,7 +46,7 @@ def read_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
             """DEBUG is parsed by pipe.config (the toolkit treats the string 'false' as true)."""
 
     try:
-        pipe = _Pipe(schema=schema.toolkit_schema(), env=dict(environ))
+        pipe = _Pipe(schema=schema.toolkit_schema(present=environ.keys()), env=dict(environ))
     except _SchemaError as exc:
         name = next((n for n in schema.BY_NAME if n in exc.errors), "ACTION")
         # schema.invalid echoes the value only when it does not look like a secret.
