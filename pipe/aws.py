@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pipe.config import Settings
     from pipe.console import Console
     from pipe.credentials import Credentials
+    from pipe.network import Network
 
 
 # Attempts in all (the first one included) of botocore's `standard` retry mode, for every
@@ -32,7 +33,13 @@ class AwsClients:
     until ``retry_timeout`` seconds have passed (0: not at all).
     """
 
-    def __init__(self, region: str, endpoints: Mapping[str, str], retry_timeout: int) -> None:
+    def __init__(
+        self,
+        region: str,
+        endpoints: Mapping[str, str],
+        retry_timeout: int,
+        network: Network | None = None,
+    ) -> None:
         # botocore's session, not boto3's: boto3 adds nothing for plain clients but imports
         # s3transfer (about 28 ms of every run's start-up, measured in the image).
         import botocore.session
@@ -43,6 +50,7 @@ class AwsClients:
         self.region = region
         self.endpoints = dict(endpoints)
         self.retry_timeout = retry_timeout
+        self.network = network
         per_call = max(1, min(retry_timeout, 10)) if retry_timeout else 10
         self._config = Config(
             retries={"mode": "standard", "total_max_attempts": SDK_MAX_ATTEMPTS},
@@ -66,17 +74,47 @@ class AwsClients:
                 "aws_secret_access_key": credentials.secret_access_key,
                 "aws_session_token": credentials.session_token,
             }
-        client = self._session.create_client(
-            service,
-            region_name=self.region,
-            endpoint_url=self.endpoints.get(service),
-            config=config,
-            **keys,
-        )
+        client = self._create(service, config, keys)
         if service == "sts" and self.retry_timeout:
             from pipe.retry import IdpRetries
 
             IdpRetries(self.retry_timeout).register(client, "AssumeRoleWithWebIdentity")
+        return client
+
+    def _create(self, service: str, config: Any, keys: Mapping[str, str | None]) -> Any:
+        """The SDK's client, with the proxies and the CA bundle given explicitly (never left to
+        botocore's reading of the environment). A proxy depends on the endpoint's URL, which
+        botocore resolves: when NO_PROXY names it, the client is made again without proxies."""
+        network = self.network
+        extra: dict[str, Any] = dict(keys)
+        if network is not None and network.ca_bundle:
+            extra["verify"] = network.ca_bundle
+        if network is None or not network.proxied:
+            return self._session.create_client(
+                service,
+                region_name=self.region,
+                endpoint_url=self.endpoints.get(service),
+                config=config,
+                **extra,
+            )
+        from botocore.config import Config
+
+        proxies = {"http": network.http_proxy, "https": network.https_proxy}
+        client = self._session.create_client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoints.get(service),
+            config=config.merge(Config(proxies=proxies)),
+            **extra,
+        )
+        if network.bypass(client.meta.endpoint_url):
+            client = self._session.create_client(
+                service,
+                region_name=self.region,
+                endpoint_url=self.endpoints.get(service),
+                config=config.merge(Config(proxies={"http": None, "https": None})),
+                **extra,
+            )
         return client
 
 
@@ -102,9 +140,12 @@ class Clients:
                 console.warning(warning)
             rotation = settings.rotation
             pool = max(rotation.concurrency if rotation else 4, 4)
-            return Bitbucket(settings.bitbucket_url, auth, pool_size=pool)
+            return Bitbucket(settings.bitbucket_url, auth, pool_size=pool, network=settings.network)
 
-        return cls(AwsClients(settings.region, settings.endpoints, settings.retry_timeout), bitbucket)
+        if settings.network is not None:
+            console.info(settings.network.describe())
+        aws = AwsClients(settings.region, settings.endpoints, settings.retry_timeout, settings.network)
+        return cls(aws, bitbucket)
 
     def bitbucket(self) -> Bitbucket | None:
         if not self._made:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin
 
 import requests
@@ -28,6 +28,9 @@ from pipe import __version__
 from pipe.errors import BitbucketError, InputError
 from pipe.schema import BITBUCKET_AUTH, default
 from pipe.urls import check_api_url, origin
+
+if TYPE_CHECKING:
+    from pipe.network import Network
 
 PAGELEN = 100
 MAX_PAGES = 200
@@ -146,6 +149,7 @@ class Bitbucket:
         retry_cap_seconds: float = 60,
         pool_size: int = 16,
         hook: Callable[[requests.Response], None] | None = None,
+        network: Network | None = None,
     ) -> None:
         problem = check_api_url(base_url)
         if problem:
@@ -157,6 +161,12 @@ class Bitbucket:
         self.base_url = base_url.rstrip("/")
         self.origin = origin(self.base_url)
         self.session = requests.Session()
+        # Proxies and the CA bundle come from the settings (pipe.network), never from requests'
+        # own reading of the environment (nor ~/.netrc).
+        self.session.trust_env = False
+        self.network = network
+        if network is not None and network.ca_bundle:
+            self.session.verify = network.ca_bundle
         self.session.auth = auth
         self.session.headers["User-Agent"] = f"aws-credentials-pipe/{__version__}"
         adapter = HTTPAdapter(
@@ -189,13 +199,19 @@ class Bitbucket:
 
     def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
         url = self._url(path, what)
+        if self.network is not None:
+            kwargs.setdefault("proxies", self.network.proxies(url))
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.exceptions.ProxyError:
+            raise _proxy_error(what) from None
         except requests.RequestException as exc:
             raise BitbucketError(
                 f"Bitbucket did not answer {what} ({type(exc).__name__})",
                 f"Check BITBUCKET_API_URL ({self.base_url}) and re-run the step.",
             ) from None
+        if response.status_code == 407 and self.network is not None:  # from the proxy, not Bitbucket
+            raise _proxy_error(what)
         if response.status_code >= 400 and response.status_code not in (404, 409):
             raise _error(response, what)
         return response
@@ -322,6 +338,15 @@ def _variable(raw: dict[str, Any]) -> Variable:
         str(raw.get("key", "")),
         None if secured else (value if isinstance(value, str) else None),
         secured,
+    )
+
+
+def _proxy_error(what: str) -> BitbucketError:
+    return BitbucketError(
+        f"Bitbucket could not be reached for {what} through the proxy (HTTPS_PROXY, HTTP_PROXY)",
+        "Check the proxy's URL and its user and password in HTTPS_PROXY or HTTP_PROXY, or name "
+        "Bitbucket's host in NO_PROXY to reach it directly.",
+        status=407,
     )
 
 

@@ -45,6 +45,11 @@ _HEX = re.compile(r"[0-9A-Fa-f]{32,}")
 _MIXED = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"))
 # Values longer than this are never echoed in full.
 SHOWN_MAX = 80
+# MASK_ACCOUNT_ID=true: a 12-digit run standing alone (in an ARN, a list, a sentence) is an
+# account id. Runs inside longer digit strings, hex or UUIDs (whose last group may be 12
+# digits, after a '-') are left alone.
+ACCOUNT_MASK = "************"
+_ACCOUNT_ID = re.compile(r"(?<![0-9A-Za-z-])[0-9]{12}(?![0-9A-Za-z-])")
 
 
 def _mixed(text: str) -> bool:
@@ -100,6 +105,7 @@ class Redactor(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._secrets: set[str] = set()
+        self.mask_accounts = False
 
     def add(self, *values: str | None) -> None:
         """Register secrets, in every form they may be printed in (see ``variants``): a value
@@ -114,6 +120,8 @@ class Redactor(logging.Filter):
         for secret in sorted(self._secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, MASK)
+        if self.mask_accounts:
+            text = _ACCOUNT_ID.sub(ACCOUNT_MASK, text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -146,6 +154,10 @@ class Console:
 
     def secrets(self, *values: str | None) -> None:
         self.redactor.add(*values)
+
+    def mask_account_ids(self) -> None:
+        """MASK_ACCOUNT_ID=true: account ids are masked in every line from now on."""
+        self.redactor.mask_accounts = True
 
     def enable_debug(self) -> None:
         self.debug_enabled = True

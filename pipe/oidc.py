@@ -14,12 +14,15 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pipe.errors import InputError
 from pipe.schema import default
 from pipe.urls import check_api_url
+
+if TYPE_CHECKING:
+    from pipe.network import Network
 
 TOKEN_VARIABLE = "BITBUCKET_STEP_OIDC_TOKEN"
 # The latest time a claim may name: 9999-12-31T23:59:59Z (what a datetime can show).
@@ -267,7 +270,7 @@ def _fetch(session: Any, url: str, what: str, timeout: float) -> Any:
         raise _Unreadable(f"{what} is not JSON") from None
 
 
-def _signing_keys(iss: str, bitbucket_url: str, timeout: float) -> tuple[Any, str]:
+def _signing_keys(iss: str, bitbucket_url: str, timeout: float, network: Network | None) -> tuple[Any, str]:
     """The issuer's JWKS (a PyJWKSet) and its URI, read from Bitbucket only: the discovery
     document under the issuer, then a ``jwks_uri`` on the issuer's own origin, both fetched
     from BITBUCKET_API_URL. Raises _Unreadable."""
@@ -281,6 +284,11 @@ def _signing_keys(iss: str, bitbucket_url: str, timeout: float) -> tuple[Any, st
     base, path = _on_base(iss, bitbucket_url) or ("", "")
     try:
         with requests.Session() as session:
+            session.trust_env = False  # proxies and CA bundle from the settings only (pipe.network)
+            if network is not None:
+                session.proxies.update({k: v for k, v in network.proxies(local).items() if v})
+                if network.ca_bundle:
+                    session.verify = network.ca_bundle
             discovery = _fetch(
                 session, f"{local}{path}/.well-known/openid-configuration", "the discovery document", timeout
             )
@@ -305,7 +313,7 @@ def _signing_keys(iss: str, bitbucket_url: str, timeout: float) -> tuple[Any, st
 
 
 def verify_signature(
-    token: str, claims: TokenClaims, bitbucket_url: str, timeout: float = 5
+    token: str, claims: TokenClaims, bitbucket_url: str, timeout: float = 5, network: Network | None = None
 ) -> tuple[bool | None, str]:
     """(True, how) verified; (False, why) the signature does not verify; (None, why) not
     verified: the issuer is not Bitbucket's, or its keys could not be read.
@@ -330,7 +338,7 @@ def verify_signature(
         )
     shown = printable(str(kid))[:80]
     try:
-        keys, jwks_uri = _signing_keys(claims.iss, bitbucket_url, timeout)
+        keys, jwks_uri = _signing_keys(claims.iss, bitbucket_url, timeout, network)
     except _Unreadable as exc:
         return None, f"signature not verified: the issuer's keys could not be read ({exc})"
     jwk = next((k for k in keys if k.key_id == kid and isinstance(kid, str)), None)

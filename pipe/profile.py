@@ -4,14 +4,12 @@ Read and written through pipe.files; the file is never read as empty when it can
 from __future__ import annotations
 
 import configparser
-import io
 import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipe import files
-from pipe.console import shown
+from pipe import files, shared_files
 from pipe.errors import TargetError
 
 if TYPE_CHECKING:
@@ -67,9 +65,7 @@ class ProfileTarget:
             parser.set(self.spec.name, "aws_access_key_id", pair.access_key_id)
             parser.set(self.spec.name, "aws_secret_access_key", pair.secret_access_key)
             parser.remove_option(self.spec.name, "aws_session_token")
-            text = io.StringIO()
-            parser.write(text)
-            files.write_file(self.path, text.getvalue(), variable=PROFILE_VARIABLE, private=True)
+            files.write_file(self.path, shared_files.render(parser), variable=PROFILE_VARIABLE, private=True)
         return self.read()
 
 
@@ -78,41 +74,6 @@ _PROFILE_FILES = threading.Lock()
 
 
 def read_profiles(path: Path) -> configparser.ConfigParser:
-    """The shared credentials file, parsed. Read through pipe.files (no symlink in the path).
-    A missing file has no profiles; a file that cannot be read or parsed (not UTF-8, a profile
-    or a key given twice, which the AWS SDKs refuse too) is a TargetError, never read as empty:
-    writing it back would drop the other profiles. Messages never quote the file's lines."""
-    parser = configparser.ConfigParser(interpolation=None)
-    data = files.read_file(path, variable=PROFILE_VARIABLE)
-    if data is None:
-        return parser
-
-    def fail(
-        problem: str, hint: str = f"Fix the file, or point {PROFILE_VARIABLE} at another one."
-    ) -> TargetError:
-        return TargetError(f"{PROFILE_VARIABLE} {path} {problem}", hint)
-
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise fail(f"is not UTF-8 text (byte {exc.start})") from None
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.DuplicateSectionError as exc:
-        raise fail(
-            f"has profile {shown(exc.section)} twice (line {exc.lineno})",
-            "Merge the two sections into one: the AWS SDKs refuse such a file too.",
-        ) from None
-    except configparser.DuplicateOptionError as exc:
-        raise fail(
-            f"has {shown(exc.option)} twice in profile {shown(exc.section)} (line {exc.lineno})",
-            "Keep one of them: the AWS SDKs refuse such a file too.",
-        ) from None
-    except configparser.MissingSectionHeaderError as exc:
-        raise fail(f"is not a credentials file (line {exc.lineno} is outside any [profile])") from None
-    except configparser.ParsingError as exc:
-        lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
-        raise fail(f"is not a credentials file (cannot parse line {lines})") from None
-    except configparser.Error:
-        raise fail("is not a credentials file") from None
-    return parser
+    """The shared credentials file, parsed (pipe.shared_files): a file that cannot be read or
+    parsed is a TargetError, never read as empty."""
+    return shared_files.read(path, PROFILE_VARIABLE, TargetError)

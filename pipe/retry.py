@@ -93,6 +93,21 @@ def _exhausted(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+def _proxy_refusal(exc: BaseException, what: str) -> UnavailableError | None:
+    """The proxy (HTTPS_PROXY, HTTP_PROXY) could not be reached, or refused the request (a 407:
+    wrong or missing user and password). The message names no URL: a proxy URL may hold a
+    password."""
+    from botocore.exceptions import ProxyConnectionError
+
+    if not isinstance(exc, ProxyConnectionError):
+        return None
+    return UnavailableError(
+        f"{what} could not go through the proxy (HTTPS_PROXY, HTTP_PROXY)",
+        "Check the proxy's URL and its user and password in HTTPS_PROXY or HTTP_PROXY, or name the "
+        "endpoint's host in NO_PROXY to reach it directly.",
+    )
+
+
 def call(
     fn: Callable[[], T],
     *,
@@ -108,6 +123,9 @@ def call(
     try:
         return fn()
     except Exception as exc:
+        proxy = _proxy_refusal(exc, what)
+        if proxy is not None:
+            raise proxy from None
         exhausted = _exhausted(exc)
         if exhausted is None:
             raise

@@ -9,6 +9,7 @@ variables table are held against it by ``tests/unit/test_schema_docs.py``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from pipe.console import shown
@@ -36,8 +37,11 @@ class Variable:
     pattern: str = ""  # Cerberus first pass (full match); pipe.config checks the rest
     expects: str = ""  # what a valid value looks like, for the ✖ line
     secret: bool = False  # never echoed, masked in every output
-    user: bool = True  # False: Bitbucket's own variables, read from the step, not set by users
+    user: bool = True  # False: Bitbucket's or the environment's own variables, not the pipe's
     actions: tuple[str, ...] = ACTIONS  # the actions that read it (the docs list it under each)
+    # The runner's environment (proxies): not a pipe variable (not in pipe.yml or the variables
+    # table), named in the README, and passed like any variable when a step needs it.
+    environment: bool = False
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -114,6 +118,115 @@ VARIABLES: tuple[Variable, ...] = (
         default=f"$BITBUCKET_PIPE_SHARED_STORAGE_DIR/{CREDENTIALS_SUBDIR}",
         expects="a directory path",
         actions=("assume",),
+    ),
+    # The assume block (issue 11): what configure-aws-credentials users rely on.
+    Variable(
+        "CREDENTIALS_MODE",
+        "`session`: hand on the verified session (static keys that expire). `web-identity`: also write "
+        "the step's token to a file and hand on a profile (and `credentials.env` variables) with which "
+        "the SDK assumes the role itself and refreshes the session for as long as the token is valid.",
+        default="session",
+        pattern=r"(?i)(session|web-identity)?",
+        expects="session or web-identity",
+        actions=("assume",),
+    ),
+    Variable(
+        "AWS_CHAINED_ROLE_ARN",
+        "A second role, assumed with `sts:AssumeRole` by the first one (role chaining; it may be in "
+        "another account). The identity check and `ALLOWED_ACCOUNT_IDS` apply to it; AWS caps its "
+        "session at 1 hour.",
+        expects="a role ARN such as arn:aws:iam::210987654321:role/deploy",
+        actions=("assume",),
+    ),
+    Variable(
+        "AWS_CHAINED_EXTERNAL_ID",
+        "The external id the trust policy of `AWS_CHAINED_ROLE_ARN` asks for (`sts:ExternalId`).",
+        expects="2 to 1224 characters of letters, digits and + = , . @ : / _ -",
+        actions=("assume",),
+    ),
+    Variable(
+        "AWS_ROLE_ARN_FOR_KEYS",
+        "With the fallback key (no OIDC): the role the key assumes with `sts:AssumeRole`, instead of "
+        "handing the key itself on.",
+        expects="a role ARN such as arn:aws:iam::123456789012:role/deploy",
+        actions=("assume",),
+    ),
+    Variable(
+        "AWS_EXTERNAL_ID_FOR_KEYS",
+        "The external id the trust policy of `AWS_ROLE_ARN_FOR_KEYS` asks for (`sts:ExternalId`).",
+        expects="2 to 1224 characters of letters, digits and + = , . @ : / _ -",
+        actions=("assume",),
+    ),
+    Variable(
+        "AWS_SESSION_TOKEN",
+        "With a temporary fallback key (`ASIA...`): its session token.",
+        secret=True,
+        expects="the session token of the temporary key in AWS_ACCESS_KEY_ID",
+        actions=("assume",),
+    ),
+    Variable(
+        "AWS_ROLE_SESSION_POLICY_ARNS",
+        "Managed policies (up to 10 ARNs, comma or space separated) that narrow the session, sent as "
+        "`PolicyArns`.",
+        expects="at most 10 IAM policy ARNs such as arn:aws:iam::aws:policy/ReadOnlyAccess",
+        actions=("assume",),
+    ),
+    Variable(
+        "MASK_ACCOUNT_ID",
+        "`true`: every line the pipe prints shows `************` for 12-digit account ids; the files "
+        "keep them.",
+        default="false",
+        pattern=_BOOL,
+        expects="true or false",
+    ),
+    Variable(
+        "AWS_CA_BUNDLE",
+        "The SDK's standard CA bundle (a PEM file): the certificates every AWS and Bitbucket call "
+        "trusts, for a TLS-inspecting proxy.",
+        expects="a path to a PEM file of CA certificates",
+    ),
+    Variable(
+        "HTTPS_PROXY",
+        "The proxy for https URLs (every AWS and Bitbucket call).",
+        expects="a proxy URL such as http://proxy.internal:3128",
+        user=False,
+        environment=True,
+    ),
+    Variable(
+        "https_proxy",
+        "Accepted for `HTTPS_PROXY`; if both are set they must agree.",
+        expects="a proxy URL such as http://proxy.internal:3128",
+        user=False,
+        environment=True,
+    ),
+    Variable(
+        "HTTP_PROXY",
+        "The proxy for http URLs.",
+        expects="a proxy URL such as http://proxy.internal:3128",
+        user=False,
+        environment=True,
+    ),
+    Variable(
+        "http_proxy",
+        "Accepted for `HTTP_PROXY`; if both are set they must agree.",
+        expects="a proxy URL such as http://proxy.internal:3128",
+        user=False,
+        environment=True,
+    ),
+    Variable(
+        "NO_PROXY",
+        "Hosts reached directly: comma separated names (a name covers its subdomains), `host:port`, "
+        "IP addresses or CIDR ranges, or `*`.",
+        expects="hosts separated by commas, such as localhost,169.254.169.254,.internal",
+        user=False,
+        environment=True,
+    ),
+    Variable(
+        "no_proxy",
+        "Accepted for `NO_PROXY`; if both are set they must agree.",
+        expects="hosts separated by commas, such as localhost,169.254.169.254,.internal",
+        user=False,
+        environment=True,
     ),
     Variable(
         "REPORT_DIR",
@@ -396,6 +509,8 @@ BITBUCKET_AUTH = (
     "BITBUCKET_APP_PASSWORD",
 )
 USER_VARIABLES: tuple[Variable, ...] = tuple(v for v in VARIABLES if v.user)
+ENVIRONMENT_VARIABLES: tuple[Variable, ...] = tuple(v for v in VARIABLES if v.environment)
+PROXY_NAMES: tuple[str, ...] = tuple(v.name for v in ENVIRONMENT_VARIABLES)
 SECRET_NAMES: tuple[str, ...] = tuple(v.name for v in VARIABLES if v.secret)
 
 
@@ -416,14 +531,17 @@ def invalid(name: str, value: str | None = None, extra: str = "") -> InputError:
     )
 
 
-def toolkit_schema() -> dict[str, dict[str, object]]:
+def toolkit_schema(present: Collection[str] | None = None) -> dict[str, dict[str, object]]:
     """The Cerberus schema handed to bitbucket-pipes-toolkit's ``Pipe``.
 
     Every value is a string (the toolkit would YAML-parse other types: ``0123...`` account
-    ids would turn into octal numbers), checked by pattern where one applies.
-    """
+    ids would turn into octal numbers), checked by pattern where one applies. ``present``: only
+    the variables the environment holds (the others have no value to check; Cerberus's time
+    grows with the schema, and this is every run's start-up)."""
     schema: dict[str, dict[str, object]] = {}
     for var in VARIABLES:
+        if present is not None and var.name not in present:
+            continue
         rule: dict[str, object] = {"type": "string", "required": False, "nullable": True}
         if var.pattern:
             rule["regex"] = var.pattern

@@ -40,6 +40,28 @@ class RoleArn:
 
 
 @dataclass(frozen=True)
+class Hop:
+    """One sts:AssumeRole after the first credentials: AWS_ROLE_ARN_FOR_KEYS (the fallback key's
+    role) or AWS_CHAINED_ROLE_ARN (role chaining), named by ``variable``."""
+
+    role: RoleArn
+    external_id: str | None
+    variable: str
+
+    @property
+    def external_id_variable(self) -> str:
+        return (
+            "AWS_CHAINED_EXTERNAL_ID"
+            if self.variable == "AWS_CHAINED_ROLE_ARN"
+            else "AWS_EXTERNAL_ID_FOR_KEYS"
+        )
+
+
+# AWS caps a session assumed by a role session (role chaining) at one hour.
+CHAINED_MAX_SECONDS = 3600
+
+
+@dataclass(frozen=True)
 class Identity:
     account: str
     arn: str
@@ -67,6 +89,7 @@ def assume_role_with_web_identity(
     session_policy: str | None,
     retry_timeout: int,
     now: float,
+    policy_arns: tuple[str, ...] = (),
 ) -> Mapping[str, Any]:
     """The ``Credentials`` block of STS's answer (``credentials.Credentials.from_sts`` reads it)."""
     params: dict[str, Any] = {
@@ -74,9 +97,8 @@ def assume_role_with_web_identity(
         "RoleSessionName": session_name,
         "WebIdentityToken": token,
         "DurationSeconds": duration_seconds,
+        **_policies(session_policy, policy_arns),
     }
-    if session_policy:
-        params["Policy"] = session_policy
     try:
         answer = call(
             lambda: client.assume_role_with_web_identity(**params),
@@ -91,6 +113,77 @@ def assume_role_with_web_identity(
         raise _assume_error(exc, role=role, claims=claims, now=now) from None
     block: Mapping[str, Any] = answer["Credentials"]
     return block
+
+
+def _policies(session_policy: str | None, policy_arns: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if session_policy:
+        params["Policy"] = session_policy
+    if policy_arns:
+        params["PolicyArns"] = [{"arn": arn} for arn in policy_arns]
+    return params
+
+
+def assume_role(
+    client: Any,
+    *,
+    hop: Hop,
+    caller: str,
+    session_name: str,
+    duration_seconds: int,
+    session_policy: str | None,
+    policy_arns: tuple[str, ...],
+    retry_timeout: int,
+) -> Mapping[str, Any]:
+    """sts:AssumeRole into ``hop.role`` with the client's credentials (``caller`` says whose, for
+    the messages): the ``Credentials`` block of STS's answer."""
+    params: dict[str, Any] = {
+        "RoleArn": hop.role.arn,
+        "RoleSessionName": session_name,
+        "DurationSeconds": duration_seconds,
+        **_policies(session_policy, policy_arns),
+    }
+    if hop.external_id:
+        params["ExternalId"] = hop.external_id
+    try:
+        answer = call(
+            lambda: client.assume_role(**params),
+            what=f"AssumeRole into {hop.role.arn} on STS in {client.meta.region_name}",
+            timeout=retry_timeout,
+            hint="Re-run the step.",
+        )
+    except _client_error() as exc:
+        raise _assume_role_error(exc, hop=hop, caller=caller) from None
+    block: Mapping[str, Any] = answer["Credentials"]
+    return block
+
+
+def _assume_role_error(exc: Exception, *, hop: Hop, caller: str) -> PipeError:
+    code, message = aws_error(exc)
+    aws = f"({code}: {message})" if message else f"({code})"
+    if code == "AccessDenied":
+        condition = (
+            f", with the condition sts:ExternalId equal to {hop.external_id_variable}"
+            if hop.external_id
+            else f" (and sts:ExternalId, when it asks for one: set {hop.external_id_variable})"
+        )
+        return AuthError(
+            code,
+            f"AWS refused to let {caller} assume {hop.role.arn} ({hop.variable}) {aws}",
+            f"Let {caller} in: the trust policy of {hop.role.arn} must allow sts:AssumeRole for it"
+            f"{condition}, and its own policies must allow sts:AssumeRole on {hop.role.arn}.",
+        )
+    if code == "ValidationError" and "chaining" in message.lower():
+        return InputError(
+            "AWS_ROLE_DURATION_SECONDS",
+            f"AWS refused the session's duration for {hop.role.arn} {aws}",
+            "AWS caps a session assumed by a role session at 3600 seconds: lower AWS_ROLE_DURATION_SECONDS.",
+        )
+    if code in ("ValidationError", "PackedPolicyTooLarge", "MalformedPolicyDocument"):
+        return _request_error(code, message, aws, hop.role, variable=hop.variable)
+    if code in THROTTLING:
+        return AuthError(code, f"AWS kept throttling AssumeRole {aws}", "Re-run the step in a minute.")
+    return AuthError(code, f"AssumeRole into {hop.role.arn} failed {aws}", f"Check {hop.variable}.")
 
 
 def _assume_error(exc: Exception, *, role: RoleArn, claims: oidc.TokenClaims, now: float) -> PipeError:
@@ -165,19 +258,23 @@ def _clock_difference(message: str, claims: oidc.TokenClaims, now: float) -> str
     return f"; AWS's clock is {abs(skew)}s {'ahead of' if skew >= 0 else 'behind'} this machine's"
 
 
-def _request_error(code: str, message: str, aws: str, role: RoleArn) -> PipeError:
+def _request_error(
+    code: str, message: str, aws: str, role: RoleArn, variable: str = "AWS_OIDC_ROLE_ARN"
+) -> PipeError:
     """A refusal of the request's parameters, of the region, or throttling."""
     if code == "ValidationError":
         lowered = message.lower()
         if "durationseconds" in lowered:
-            variable = "AWS_ROLE_DURATION_SECONDS"
             hint = "Lower AWS_ROLE_DURATION_SECONDS, or raise the role's MaxSessionDuration."
+            variable = "AWS_ROLE_DURATION_SECONDS"
         elif "rolesessionname" in lowered:
             variable, hint = "AWS_ROLE_SESSION_NAME", "Change AWS_ROLE_SESSION_NAME."
+        elif "policyarns" in lowered or "policy arn" in lowered:
+            variable, hint = "AWS_ROLE_SESSION_POLICY_ARNS", "Fix AWS_ROLE_SESSION_POLICY_ARNS."
         elif "policy" in lowered:
             variable, hint = "AWS_ROLE_SESSION_POLICY", "Fix AWS_ROLE_SESSION_POLICY."
         else:
-            variable, hint = "AWS_OIDC_ROLE_ARN", "Check AWS_OIDC_ROLE_ARN and the other role variables."
+            hint = f"Check {variable} and the other role variables."
         return InputError(variable, f"AWS refused the request {aws}", hint)
     if code in ("PackedPolicyTooLarge", "MalformedPolicyDocument"):
         return InputError(

@@ -1,6 +1,7 @@
 """pytest plugin: after the whole run, look for every secret the stand-ins minted (OIDC tokens,
 secret keys, session tokens) in every output the pipe produced and every file it left,
-except the credentials files themselves. Any hit fails the run."""
+except the credentials files themselves (and the token file of CREDENTIALS_MODE=web-identity).
+Any hit fails the run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.standins import registry
 
 CAPTURED: list[tuple[str, str]] = []
 SCAN_DIRS: list[Path] = []
-ALLOWED_FILES = frozenset({"credentials.env", "credentials"})
+ALLOWED_FILES = frozenset({"credentials.env", "credentials", "web-identity-token"})
 _summary: list[str] = []
 
 

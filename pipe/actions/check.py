@@ -93,7 +93,7 @@ def _token(settings: Settings, report: CheckReport, now: float) -> None:
             f"{problem[0].upper()}{problem[1:]}: the check does not fetch keys from it, and cannot vouch for this token",
             "Use the step's own token: add `oidc: true` to the step and do not set BITBUCKET_STEP_OIDC_TOKEN yourself.",
         )
-    verified, how = oidc.verify_signature(token, claims, settings.bitbucket_url)
+    verified, how = oidc.verify_signature(token, claims, settings.bitbucket_url, network=settings.network)
     report.facts["signature"] = how
     if verified is False:
         report.add(

@@ -24,16 +24,18 @@ from pipe.schema import (
     BY_NAME,
     CREDENTIALS_SUBDIR,
     IMPLEMENTED_ACTIONS,
+    PROXY_NAMES,
     REPORTS_SUBDIR,
     SHARED_STORAGE_SUFFIX,
     default,
     invalid,
 )
-from pipe.sts import RoleArn
+from pipe.sts import Hop, RoleArn
 
 if TYPE_CHECKING:
     from pipe.config.check import CheckSettings
     from pipe.config.rotation import RotationSettings
+    from pipe.network import Network
 
 REPORT_FILES = ("rotation.json", "oidc-check.json", "oidc-check.md")
 
@@ -67,11 +69,23 @@ class Settings:
     repo_slug: str
     check: CheckSettings
     rotation: RotationSettings | None  # rotate and sync
+    # The assume block (issue 11).
+    hops: tuple[Hop, ...] = ()  # sts:AssumeRole after the first credentials, in order
+    session_policy_arns: tuple[str, ...] = ()
+    credentials_mode: str = "session"  # or "web-identity"
+    mask_account_id: bool = False
+    network: Network | None = None  # proxies and CA bundle; None: the SDKs' defaults
+    warnings: tuple[str, ...] = ()  # printed before the action runs
+
+    @property
+    def final_role(self) -> RoleArn | None:
+        """The role whose session is handed on (None: the fallback key itself)."""
+        return self.hops[-1].role if self.hops else self.role
 
     def secrets(self) -> tuple[str, ...]:
         values = [self.token]
         if self.access_key:
-            values.append(self.access_key.secret_access_key)
+            values.extend(self.access_key.secrets())
         values.extend(self.bitbucket_auth.values())
         return tuple(v for v in values if v)
 
@@ -129,7 +143,7 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
     if action == "check":
         chosen, warning, key = route.for_check(values)
     else:
-        chosen, warning, key = route.choose(values, require_oidc)
+        chosen, warning, key = route.choose(values, require_oidc, temporary=action == "assume")
     if action == "rotate" and chosen is Route.OIDC and rotation and not rotation.user_name:
         raise InputError(
             "IAM_USER_NAME",
@@ -137,7 +151,14 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
             "Set IAM_USER_NAME to the user whose key is rotated (it defaults to the key's own user only "
             "when the pipe runs with that key).",
         )
-    role, claims, token = _oidc(values, chosen, partition, allowed)
+    role, claims, token = _oidc(values, chosen, partition)
+    hops = route.hops(values, chosen, partition, assume=action == "assume")
+    _allowed(allowed, hops[-1] if hops else None, role)
+    arns = fields.policy_arns(values, partition)
+    mode = fields.credentials_mode(values)
+    notes = _ignored(values, action)
+    mode, more = _mode_notes(mode, action, chosen=chosen, hops=hops, policy=policy, arns=arns)
+    notes += more
     return Settings(
         action=action,
         region=region,
@@ -166,6 +187,12 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
         repo_slug=values.get("BITBUCKET_REPO_SLUG", ""),
         check=check.load(values, cwd),
         rotation=rotation,
+        hops=hops,
+        session_policy_arns=arns,
+        credentials_mode=mode,
+        mask_account_id=fields.boolean(values, "MASK_ACCOUNT_ID"),
+        network=_network(values, cwd),
+        warnings=tuple(notes),
     )
 
 
@@ -179,20 +206,85 @@ def _rotation(values: Mapping[str, str], action: str, cwd: Path, clone_dir: Path
 
 
 def _oidc(
-    values: Mapping[str, str], chosen: Route, partition: str, allowed: frozenset[str]
+    values: Mapping[str, str], chosen: Route, partition: str
 ) -> tuple[RoleArn | None, oidc.TokenClaims | None, str | None]:
     """The role, the token's claims and the token, on the OIDC route."""
     if chosen is not Route.OIDC:
         return None, None, None
     role = fields.role(values["AWS_OIDC_ROLE_ARN"], partition)
-    if allowed and role.account not in allowed:
-        raise InputError(
-            "ALLOWED_ACCOUNT_IDS",
-            f"AWS_OIDC_ROLE_ARN is in account {role.account}, which ALLOWED_ACCOUNT_IDS does not list",
-            "Use a role in an allowed account, or add the account to ALLOWED_ACCOUNT_IDS.",
-        )
     token = fields.token(values)
     return role, (oidc.decode(token) if token else None), token
+
+
+def _allowed(allowed: frozenset[str], last: Hop | None, role: RoleArn | None) -> None:
+    """The role whose session is handed on (the last hop's, else AWS_OIDC_ROLE_ARN) must be in
+    an allowed account: checked before any call, and the identity again after GetCallerIdentity."""
+    variable, final = (last.variable, last.role) if last else ("AWS_OIDC_ROLE_ARN", role)
+    if allowed and final and final.account not in allowed:
+        raise InputError(
+            "ALLOWED_ACCOUNT_IDS",
+            f"{variable} is in account {final.account}, which ALLOWED_ACCOUNT_IDS does not list",
+            "Use a role in an allowed account, or add the account to ALLOWED_ACCOUNT_IDS.",
+        )
+
+
+def _ignored(values: Mapping[str, str], action: str) -> list[str]:
+    """A warning naming the pipe's variables that are set but that this action does not read."""
+    names = [
+        name
+        for name in values
+        if name in BY_NAME and BY_NAME[name].user and action not in BY_NAME[name].actions
+    ]
+    if not names:
+        return []
+    verb = "is" if len(names) == 1 else "are"
+    return [f"{', '.join(names)} {verb} not read by ACTION={action}: ignored."]
+
+
+def _mode_notes(
+    mode: str,
+    action: str,
+    *,
+    chosen: Route,
+    hops: tuple[Hop, ...],
+    policy: str | None,
+    arns: tuple[str, ...],
+) -> tuple[str, list[str]]:
+    """CREDENTIALS_MODE as this run can honour it, and what to say about the session policies.
+    The SDK's profile cannot carry a session policy: with web-identity, the sessions the SDK
+    makes itself would have the role's whole permissions, so the two are refused together."""
+    notes: list[str] = []
+    if action != "assume":
+        return "session", notes
+    if mode == "web-identity" and chosen is not Route.OIDC:
+        notes.append(
+            "CREDENTIALS_MODE=web-identity needs the step's OIDC token; this step uses the fallback key, "
+            "so it hands on a session. To use OIDC, add `oidc: true` to the step."
+        )
+        mode = "session"
+    if mode == "web-identity" and (policy or arns):
+        name = "AWS_ROLE_SESSION_POLICY" if policy else "AWS_ROLE_SESSION_POLICY_ARNS"
+        raise InputError(
+            "CREDENTIALS_MODE",
+            f"CREDENTIALS_MODE=web-identity cannot narrow the SDK's own sessions with {name}: "
+            "the AWS SDKs' profiles have no setting for session policies",
+            f"Remove {name}, or use CREDENTIALS_MODE=session.",
+        )
+    if chosen is Route.ACCESS_KEY and not hops and (policy or arns):
+        notes.append(
+            "AWS_ROLE_SESSION_POLICY and AWS_ROLE_SESSION_POLICY_ARNS narrow a role's session: they have no "
+            "effect on the fallback key itself (set AWS_ROLE_ARN_FOR_KEYS to assume a role with it)."
+        )
+    return mode, notes
+
+
+def _network(values: Mapping[str, str], cwd: Path) -> Network | None:
+    """Proxies and the CA bundle, parsed only when one is set (start-up time of `assume`)."""
+    if not any(values.get(name) for name in (*PROXY_NAMES, "AWS_CA_BUNDLE")):
+        return None
+    from pipe.config import network
+
+    return network.load(values, cwd)
 
 
 def _places(values: Mapping[str, str], action: str, cwd: Path) -> tuple[Path, Path, Path]:

@@ -28,6 +28,16 @@ from pipe.urls import check_api_url
 _REGION = re.compile(r"\A[a-z]{2}(-[a-z]+)+-\d{1,2}\Z", re.ASCII)
 SESSION_NAME = re.compile(r"\A[\w+=,.@-]{2,64}\Z", re.ASCII)
 ACCESS_KEY_ID = re.compile(r"\AAKIA[A-Z0-9]{16}\Z", re.ASCII)
+TEMPORARY_KEY_ID = re.compile(r"\AASIA[A-Z0-9]{16}\Z", re.ASCII)
+# sts:AssumeRole's ExternalId (botocore's model: 2-1224 characters of [\w+=,.@:/-]).
+_EXTERNAL_ID = re.compile(r"\A[\w+=,.@:/-]{2,1224}\Z", re.ASCII)
+# A managed policy: AWS's own (account "aws") or an account's, with an optional path.
+_POLICY_ARN = re.compile(
+    r"\Aarn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(aws|\d{12}):policy/[\w+=,.@/-]{1,1024}\Z",
+    re.ASCII,
+)
+MAX_POLICY_ARNS = 10  # AWS's limit on PolicyArns
+CREDENTIALS_MODES = ("session", "web-identity")
 _ACCOUNT_ID = re.compile(r"\A\d{12}\Z", re.ASCII)
 _NUMBER = re.compile(r"\A[0-9]{1,12}\Z", re.ASCII)
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}")
@@ -93,17 +103,53 @@ def region(values: Mapping[str, str | None]) -> str:
     return chosen
 
 
-def role(value: str, partition: str) -> RoleArn:
+def role(value: str, partition: str, name: str = "AWS_OIDC_ROLE_ARN") -> RoleArn:
     parsed = RoleArn.parse(value)
     if parsed is None:
-        raise invalid("AWS_OIDC_ROLE_ARN", value)
+        raise invalid(name, value)
     if parsed.partition != partition:
         raise InputError(
-            "AWS_OIDC_ROLE_ARN",
-            f"AWS_OIDC_ROLE_ARN is in partition {parsed.partition} but the region is in {partition}",
+            name,
+            f"{name} is in partition {parsed.partition} but the region is in {partition}",
             "Use a region of the role's partition in AWS_DEFAULT_REGION, or the right role ARN.",
         )
     return parsed
+
+
+def external_id(values: Mapping[str, str], name: str) -> str | None:
+    value = values.get(name)
+    if value is not None and not _EXTERNAL_ID.match(value):
+        raise invalid(name, value)
+    return value
+
+
+def policy_arns(values: Mapping[str, str], partition: str) -> tuple[str, ...]:
+    """AWS_ROLE_SESSION_POLICY_ARNS: at most 10 managed policy ARNs of the region's partition,
+    each once, in the order given."""
+    name = "AWS_ROLE_SESSION_POLICY_ARNS"
+    value = values.get(name)
+    arns = [part for part in re.split(r"[\s,]+", value or "") if part]
+    for arn in arns:
+        match = _POLICY_ARN.match(arn)
+        if not match:
+            raise invalid(name, value, f"{shown(arn)} is not a managed policy ARN")
+        if match.group(1) != partition:
+            raise invalid(
+                name, value, f"{shown(arn)} is in partition {match.group(1)}, the region in {partition}"
+            )
+    if len(arns) > MAX_POLICY_ARNS:
+        raise invalid(name, None, f"{len(arns)} policies; AWS takes at most {MAX_POLICY_ARNS}")
+    if len(set(arns)) != len(arns):
+        raise invalid(name, None, "a policy is named twice")
+    return tuple(arns)
+
+
+def credentials_mode(values: Mapping[str, str]) -> str:
+    raw = values.get("CREDENTIALS_MODE")
+    mode = (raw or default("CREDENTIALS_MODE")).lower()
+    if mode not in CREDENTIALS_MODES:
+        raise invalid("CREDENTIALS_MODE", raw)
+    return mode
 
 
 def _no_constant(name: str) -> object:

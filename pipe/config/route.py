@@ -6,26 +6,74 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipe import oidc
-from pipe.config.fields import ACCESS_KEY_ID
+from pipe.config import fields
+from pipe.config.fields import ACCESS_KEY_ID, TEMPORARY_KEY_ID
 from pipe.credentials import Credentials, Route
 from pipe.errors import InputError
 from pipe.schema import invalid
+from pipe.sts import Hop
 
 _NO_TOKEN = "this step has no OIDC token"
 _ENABLE = "add `oidc: true` to the step"
 
 
-def fallback_key(values: Mapping[str, str | None]) -> Credentials | None:
-    """AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, both or neither."""
+def fallback_key(values: Mapping[str, str | None], temporary: bool = False) -> Credentials | None:
+    """AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, both or neither. ``temporary`` (assume): a
+    temporary key (ASIA...) with its AWS_SESSION_TOKEN is accepted too."""
     key_id, secret = values.get("AWS_ACCESS_KEY_ID"), values.get("AWS_SECRET_ACCESS_KEY")
+    token = values.get("AWS_SESSION_TOKEN") if temporary else None
     if bool(key_id) != bool(secret):
         missing = "AWS_SECRET_ACCESS_KEY" if key_id else "AWS_ACCESS_KEY_ID"
         raise InputError(missing, f"{missing} is missing", "Set both fallback key variables, or neither.")
     if not (key_id and secret):
+        if token:
+            raise InputError(
+                "AWS_SESSION_TOKEN",
+                "AWS_SESSION_TOKEN is set without AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                "Set the temporary key it belongs to, or remove AWS_SESSION_TOKEN.",
+            )
         return None
+    if temporary and TEMPORARY_KEY_ID.match(key_id):
+        if not token:
+            raise InputError(
+                "AWS_SESSION_TOKEN",
+                "AWS_ACCESS_KEY_ID is a temporary key (ASIA...) but AWS_SESSION_TOKEN is not set",
+                "Set AWS_SESSION_TOKEN to the key's session token.",
+            )
+        return Credentials(key_id, secret, token)
     if not ACCESS_KEY_ID.match(key_id):
         raise invalid("AWS_ACCESS_KEY_ID", key_id)
+    if token:
+        raise InputError(
+            "AWS_SESSION_TOKEN",
+            "AWS_SESSION_TOKEN goes with a temporary key (ASIA...), and AWS_ACCESS_KEY_ID is a long-lived key",
+            "Remove AWS_SESSION_TOKEN, or give the temporary key it belongs to.",
+        )
     return Credentials(key_id, secret)
+
+
+def hops(values: Mapping[str, str], chosen: Route, partition: str, assume: bool) -> tuple[Hop, ...]:
+    """The sts:AssumeRole hops after the first credentials: AWS_ROLE_ARN_FOR_KEYS (the fallback
+    key's role), then AWS_CHAINED_ROLE_ARN. Validated whatever the action; used by assume only."""
+    found: list[Hop] = []
+    for role_name, id_name, route in (
+        ("AWS_ROLE_ARN_FOR_KEYS", "AWS_EXTERNAL_ID_FOR_KEYS", Route.ACCESS_KEY),
+        ("AWS_CHAINED_ROLE_ARN", "AWS_CHAINED_EXTERNAL_ID", None),
+    ):
+        external_id = fields.external_id(values, id_name)
+        arn = values.get(role_name)
+        if not arn:
+            if external_id:
+                raise InputError(
+                    id_name,
+                    f"{id_name} is set but {role_name} is not",
+                    f"Set {role_name}, or remove {id_name}.",
+                )
+            continue
+        role = fields.role(arn, partition, role_name)
+        if assume and route in (None, chosen):
+            found.append(Hop(role, external_id, role_name))
+    return tuple(found)
 
 
 def for_check(values: Mapping[str, str]) -> tuple[Route, str, Credentials | None]:
@@ -40,10 +88,12 @@ def for_check(values: Mapping[str, str]) -> tuple[Route, str, Credentials | None
     return Route.OIDC, "", fallback_key(values)
 
 
-def choose(values: Mapping[str, str | None], require_oidc: bool) -> tuple[Route, str, Credentials | None]:
+def choose(
+    values: Mapping[str, str | None], require_oidc: bool, temporary: bool = False
+) -> tuple[Route, str, Credentials | None]:
     """(route, the fallback's warning, the fallback key). OIDC when the step has a token and a
     role is given; else the fallback key, unless REQUIRE_OIDC=true or there is none."""
-    key = fallback_key(values)
+    key = fallback_key(values, temporary)
     token = values.get(oidc.TOKEN_VARIABLE)
     role = values.get("AWS_OIDC_ROLE_ARN")
     if token and role:

@@ -18,6 +18,9 @@ moto accepts any web identity token and any access key. The front, in front of m
 - records what each AssumeRole* call asked for (`assume_calls`: the role, the session name,
   the session `Policy` and `PolicyArns`, the duration, the external id).
 - refuses long-lived access keys (AKIA...) that do not exist or are inactive.
+- a test knob, `session_lifetime`: AssumeRole* sessions then end that many seconds after they
+  are issued (the answer's Expiration says so), and the front refuses their keys afterwards
+  with `ExpiredToken`, as STS does, so the SDK's refresh shows within seconds.
 - injects faults by action: AWS errors, dropped connections, delays, another identity.
 - records every secret that passes through it (for the leak check) and every request.
 
@@ -59,6 +62,7 @@ STUB_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "te
 _STATUS = {
     "AccessDenied": 403,
     "InvalidClientTokenId": 403,
+    "ExpiredToken": 403,
     "InternalFailure": 500,
     "ServiceUnavailable": 503,
 }
@@ -141,6 +145,9 @@ class AwsStandIn:
         self.assume_calls: list[dict[str, Any]] = []
         self.catalog = catalog()
         self.interrupter: Interrupter | None = None
+        # Test knob: sessions issued by AssumeRole* end this many seconds later (None: as asked).
+        self.session_lifetime: float | None = None
+        self.session_ends: dict[str, float] = {}  # session key id -> when the front refuses it
         self._server = Server(self._handle)
 
     def start(self) -> AwsStandIn:
@@ -186,6 +193,7 @@ class AwsStandIn:
             self.assume_calls.clear()
             self.clock_offset = 0.0
             self.new_key_delay = 0.0
+            self.session_lifetime = None
 
     def age(self, key_id: str, days: float, last_used_days_ago: float | None = None) -> None:
         """Make a key ``days`` old, and last used that many days ago (or never), in moto's own
@@ -273,6 +281,9 @@ class AwsStandIn:
             asked = {k: v for k, v in call.params.items() if k != "WebIdentityToken"}
             with self._lock:
                 self.assume_calls.append({"Action": call.operation.name, **asked})
+        expired = self._expired_session(key_id)
+        if expired:
+            return expired
         if key_id.startswith("AKIA"):
             young = time.time() < self.created.get(key_id, 0) + self.new_key_delay
             if young or not self._key_active(key_id):
@@ -297,11 +308,33 @@ class AwsStandIn:
             if created and secret:
                 self.created[created.group(1).decode()] = time.time()
                 self.issued[created.group(1).decode()] = secret.group(1).decode()
+        if action in ("AssumeRoleWithWebIdentity", "AssumeRole") and response.status == 200:
+            self._shorten_session(response)
         if action in ("AssumeRoleWithWebIdentity", "AssumeRole", "CreateAccessKey", "GetSessionToken"):
             registry.record(*(m.group(2).decode() for m in _SECRET_TAGS.finditer(response.body)))
         if fault and fault.kind == "identity":
             response.body = re.sub(rb"<Arn>[^<]*</Arn>", f"<Arn>{fault.arn}</Arn>".encode(), response.body)
         return response
+
+    def _shorten_session(self, response: Response) -> None:
+        """With `session_lifetime`: the session ends that many seconds from now."""
+        if self.session_lifetime is None:
+            return
+        ends = time.time() + self.session_lifetime
+        stamp = datetime.fromtimestamp(ends, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        response.body = re.sub(
+            rb"<Expiration>[^<]*</Expiration>", f"<Expiration>{stamp}</Expiration>".encode(), response.body
+        )
+        key = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", response.body)
+        if key:
+            with self._lock:
+                self.session_ends[key.group(1).decode()] = ends
+
+    def _expired_session(self, key_id: str) -> Response | None:
+        ends = self.session_ends.get(key_id)
+        if ends is not None and time.time() >= ends:
+            return error_response("ExpiredToken", "The security token included in the request is expired")
+        return None
 
     def _forward(self, request: Request) -> Response:
         target = urlparse(self.moto_url)

@@ -168,50 +168,64 @@ def test_assume_start_up_reads_the_token_without_pyjwt_or_cryptography(tmp_path:
     assert out.stdout.strip() == "[]", out.stderr
 
 
-def test_assume_start_up_imports_no_other_action(tmp_path: Path) -> None:
-    """`assume` is every run's path: the entry point, the settings, the clients and the action
-    import nothing of check, rotate or sync (the Bitbucket client, the rotation, the stores,
-    the reports, the trust-policy evaluator), nor PyJWT and cryptography."""
-    script = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from pipe import __main__ as entry, config\n"
-        "from pipe.actions import get\n"
-        "from pipe.aws import Clients\n"
-        "from pipe.console import Console\n"
-        "env = {'AWS_DEFAULT_REGION': 'eu-west-1', 'AWS_OIDC_ROLE_ARN': sys.argv[2],\n"
-        "       'BITBUCKET_STEP_OIDC_TOKEN': sys.argv[1], 'BITBUCKET_API_URL': 'https://api.bitbucket.org/2.0'}\n"
-        "s = config.load(entry.read_variables(env), cwd=Path('.'), now=0)\n"
-        "get(s.action)\n"
-        "Clients.for_settings(s, Console())\n"
-        "assert s.action == 'assume' and 'pipe.actions.assume' in sys.modules\n"
-        "loaded = [m for m in sys.modules if m.split('.')[0] in ('pipe', 'jwt', 'cryptography')]\n"
-        "print(sorted(m for m in loaded if m.startswith(tuple(sys.argv[3:]))))\n"
-    )
-    unwanted = (
-        "jwt",
-        "cryptography",
-        "pipe.bitbucket",
-        "pipe.legacy",
-        "pipe.trust_policy",
-        "pipe.report",
-        "pipe.rotation",
-        "pipe.stores",
-        "pipe.profile",
-        "pipe.config.rotation",
-        "pipe.actions.check",
-        "pipe.actions.rotate",
-        "pipe.actions.sync",
-    )
+START_UP = (
+    "import sys, json\n"
+    "from pathlib import Path\n"
+    "from pipe import __main__ as entry, config\n"
+    "from pipe.actions import get\n"
+    "from pipe.aws import Clients\n"
+    "from pipe.console import Console\n"
+    "env = {'AWS_DEFAULT_REGION': 'eu-west-1', 'AWS_OIDC_ROLE_ARN': sys.argv[2],\n"
+    "       'BITBUCKET_STEP_OIDC_TOKEN': sys.argv[1], 'BITBUCKET_API_URL': 'https://api.bitbucket.org/2.0',\n"
+    "       'BITBUCKET_BRANCH': 'main', 'BITBUCKET_REPO_UUID': '{r}', 'PATH': '/bin', 'HOSTNAME': 'runner'}\n"
+    "env.update(json.loads(sys.argv[3]))\n"
+    "console = Console()\n"
+    "entry._secrets_and_masks(env, console)\n"  # what main() does first
+    "entry.misspelt(env, console)\n"
+    "s = config.load(entry.read_variables(env), cwd=Path('.'), now=0)\n"
+    "get(s.action)\n"
+    "Clients.for_settings(s, console).aws.client('sts')\n"
+    "assert s.action == 'assume' and 'pipe.actions.assume' in sys.modules\n"
+    "loaded = [m for m in sys.modules if m.split('.')[0] in ('pipe', 'jwt', 'cryptography', 'difflib')]\n"
+    "print(json.dumps(sorted(m for m in loaded if m.startswith(tuple(sys.argv[4:])))))\n"
+)
+# What a run of `assume` that sets none of the other actions' or issue 11's variables must not
+# import: check, rotate and sync (the Bitbucket client, the rotation, the stores, the reports,
+# the trust-policy evaluator), PyJWT and cryptography, and what the proxies and the misspelt
+# names need (pipe.network, pipe.config.network, difflib).
+UNWANTED = (
+    "jwt",
+    "cryptography",
+    "pipe.bitbucket",
+    "pipe.legacy",
+    "pipe.trust_policy",
+    "pipe.report",
+    "pipe.rotation",
+    "pipe.stores",
+    "pipe.profile",
+    "pipe.config.rotation",
+    "pipe.actions.check",
+    "pipe.actions.rotate",
+    "pipe.actions.sync",
+    "pipe.network",
+    "pipe.config.network",
+    "difflib",
+)
+
+
+def start_up_imports(tmp_path: Path, extra: dict[str, str]) -> list[str]:
+    import json
+
     out = subprocess.run(
         [
             sys.executable,
             "-I",
             "-c",
-            script,
+            START_UP,
             token(exp=1_700_000_000),
             "arn:aws:iam::123456789012:role/r",
-            *unwanted,
+            json.dumps(extra),
+            *UNWANTED,
         ],
         capture_output=True,
         text=True,
@@ -219,4 +233,18 @@ def test_assume_start_up_imports_no_other_action(tmp_path: Path) -> None:
         cwd=tmp_path,
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
     )
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    found: list[str] = json.loads(out.stdout.splitlines()[-1])  # after the warnings the console printed
+    return found
+
+
+def test_assume_start_up_imports_no_other_action(tmp_path: Path) -> None:
+    """`assume` is every run's path: the entry point, the settings, the clients and the action
+    import nothing of the other actions, nor what unused features need (UNWANTED)."""
+    assert start_up_imports(tmp_path, {}) == []
+
+
+def test_the_start_up_check_sees_the_features_when_they_are_used(tmp_path: Path) -> None:
+    """The same check, with a proxy and a misspelt name: their modules are imported then, so the
+    check above can fail."""
+    used = start_up_imports(tmp_path, {"HTTPS_PROXY": "http://127.0.0.1:3128", "AWS_OIDC_ROLE_ARM": "x"})
+    assert {"pipe.network", "pipe.config.network", "difflib"} <= set(used)

@@ -9,7 +9,11 @@ the variables its actions read (the schema's `actions`):
   REPORT_DIR or the Bitbucket access, is in both pages.
 
 Each row carries the schema's default and "Read by" (the implemented actions that read it,
-"every action" for all of them), in the schema's order. Every check is a function of the
+"every action" for all of them), in the schema's order.
+
+The runner's proxy variables (the schema's `environment` ones: HTTPS_PROXY and the others) are
+not the pipe's: they are in no variables table and not in pipe.yml, but the README's table of
+environment variables lists every one of them, and YAML examples may pass them. Every check is a function of the
 repository root returning its problems, so the tests at the end can break a copy of the docs
 and see each check fail.
 """
@@ -293,7 +297,7 @@ def problems_examples(root: Path) -> list[str]:
     """YAML examples (commented-out `# NAME:` lines too) and `docker run -e NAME` set only
     variables the pipe knows; each page shows the pipe in use at least once."""
     problems = []
-    users = {v.name for v in schema.USER_VARIABLES}
+    users = {v.name for v in schema.USER_VARIABLES} | {v.name for v in schema.ENVIRONMENT_VARIABLES}
     uses: dict[str, int] = {}
     for where, block in yaml_examples(root):
         uncommented = re.sub(r"^(\s*)# ([A-Z][A-Z0-9_]*: )", r"\1\2", block, flags=re.MULTILINE)
@@ -326,6 +330,22 @@ def problems_bitbucket_variables(root: Path) -> list[str]:
         for v in schema.VARIABLES
         if not v.user and f"`{v.name}`" not in text
     ]
+
+
+def problems_environment(root: Path) -> list[str]:
+    """The README's table headed "Environment variable" names each environment variable of the
+    schema (both forms of one, in its first column), and nothing else."""
+    text = (root / "README.md").read_text()
+    found = [t for t in tables(text) if t.header and t.header[0] == "Environment variable"]
+    if len(found) != 1:
+        return [f"README.md: {len(found)} tables headed 'Environment variable'; expected one"]
+    named = [name for row in found[0].rows for name in re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", row[0])]
+    want = [v.name for v in schema.ENVIRONMENT_VARIABLES]
+    if sorted(named) != sorted(want):
+        return [
+            f"README.md: the environment variables table names {sorted(named)}; the schema has {sorted(want)}"
+        ]
+    return []
 
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -376,6 +396,7 @@ CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "tables": problems_tables,
     "examples": problems_examples,
     "bitbucket": problems_bitbucket_variables,
+    "environment": problems_environment,
     "links": problems_links,
     "support": problems_support_and_license,
 }
@@ -424,7 +445,7 @@ BREAKAGES = [
         "tables",
         "docs/design.md",
         "## Decisions\n",
-        "## Decisions\n\n| Variable | Default |\n|---|---|\n| `AWS_SESSION_TOKEN` | |\n",
+        "## Decisions\n\n| Variable | Default |\n|---|---|\n| `HTTPS_PROXY` | |\n",
     ),
     ("tables", "docs/rotate.md", "| `none` | no store;", "| `none` | no | store;"),
     ("examples", "README.md", "          # DEBUG: '<boolean>'", "          # DEBUGGING: '<boolean>'"),
@@ -437,6 +458,8 @@ BREAKAGES = [
     ("examples", "docs/rotate.md", "-e FORCE_ROTATE=true", "-e FORCE=true"),
     ("bitbucket", "README.md", "`BITBUCKET_COMMIT`", "the commit"),
     ("bitbucket", "README.md", "`BITBUCKET_CLONE_DIR` and", "the clone directory and"),
+    ("environment", "README.md", "| `NO_PROXY` (or `no_proxy`) |", "| `NO_PROXY` |"),
+    ("examples", "README.md", "    HTTPS_PROXY: $HTTPS_PROXY", "    HTTPS_PROXI: $HTTPS_PROXY"),
     ("links", "README.md", "](docs/check.md)", "](docs/checks.md)"),
     ("links", "README.md", "](docs/check.md#permissions)", "](docs/check.md#permission)"),
     ("links", "docs/check.md", "(../README.md#prerequisites)", "(README.md#prerequisites)"),
