@@ -32,10 +32,11 @@ from pipe.schema import (
 from pipe.sts import RoleArn
 
 if TYPE_CHECKING:
+    from pipe.config.audit import AuditSettings
     from pipe.config.check import CheckSettings
     from pipe.config.rotation import RotationSettings
 
-REPORT_FILES = ("rotation.json", "oidc-check.json", "oidc-check.md")
+REPORT_FILES = ("rotation.json", "oidc-check.json", "oidc-check.md", "audit.json", "audit.md")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Settings:
     repo_slug: str
     check: CheckSettings
     rotation: RotationSettings | None  # rotate and sync
+    audit: AuditSettings | None = None  # audit
 
     def secrets(self) -> tuple[str, ...]:
         values = [self.token]
@@ -166,6 +168,7 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
         repo_slug=values.get("BITBUCKET_REPO_SLUG", ""),
         check=check.load(values, cwd),
         rotation=rotation,
+        audit=_audit(values, action),
     )
 
 
@@ -176,6 +179,15 @@ def _rotation(values: Mapping[str, str], action: str, cwd: Path, clone_dir: Path
     from pipe.config import rotation
 
     return rotation.load(values, action, cwd=cwd, clone_dir=clone_dir)
+
+
+def _audit(values: Mapping[str, str], action: str) -> AuditSettings | None:
+    """The audit part, imported only for that action."""
+    if action != "audit":
+        return None
+    from pipe.config import audit
+
+    return audit.load(values)
 
 
 def _oidc(
