@@ -165,10 +165,13 @@ def _in_flight(user: User, result: UserPlan) -> list[Key]:
     keys = list(user.keys)
     if flight is None or not user.listed:
         return keys
-    for key in user.keys:
-        if key.id is None or not flight.covers(key.id, key.created):
-            continue
-        if user.secret_holds == key.id:
+    # A run creates one key: unnamed, it is the first one made in the window (a user's own key
+    # made minutes later is not taken for it).
+    covered = sorted(
+        (k for k in user.keys if k.id and flight.covers(k.id, k.created)), key=lambda k: k.created
+    )
+    for key in covered[:1]:
+        if key.id and user.secret_holds == key.id:
             if result.notified.new != key.id:
                 result.announce = key.id  # delivered, never announced
             continue

@@ -5,8 +5,9 @@ against botocore's model for TagUser). Never a secret, never JSON.
 - ``aws-credentials-pipe/audit``: a key in flight. ``phase=create started=<epoch>`` is written
   before CreateAccessKey; ``phase=deliver key=AKIA... started=<epoch>`` once the key exists; the
   tag is taken off once the user's secret holds the key and the user was told. A run that finds
-  it knows a run stopped in between: the key (the named one, or a key created within
-  ``ORPHAN_WINDOW`` of ``started``) that the secret does not hold is deleted, and created again.
+  it knows a run stopped in between: the key (the named one, or else the first key created
+  between ``ORPHAN_BEFORE`` seconds before ``started`` and ``ORPHAN_AFTER`` after it) that the
+  secret does not hold is deleted, and created again.
 - ``aws-credentials-pipe/deactivated``: ``AKIA...=2026-12-01 AKIA...=2026-11-20``, the dates
   audit deactivated keys: the recovery window before deletion counts from there.
 - ``aws-credentials-pipe/notified``: ``date=2026-12-01 warn=AKIA...+AKIA... new=AKIA...``: the
@@ -30,9 +31,9 @@ DEACTIVATED_TAG = "aws-credentials-pipe/deactivated"
 NOTIFIED_TAG = "aws-credentials-pipe/notified"
 TAGS = (AUDIT_TAG, DEACTIVATED_TAG, NOTIFIED_TAG)
 MAX_VALUE = 256
-# A key created this long before or after a stopped run's `started` is taken for its key: the run
-# dies within seconds of CreateAccessKey (the SDK's retries included). A user's own new key made
-# within these minutes of a stopped run could be taken for it; later ones never are.
+# The first key created from this long before a stopped run's `started` to this long after is taken
+# for its key: the run dies within seconds of CreateAccessKey (the SDK's retries included). Only a
+# user's own key made in that window, before the run's own key existed, could be taken for it.
 ORPHAN_BEFORE = 60.0
 ORPHAN_AFTER = 600.0
 _KEY_ID = re.compile(r"[A-Z0-9]{16,128}")

@@ -228,3 +228,18 @@ def test_the_report_only_plan_makes_every_user_that_may_need_an_action_a_candida
     assert plan(reported, policy()).needs_keys
     quiet = User("alice", "arn", {}, frozenset(), (Key(None, "Active", NOW - 10 * DAY),))
     assert not plan(quiet, policy()).needs_keys
+
+
+def test_the_key_in_flight_is_the_only_one_deleted() -> None:
+    """A key the user made meanwhile is left alone, even one made within minutes of the stopped
+    run: by its id once the tag names it (phase=deliver); before, the run's key is the first
+    one made after it started."""
+    mine = "AKIAMINEMINEMINEMIN3"
+    tags = {state.AUDIT_TAG: state.InFlight("deliver", int(NOW - 120), NEW).tag()}
+    result = plan(user(key(0.001, key_id=NEW), key(0.0005, key_id=mine), tags=tags), policy(notify_before=0))
+    assert acts(result) == [("delete", NEW)]
+    unnamed = {state.AUDIT_TAG: state.InFlight("create", int(NOW - 120)).tag()}
+    result = plan(
+        user(key(0.001, key_id=NEW), key(0.0005, key_id=mine), tags=unnamed), policy(notify_before=0)
+    )
+    assert acts(result) == [("delete", NEW)]
