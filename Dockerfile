@@ -16,7 +16,8 @@ RUN --mount=type=secret,id=pip_ca,required=false \
     /opt/pipe/bin/python -m pip install --no-deps --no-compile -r /src/requirements.txt
 COPY pipe /src/pipe
 # The pipe goes straight into site-packages (no build backend needed); then prune:
-# botocore keeps only the service models the pipe calls (sts, iam, ssm, secretsmanager),
+# botocore keeps only the service models the pipe calls (sts, iam, ssm, secretsmanager, and for
+# the audit organizations and sesv2),
 # pip/setuptools and every test suite go, and everything is compiled once so that no
 # run compiles at start-up. cryptography (the check's RS256, through PyJWT) loads only
 # cffi's compiled _cffi_backend at run time: the cffi package (a C-declaration compiler)
@@ -26,16 +27,16 @@ RUN set -eu; \
     site=$(/opt/pipe/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
     cp -r /src/pipe "$site/pipe"; \
     for service in "$site"/botocore/data/*/; do \
-      case "$(basename "$service")" in sts|iam|ssm|secretsmanager) ;; *) rm -rf "$service" ;; esac; \
+      case "$(basename "$service")" in sts|iam|ssm|secretsmanager|organizations|sesv2) ;; *) rm -rf "$service" ;; esac; \
     done; \
-    /opt/pipe/bin/python -c "import json, sys; p = sys.argv[1]; d = json.load(open(p)); keep = {'sts', 'iam', 'ssm', 'secretsmanager'}; [q.__setitem__('services', {k: v for k, v in q['services'].items() if k in keep}) for q in d['partitions']]; json.dump(d, open(p, 'w'), separators=(',', ':'))" "$site/botocore/data/endpoints.json"; \
+    /opt/pipe/bin/python -c "import json, sys; p = sys.argv[1]; d = json.load(open(p)); keep = {'sts', 'iam', 'ssm', 'secretsmanager', 'organizations', 'email'}; [q.__setitem__('services', {k: v for k, v in q['services'].items() if k in keep}) for q in d['partitions']]; json.dump(d, open(p, 'w'), separators=(',', ':'))" "$site/botocore/data/endpoints.json"; \
     /opt/pipe/bin/python -m pip uninstall -q -y pip setuptools 2>/dev/null || true; \
     rm -rf "$site"/pip "$site"/pip-* "$site"/setuptools* "$site"/_distutils_hack "$site"/distutils-precedence.pth \
            "$site"/pkg_resources /opt/pipe/bin/pip* /opt/pipe/bin/activate* /opt/pipe/bin/Activate.ps1; \
     rm -rf "$site"/cffi "$site"/pycparser; \
     find /opt/pipe -depth -type d \( -name tests -o -name test -o -name __pycache__ \) -exec rm -rf {} +; \
     /opt/pipe/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash "$site" >/dev/null; \
-    /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.actions.assume, pipe.actions.check, pipe.actions.rotate, pipe.actions.sync, pipe.aws, pipe.sts, pipe.handoff, bitbucket_pipes_toolkit, botocore.session, jwt.algorithms; assert jwt.algorithms.has_crypto, 'cryptography did not load'"
+    /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.actions.assume, pipe.actions.check, pipe.actions.rotate, pipe.actions.sync, pipe.actions.audit, pipe.aws, pipe.sts, pipe.handoff, bitbucket_pipes_toolkit, botocore.session, jwt.algorithms; assert jwt.algorithms.has_crypto, 'cryptography did not load'"
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/pipe /opt/pipe

@@ -23,8 +23,10 @@ from pipe import config, schema
 from pipe.console import Console, looks_secret
 from pipe.errors import InputError, PipeError, refusal
 
-# TARGETS given as a YAML list reaches a pipe as TARGETS_0 ... TARGETS_{COUNT-1} and TARGETS_COUNT.
+# A variable given as a YAML list (TARGETS, IAM_USERS, ...) reaches a pipe as NAME_0 ...
+# NAME_{COUNT-1} and NAME_COUNT.
 MAX_TARGETS = 1000
+LIST_VARIABLES = ("TARGETS", "IAM_USERS", "IAM_GROUPS", "AUDIT_ACCOUNT_IDS", "NOTIFY_ADMINS")
 _COUNT = re.compile(r"[0-9]{1,4}", re.ASCII)
 
 
@@ -54,16 +56,16 @@ def read_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
     values: dict[str, str | None] = {
         name: value for name, value in pipe.variables.items() if isinstance(value, str)
     }
-    # The toolkit's ArrayVariable reads the list, once its count is held to our bounds: it
-    # would int() any count (Unicode digits, a count of millions) itself. TARGETS stays a string
-    # variable in the schema: a `list` type there would replace a plain TARGETS with the array.
-    count = environ.get("TARGETS_COUNT", "").strip()
-    if not values.get("TARGETS") and count:
+    # The toolkit's ArrayVariable reads a list, once its count is held to our bounds: it would
+    # int() any count (Unicode digits, a count of millions) itself. The variables stay strings in
+    # the schema: a `list` type there would replace a plain value with the array.
+    for name in LIST_VARIABLES:
+        count = environ.get(f"{name}_COUNT", "").strip()
+        if values.get(name) or not count:
+            continue
         if not _COUNT.fullmatch(count) or int(count) > MAX_TARGETS:
-            raise schema.invalid(
-                "TARGETS", None, f"a YAML list of at most {MAX_TARGETS} targets (TARGETS_COUNT)"
-            )
-        values["TARGETS"] = ",".join(item or "" for item in ArrayVariable("TARGETS", environ))
+            raise schema.invalid(name, None, f"a YAML list of at most {MAX_TARGETS} items ({name}_COUNT)")
+        values[name] = ",".join(item or "" for item in ArrayVariable(name, environ))
     return values
 
 
@@ -72,7 +74,7 @@ def secret_looking(environ: Mapping[str, str]) -> list[str]:
     secret given in the wrong variable is masked like any other. Bitbucket's variables (commit
     hashes, paths) are left out, except the token, which is a secret anyway."""
     names = [v.name for v in schema.VARIABLES if v.user or v.secret]
-    names += [name for name in environ if name.startswith("TARGETS_")]
+    names += [name for name in environ if name.startswith(tuple(f"{n}_" for n in LIST_VARIABLES))]
     return [value for name in names if (value := environ.get(name)) and looks_secret(value)]
 
 

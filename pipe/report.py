@@ -1,13 +1,16 @@
 """Every report the pipe writes, and the Code Insights report it posts.
 
 - ``oidc-check.json`` and ``oidc-check.md`` (``CheckReport``), ``rotation.json``
-  (``RotationReport``): in REPORT_DIR, written through ``pipe.files`` (atomic, no symlink); any
+  (``RotationReport``), ``audit.json`` and ``audit.md`` (``AuditReport``): in REPORT_DIR, written through ``pipe.files`` (atomic, no symlink); any
   OS error is an OutputError naming REPORT_DIR, never an internal error. Never a secret.
-- The check's verdict as a Code Insights report on the commit, with one annotation per finding,
-  posted through the Pipelines auth proxy (bitbucket-pipes-toolkit's CodeInsights, authless)
+- The check's verdict (and the audit's outcome) as a Code Insights report on the commit, with one
+  annotation per finding, posted through the Pipelines auth proxy (bitbucket-pipes-toolkit's CodeInsights, authless)
   when the run is in Pipelines (CI) only. A report that cannot be posted is a warning, never
   the check's failure.
 """
+
+# Over 300 lines: one module for every report the pipe writes (check, rotation, audit) and the
+# one Code Insights poster they share, as the module map has it.
 
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ from pipe.trust_policy import Finding
 VARIABLE = "REPORT_DIR"
 ROTATION_FILE = "rotation.json"
 CHECK_JSON, CHECK_MARKDOWN = "oidc-check.json", "oidc-check.md"
-FILES = (ROTATION_FILE, CHECK_JSON, CHECK_MARKDOWN)
+AUDIT_JSON, AUDIT_MARKDOWN = "audit.json", "audit.md"
+FILES = (ROTATION_FILE, CHECK_JSON, CHECK_MARKDOWN, AUDIT_JSON, AUDIT_MARKDOWN)
 
 
 def write(directory: Path, contents: Mapping[str, str]) -> None:
@@ -218,10 +222,10 @@ def post_insights(
         with contextlib.redirect_stdout(printed):  # the toolkit prints a ✖ line and exits on errors
             insights.create_report(place.commit, data)
             if notes:
-                insights.create_bulk_annotations(place.commit, INSIGHTS_ID, notes)
+                insights.create_bulk_annotations(place.commit, data["external_id"], notes)
     except (SystemExit, RequestException) as exc:
         reason = " ".join(printed.getvalue().replace("✖", "").split()) or type(exc).__name__
-        warn(f"The Code Insights report was not posted ({reason}); the verdict is in the report files.")
+        warn(f"The Code Insights report was not posted ({reason}); the outcome is in the report files.")
         return False
     say(f"Posted the Code Insights report on {place.commit[:12]} with {len(notes)} annotation(s).")
     return True
@@ -241,3 +245,132 @@ def _insights(place: Place) -> Any:
     return ThroughTheProxy(
         place.repo, place.workspace, auth_type="authless", auth_proxy_host=place.proxy_host
     )
+
+
+# -- audit.json and audit.md ----------------------------------------------------------------
+AUDIT_INSIGHTS_ID = "aws-credentials-pipe-audit"
+
+
+@dataclass
+class AuditReport:
+    """audit.json exactly as the contract shows it, and audit.md (a table per account). The
+    accounts are given as the contract's dicts (``pipe.actions.audit`` builds them)."""
+
+    mode: str
+    dry_run: bool
+    policy: dict[str, int]
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # every error of the run, one line each
+    generated_at: str = field(default_factory=_now)
+
+    def summary(self) -> dict[str, int]:
+        users = [u for a in self.accounts for u in a["users"]]
+        actions = [x for u in users for x in u["actions"]]
+        return {
+            "accounts": len(self.accounts),
+            "users": len(users),
+            "keys": sum(len(u["keys"]) for u in users),
+            "actions_done": sum(1 for x in actions if x["done"]),
+            "actions_planned": sum(1 for x in actions if not x["done"]),
+            "errors": len(self.problems),
+        }
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "generated_at": self.generated_at,
+            "policy": self.policy,
+            "accounts": self.accounts,
+            "summary": self.summary(),
+        }
+
+    def markdown(self) -> str:
+        counts = self.summary()
+        title = f"# IAM access key audit ({self.mode}{', DRY_RUN' if self.dry_run else ''})"
+        lines = [
+            title,
+            "",
+            f"Generated {self.generated_at}. Policy: new key at {self.policy['rotate_after_days']} days, "
+            f"deactivated at {self.policy['deactivate_after_days']}, deleted at {self.policy['delete_after_days']}.",
+            "",
+            ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()),
+            "",
+        ]
+        for account in self.accounts:
+            lines += [f"## Account {account['account_id']}: {account['status']}", ""]
+            if account["error"]:
+                lines += [f"Error: {_cell(account['error'])}", ""]
+            if account["users"]:
+                lines += ["| User | Status | Keys | Actions | E-mailed |", "|---|---|---|---|---|"]
+                lines += [_user_row(user) for user in account["users"]]
+                lines.append("")
+        return "\n".join(lines)
+
+    def write(self, directory: Path) -> Path:
+        write(
+            directory,
+            {AUDIT_JSON: json.dumps(self.document(), indent=2) + "\n", AUDIT_MARKDOWN: self.markdown()},
+        )
+        return directory / AUDIT_JSON
+
+    def insights(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The Code Insights report and its annotations (errors first, then actions)."""
+        counts = self.summary()
+        data = {
+            "type": "report",
+            "external_id": AUDIT_INSIGHTS_ID,
+            "title": f"IAM access key audit ({self.mode}{', DRY_RUN' if self.dry_run else ''})",
+            "details": (
+                f"{counts['accounts']} account(s), {counts['users']} user(s), {counts['keys']} key(s): "
+                f"{counts['actions_done']} action(s) done, {counts['actions_planned']} planned, "
+                f"{counts['errors']} error(s). The errors and actions are the annotations; audit.md has it all."
+            ),
+            "report_type": "SECURITY",
+            "result": "FAILED" if counts["errors"] else "PASSED",
+            "reporter": "aws-credentials-pipe",
+        }
+        notes: list[dict[str, Any]] = []
+        for problem in self.problems:
+            notes.append(_note(len(notes), "BUG", "HIGH", problem, "FAILED"))
+        for account in self.accounts:
+            for user in account["users"]:
+                for action in user["actions"]:
+                    summary = (
+                        f"{account['account_id']} {user['user']}: {action['action']} "
+                        f"{action['access_key_id'] or ''} ({action['reason']})"
+                    )
+                    result = "PASSED" if action["done"] else "SKIPPED"
+                    notes.append(_note(len(notes), "VULNERABILITY", "MEDIUM", summary, result))
+        return data, notes[:100]
+
+
+def _note(index: int, kind: str, severity: str, summary: str, result: str) -> dict[str, Any]:
+    return {
+        "type": "report_annotation",
+        "external_id": f"{AUDIT_INSIGHTS_ID}-{index + 1}",
+        "annotation_type": kind,
+        "summary": " ".join(summary.split())[:450],
+        "details": summary[:2000],
+        "result": result,
+        "severity": severity,
+    }
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _user_row(user: Mapping[str, Any]) -> str:
+    keys = "<br>".join(
+        f"`{k['access_key_id'] or '(id not read)'}` {k['status']}, {k['age_days']} d"
+        + (f", used {k['last_used'][:10]}" if k["last_used"] else ", never used")
+        for k in user["keys"]
+    )
+    actions = "<br>".join(
+        f"{'done' if a['done'] else 'planned'}: {a['action']} {a['access_key_id'] or ''} ({_cell(a['reason'])})"
+        for a in user["actions"]
+    )
+    mailed = "yes" if user["notified"] else "no"
+    return f"| {_cell(user['user'])} | {user['status']} | {keys or 'none'} | {actions or '-'} | {mailed} |"

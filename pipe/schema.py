@@ -16,7 +16,7 @@ from pipe.console import shown
 from pipe.errors import InputError
 
 ACTIONS = ("assume", "check", "rotate", "sync", "audit")
-IMPLEMENTED_ACTIONS = ("assume", "check", "rotate", "sync")
+IMPLEMENTED_ACTIONS = ACTIONS
 
 # The parts of the defaults that are places: CREDENTIALS_DIR and REPORT_DIR, and STORE's SSM
 # parameter (SSM reserves names whose first segment starts with "aws").
@@ -47,7 +47,7 @@ class Variable:
 VARIABLES: tuple[Variable, ...] = (
     Variable(
         "ACTION",
-        "What to do: `assume`, `check`, `rotate` or `sync`; `audit` is planned.",
+        "What to do: `assume`, `check`, `rotate`, `sync` or `audit`.",
         default="assume",
         pattern=r"(?i)(" + "|".join(ACTIONS) + r")?",
         expects="one of " + ", ".join(ACTIONS),
@@ -264,15 +264,15 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "AWS_ENDPOINT_URL_IAM",
-        "The SDK's standard endpoint override for IAM (rotate).",
+        "The SDK's standard endpoint override for IAM (check, rotate, audit).",
         expects="an http(s) URL",
         actions=("check", "rotate", "audit"),
     ),
     Variable(
         "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-        "The SDK's standard endpoint override for Secrets Manager (rotate, sync).",
+        "The SDK's standard endpoint override for Secrets Manager (rotate, sync, audit).",
         expects="an http(s) URL",
-        actions=("rotate", "sync"),
+        actions=("rotate", "sync", "audit"),
     ),
     Variable(
         "AWS_ENDPOINT_URL_SSM",
@@ -305,11 +305,11 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "BITBUCKET_AUTH_PROXY_HOST",
-        "check: where the Pipelines auth proxy answers, for the Code Insights report "
+        "check, audit: where the Pipelines auth proxy answers, for the Code Insights report "
         "(`localhost` when the pipe's code runs in the step itself rather than as a pipe).",
         default="host.docker.internal",
         expects="a host name",
-        actions=("check",),
+        actions=("check", "audit"),
     ),
     Variable(
         "IAM_USER_NAME",
@@ -361,27 +361,29 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "ROTATE_AFTER_DAYS",
-        "rotate: create a new key once the current one is this old.",
+        "rotate, audit: create a new key once the current one is this old.",
         default="90",
         pattern=_INT,
         expects="a whole number of days from 1 to 3650",
-        actions=("rotate",),
+        actions=("rotate", "audit"),
     ),
     Variable(
         "DEACTIVATE_AFTER_DAYS",
-        "rotate: deactivate a previous key this old, if unused since the current key was created.",
+        "rotate: deactivate a previous key this old, if unused since the current key was created; audit: "
+        "deactivate any active key this old.",
         default="100",
         pattern=_INT,
         expects="a whole number of days, more than ROTATE_AFTER_DAYS",
-        actions=("rotate",),
+        actions=("rotate", "audit"),
     ),
     Variable(
         "DELETE_AFTER_DAYS",
-        "rotate: delete an inactive previous key this old.",
+        "rotate: delete an inactive previous key this old; audit: delete an inactive key this old once it "
+        "has been inactive for DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS days.",
         default="110",
         pattern=_INT,
         expects="a whole number of days, more than DEACTIVATE_AFTER_DAYS",
-        actions=("rotate",),
+        actions=("rotate", "audit"),
     ),
     Variable(
         "ROTATION_GRACE_DAYS",
@@ -446,6 +448,121 @@ VARIABLES: tuple[Variable, ...] = (
         actions=("rotate", "sync"),
     ),
     Variable(
+        "IAM_USERS",
+        "audit: the IAM users to audit, comma or space separated or a YAML list. With `IAM_GROUPS`, their "
+        "members are added. Neither: every IAM user of each account.",
+        expects="IAM user names separated by commas or spaces",
+        actions=("audit",),
+    ),
+    Variable(
+        "IAM_GROUPS",
+        "audit: audit the members of these IAM groups (comma or space separated or a YAML list).",
+        expects="IAM group names separated by commas or spaces",
+        actions=("audit",),
+    ),
+    Variable(
+        "EXEMPT_GROUP",
+        "audit: members of this IAM group are never changed (reported `exempt`). An account without "
+        "the group is an error: nothing is changed there.",
+        expects="an IAM group name",
+        actions=("audit",),
+    ),
+    Variable(
+        "AUDIT_MODE",
+        "audit: `report` reads only; `enforce` applies the age policy (new key at `ROTATE_AFTER_DAYS`, "
+        "deactivate at `DEACTIVATE_AFTER_DAYS`, delete at `DELETE_AFTER_DAYS`); `revoke` deactivates, then "
+        "on a later run deletes, every key of the selected users (needs `IAM_USERS` or `IAM_GROUPS`).",
+        default="report",
+        pattern=r"(?i)(report|enforce|revoke)?",
+        expects="report, enforce or revoke",
+        actions=("audit",),
+    ),
+    Variable(
+        "AUDIT_ACCOUNT_IDS",
+        "audit: 12-digit account ids (comma or space separated), or `organization` for every ACTIVE "
+        "account of the AWS Organization. Default: the account of the pipe's credentials.",
+        default="<the pipe's own account>",
+        expects="12-digit account ids separated by commas or spaces, or organization",
+        actions=("audit",),
+    ),
+    Variable(
+        "AUDIT_ROLE_NAME",
+        "audit: the role the pipe assumes (`sts:AssumeRole`) in every audited account other than its own.",
+        default="aws-credentials-audit",
+        expects="an IAM role name (with its path, if any), such as aws-credentials-audit",
+        actions=("audit",),
+    ),
+    Variable(
+        "AUDIT_EXTERNAL_ID",
+        "audit: the external id `AUDIT_ROLE_NAME`'s trust policy requires (`sts:ExternalId`). Never printed.",
+        expects="2 to 1224 characters of letters, digits and + = , . @ : / _ -",
+        actions=("audit",),
+    ),
+    Variable(
+        "AUDIT_CONCURRENCY",
+        "audit: how many accounts are audited at once. 1-32.",
+        default="8",
+        pattern=_INT,
+        expects="a whole number from 1 to 32",
+        actions=("audit",),
+    ),
+    Variable(
+        "AUDIT_SECRET_PREFIX",
+        "audit: a new key goes to the Secrets Manager secret `<prefix><user name>` in the user's account "
+        "and `AWS_DEFAULT_REGION`, which only that user may read.",
+        default="aws-credentials/",
+        expects="letters, digits and / _ + = . @ - (a Secrets Manager name prefix)",
+        actions=("audit",),
+    ),
+    Variable(
+        "NOTIFY_FROM",
+        "audit: the SES-verified sender of the e-mails. Unset: no e-mail is sent.",
+        expects="an e-mail address such as it-security@example.com",
+        actions=("audit",),
+    ),
+    Variable(
+        "NOTIFY_BEFORE_DAYS",
+        "audit: a user whose active key will be deactivated within this many days is warned (once per "
+        "key); 0: no warning. 0-365.",
+        default="7",
+        pattern=_INT,
+        expects="a whole number of days from 0 to 365",
+        actions=("audit",),
+    ),
+    Variable(
+        "EMAIL_TAG",
+        "audit: the IAM user tag that holds the user's e-mail address.",
+        default="email",
+        expects="an IAM tag key",
+        actions=("audit",),
+    ),
+    Variable(
+        "NOTIFY_ADMINS",
+        "audit: e-mail addresses (comma or space separated) that get one summary per run, when the run "
+        "changed something or failed. Needs `NOTIFY_FROM`.",
+        expects="e-mail addresses separated by commas or spaces",
+        actions=("audit",),
+    ),
+    Variable(
+        "SES_REGION",
+        "audit: the region of SES (SES v2 `SendEmail`), where `NOTIFY_FROM` is verified.",
+        default="<AWS_DEFAULT_REGION>",
+        expects="an AWS region such as eu-west-1",
+        actions=("audit",),
+    ),
+    Variable(
+        "AWS_ENDPOINT_URL_ORGANIZATIONS",
+        "The SDK's standard endpoint override for AWS Organizations (audit).",
+        expects="an http(s) URL",
+        actions=("audit",),
+    ),
+    Variable(
+        "AWS_ENDPOINT_URL_SESV2",
+        "The SDK's standard endpoint override for SES v2 (audit).",
+        expects="an http(s) URL",
+        actions=("audit",),
+    ),
+    Variable(
         "BITBUCKET_ACCESS_TOKEN",
         "Repository, project or workspace access token for Bitbucket's API (sent as Bearer); scopes "
         "`pipeline` and `pipeline:variable`.",
@@ -492,10 +609,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BITBUCKET_COMMIT", "The commit a check's Code Insights report is posted on.", user=False),
     Variable(
         "CI",
-        "`true` in a Pipelines step: only then does the check post its Code Insights report "
+        "`true` in a Pipelines step: only then do the check and the audit post their Code Insights report "
         "(through the auth proxy).",
         user=False,
-        actions=("check",),
+        actions=("check", "audit"),
     ),
 )
 

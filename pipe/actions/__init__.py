@@ -17,6 +17,7 @@ ACTIONS = {
     "check": "pipe.actions.check",
     "rotate": "pipe.actions.rotate",
     "sync": "pipe.actions.sync",
+    "audit": "pipe.actions.audit",
 }
 
 

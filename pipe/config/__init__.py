@@ -33,11 +33,12 @@ from pipe.schema import (
 from pipe.sts import Hop, RoleArn
 
 if TYPE_CHECKING:
+    from pipe.config.audit import AuditSettings
     from pipe.config.check import CheckSettings
     from pipe.config.rotation import RotationSettings
     from pipe.network import Network
 
-REPORT_FILES = ("rotation.json", "oidc-check.json", "oidc-check.md")
+REPORT_FILES = ("rotation.json", "oidc-check.json", "oidc-check.md", "audit.json", "audit.md")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Settings:
     def final_role(self) -> RoleArn | None:
         """The role whose session is handed on (None: the fallback key itself)."""
         return self.hops[-1].role if self.hops else self.role
+    audit: AuditSettings | None = None  # audit
 
     def secrets(self) -> tuple[str, ...]:
         values = [self.token]
@@ -193,6 +195,7 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
         mask_account_id=fields.boolean(values, "MASK_ACCOUNT_ID"),
         network=_network(values, cwd),
         warnings=tuple(notes),
+        audit=_audit(values, action),
     )
 
 
@@ -203,6 +206,15 @@ def _rotation(values: Mapping[str, str], action: str, cwd: Path, clone_dir: Path
     from pipe.config import rotation
 
     return rotation.load(values, action, cwd=cwd, clone_dir=clone_dir)
+
+
+def _audit(values: Mapping[str, str], action: str) -> AuditSettings | None:
+    """The audit part, imported only for that action."""
+    if action != "audit":
+        return None
+    from pipe.config import audit
+
+    return audit.load(values)
 
 
 def _oidc(

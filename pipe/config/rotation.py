@@ -64,7 +64,7 @@ class RotationSettings:
 
 
 def load(values: Mapping[str, str], action: str, *, cwd: Path, clone_dir: Path) -> RotationSettings:
-    rotate_after, deactivate_after, delete_after = _ages(values)
+    rotate_after, deactivate_after, delete_after = ages(values)
     user = values.get("IAM_USER_NAME")
     if user and not IAM_USER.match(user):
         raise invalid("IAM_USER_NAME", user)
@@ -96,7 +96,8 @@ def load(values: Mapping[str, str], action: str, *, cwd: Path, clone_dir: Path) 
     return _profiles_file(settings, cwd, clone_dir)
 
 
-def _ages(values: Mapping[str, str]) -> tuple[int, int, int]:
+def ages(values: Mapping[str, str]) -> tuple[int, int, int]:
+    """ROTATE_AFTER_DAYS < DEACTIVATE_AFTER_DAYS < DELETE_AFTER_DAYS (rotate and audit)."""
     rotate_after = integer(values, "ROTATE_AFTER_DAYS", 1, 3650)
     deactivate_after = integer(values, "DEACTIVATE_AFTER_DAYS", 1, 3650)
     delete_after = integer(values, "DELETE_AFTER_DAYS", 1, 3650)

@@ -99,6 +99,7 @@ class Executor:
         self.say = console.info
         self.clock = clock
         self.sleep = sleep
+        self.managed = True  # the user carries the managed tag (read with the facts)
 
     @classmethod
     def for_run(
@@ -144,7 +145,9 @@ class Executor:
                     last.timestamp() if last else None,
                 )
             )
-        marker = self.marker()
+        tags = markers.tags(self.iam, self.user)
+        marker = markers.Marker.parse(tags.get(markers.MARKER_TAG))
+        self.managed = tags.get(markers.MANAGED_TAG) == markers.MANAGED_VALUE
         with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
             # The store is read beside the targets: its client's first call loads the service's
             # model, which takes long enough to matter.
@@ -193,7 +196,8 @@ class Executor:
             return Outcome(report, error=exc)
 
     def _act(self, plan: Plan, facts: Facts, report: RotationReport) -> Outcome:
-        """The changes, in the protocol's order."""
+        """The changes, in the protocol's order; last, once per user, the tag that tells
+        ACTION=audit this user's key is rotate's."""
         if plan.writes:
             self.probe()
         pair = None
@@ -212,6 +216,10 @@ class Executor:
         elif plan.clear_marker and facts.marker is not None and self.clear_dead_marker(facts.marker):
             report.actions.append("cleared the marker of a stopped rotation")
         self.retire(plan, report)
+        if not self.managed:
+            markers.mark_managed(self.iam, self.user)
+            self.managed = True
+            report.actions.append(f"tagged {self.user} {markers.MANAGED_TAG}={markers.MANAGED_VALUE}")
         report.state = DONE.get(plan.state, plan.state)
         return Outcome(report, published=pair)
 

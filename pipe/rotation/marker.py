@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MARKER_TAG = "aws-credentials-pipe/rotation"
+# On the user whose key ACTION=rotate manages: ACTION=audit leaves such a user to rotate.
+MANAGED_TAG = "aws-credentials-pipe/managed"
+MANAGED_VALUE = "rotate"
 PHASES = ("create", "publish")
 _KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
 _NUMBER = re.compile(r"[0-9]{1,12}")
@@ -66,8 +69,17 @@ class Marker:
 
 def read(iam: Any, user: str) -> Marker | None:
     """The marker on ``user`` (None: none, or a tag value that is no marker)."""
-    tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=user).get("Tags", [])}
-    return Marker.parse(tags.get(MARKER_TAG))
+    return Marker.parse(tags(iam, user).get(MARKER_TAG))
+
+
+def tags(iam: Any, user: str) -> dict[str, str]:
+    """The user's tags (the marker and the managed tag among them)."""
+    return {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=user).get("Tags", [])}
+
+
+def mark_managed(iam: Any, user: str) -> None:
+    """Tell ACTION=audit that rotate manages this user's key."""
+    iam.tag_user(UserName=user, Tags=[{"Key": MANAGED_TAG, "Value": MANAGED_VALUE}])
 
 
 def write(iam: Any, user: str, marker: Marker | None) -> None:

@@ -93,7 +93,7 @@ def test_image_holds_only_the_venv_and_the_pipe(image: str) -> None:
         check=True,
         timeout=60,
     ).stdout.strip()
-    assert out == "[] [] [] ['iam', 'secretsmanager', 'ssm', 'sts']"
+    assert out == "[] [] [] ['iam', 'organizations', 'secretsmanager', 'sesv2', 'ssm', 'sts']"
     history = subprocess.run(
         [docker_cli(), "history", "--format", "{{.CreatedBy}}|{{.Size}}", image],
         capture_output=True,
@@ -134,3 +134,51 @@ def test_image_runs_the_migration_check(image: str, sandbox: Sandbox, clone: Pat
     other = sandbox.add_role("image-check-other", sandbox.trust_policy(sub=f"{braced()}:*"))
     denied = docker_run(image, env | {"AWS_OIDC_ROLE_ARN": other}, clone, "image-check-denied")
     assert denied.failed_with("NOT READY", "AccessDenied"), denied.output
+
+
+def test_image_audit_report_mode_makes_read_calls_only(image: str, sandbox: Sandbox, clone: Path) -> None:
+    from tests.integration.test_audit import READS, Fleet
+
+    fleet = Fleet(sandbox, clone, accounts=2)
+    old = fleet.user("alice", 120)[0]
+    fleet.user("bob", 30, account=fleet.accounts[1])
+    sandbox.aws.forget_requests()
+    result = docker_run(image, fleet.env(AUDIT_MODE="report"), clone, "image-audit-report")
+    assert result.returncode == 0 and result.last.startswith("✔ Audit report of 2 account(s), 2 user(s)"), (
+        result.output
+    )
+    assert [a for a, _ in sandbox.aws.requests if a not in READS] == [] and fleet.mails() == []
+    report = fleet.report()
+    assert [a["status"] for a in report["accounts"]] == ["ok", "ok"]
+    assert {
+        "action": "deactivate",
+        "access_key_id": old,
+        "reason": "120 days old (>= 100)",
+        "done": False,
+    } in (fleet.entry("alice")["actions"])
+    assert (fleet.report_dir / "audit.md").read_text().startswith("# IAM access key audit (report)")
+
+
+def test_image_audit_enforces_delivers_mails_and_a_second_run_does_nothing(
+    image: str, sandbox: Sandbox, clone: Path
+) -> None:
+    from tests.integration.test_audit import Fleet
+    from tests.standins import registry
+
+    fleet = Fleet(sandbox, clone)
+    old = fleet.user("alice", 100)[0]
+    result = docker_run(image, fleet.env(), clone, "image-audit-enforce")
+    assert result.returncode == 0, result.output
+    [new] = set(fleet.keys("alice")) - {old}
+    assert fleet.keys("alice") == {old: "Inactive", new: "Active"}
+    pair = fleet.secret("alice")
+    assert (
+        pair is not None and pair["AccessKeyId"] == new and sandbox.aws.issued[new] == pair["SecretAccessKey"]
+    )
+    [mail] = fleet.mails("alice@example.com")
+    assert "aws secretsmanager get-secret-value --secret-id aws-credentials/alice" in mail["text"]
+    assert new in mail["html"] and not any(s in mail["text"] + mail["html"] for s in registry.snapshot())
+    sandbox.aws.forget_requests()
+    again = docker_run(image, fleet.env(), clone, "image-audit-again")
+    assert again.returncode == 0 and "0 action(s) done, 0 planned" in again.last, again.output
+    assert fleet.writes() == [] and len(fleet.mails()) == 1

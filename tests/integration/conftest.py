@@ -6,7 +6,7 @@ import pytest
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    from tests.integration import test_concurrency, test_crash_safety
+    from tests.integration import test_audit_crash, test_concurrency, test_crash_safety
 
-    for line in [*test_crash_safety.SUMMARY, *test_concurrency.FIGURES]:
+    for line in [*test_crash_safety.SUMMARY, *test_concurrency.FIGURES, *test_audit_crash.SUMMARY]:
         terminalreporter.write_line(line)

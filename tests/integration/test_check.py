@@ -503,3 +503,38 @@ def test_a_key_without_one_unambiguous_secret_is_not_retired(
     assert len(refused) == 1 and why in refused[0]["message"], report["findings"]
     assert not [a for a in report["facts"]["retired"] if old_id in a or slug in a]
     assert f"{old_id} was not retired" in result.output
+
+
+# -- ACTION=audit's Code Insights report (here: it binds the auth proxy's fixed port too) --------
+@pytest.mark.filterwarnings("ignore:Unsupported scheme type")
+def test_audit_posts_its_code_insights_report_through_the_auth_proxy(sandbox: Sandbox, clone: Path) -> None:
+    from tests.integration.test_audit import Fleet
+    from tests.integration.test_bitbucket_contract import check as follows_the_excerpt
+    from tests.integration.test_bitbucket_contract import exchanges_from_log
+
+    bb = sandbox.bitbucket
+    bb.start_proxy()
+    slug = f"audit-insights-{uuid.uuid4().hex[:6]}"
+    bb.add_repo("acme", slug)
+    commit = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    fleet = Fleet(sandbox, clone)
+    old = fleet.user("alice", 120)[0]
+    bb.reset()
+    env = fleet.env(
+        AUDIT_MODE="report",
+        CI="true",
+        BITBUCKET_REPO_SLUG=slug,
+        BITBUCKET_COMMIT=commit,
+        BITBUCKET_AUTH_PROXY_HOST="127.0.0.1",
+    )
+    result = run_process(env, clone, "audit-insights")
+    assert result.returncode == 0, result.output
+    assert "Posted the Code Insights report" in result.output
+    report = bb.reports[("acme", slug, commit, "aws-credentials-pipe-audit")]
+    assert report["result"] == "PASSED" and report["title"] == "IAM access key audit (report)"
+    notes = bb.annotations[("acme", slug, commit, "aws-credentials-pipe-audit")]
+    assert any(
+        f"alice: deactivate {old}" in n["summary"] and n["result"] == "SKIPPED" for n in notes.values()
+    )
+    posted = [e for e in exchanges_from_log(bb.log) if "/reports/" in str(e.request.url)]
+    assert len(posted) == 2 and follows_the_excerpt(posted) == 2

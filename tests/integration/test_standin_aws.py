@@ -227,6 +227,7 @@ def test_age_is_what_iam_and_its_credential_report_say(sandbox: Sandbox) -> None
     )
     assert "LastUsedDate" not in sandbox.iam.get_access_key_last_used(AccessKeyId=idle)["AccessKeyLastUsed"]
 
+    sandbox.aws.expire_credential_reports(ACCOUNT)  # IAM keeps a report four hours: a fresh one
     sandbox.iam.generate_credential_report()
     report = sandbox.iam.get_credential_report()["Content"]
     text = report.decode() if isinstance(report, bytes) else base64.b64decode(report).decode()
@@ -261,3 +262,77 @@ def test_a_signed_call_stamps_the_keys_use_again(sandbox: Sandbox) -> None:
     sts_as(sandbox, key).get_caller_identity()
     last = sandbox.iam.get_access_key_last_used(AccessKeyId=key[0])["AccessKeyLastUsed"]["LastUsedDate"]
     assert abs(time.time() - last.timestamp()) < 60
+
+
+# -- the credential report as IAM keeps it, SES v2's whole message, accounts ----------------------
+def test_the_credential_report_is_a_snapshot_iam_keeps_for_four_hours(sandbox: Sandbox) -> None:
+    """moto generates its report live at every read and dates it 2015-02-02; IAM generates one
+    (STARTED, then COMPLETE), keeps it for four hours and answers that snapshot."""
+    from tests.standins.sandbox import fresh_account
+
+    account = fresh_account()
+    iam = sandbox.aws.account_client("iam", account, region="us-east-1")
+    iam.create_user(UserName="early")
+    with pytest.raises(ClientError) as err:
+        iam.get_credential_report()
+    assert code_of(err)[0] == "ReportNotPresent"
+    assert iam.generate_credential_report()["State"] == "STARTED"
+    assert iam.generate_credential_report()["State"] == "COMPLETE"
+    first = iam.get_credential_report()
+    assert abs(first["GeneratedTime"].timestamp() - time.time()) < 60
+    iam.create_user(UserName="late")
+    assert iam.generate_credential_report()["State"] == "COMPLETE"
+    again = iam.get_credential_report()
+    assert again["GeneratedTime"] == first["GeneratedTime"] and b"late" not in again["Content"]
+    sandbox.aws.expire_credential_reports(account)
+    assert iam.generate_credential_report()["State"] == "STARTED"
+    assert b"late" in iam.get_credential_report()["Content"]
+
+
+def test_a_credential_report_in_progress(sandbox: Sandbox) -> None:
+    from tests.standins.sandbox import fresh_account
+
+    iam = sandbox.aws.account_client("iam", fresh_account(), region="us-east-1")
+    sandbox.aws.report_delay = 30.0
+    try:
+        assert iam.generate_credential_report()["State"] == "STARTED"
+        assert iam.generate_credential_report()["State"] == "INPROGRESS"
+        with pytest.raises(ClientError) as err:
+            iam.get_credential_report()
+        assert code_of(err)[0] == "ReportInProgress"
+    finally:
+        sandbox.aws.report_delay = 0.0
+
+
+def test_ses_v2_keeps_both_parts_and_refuses_an_unverified_sender(sandbox: Sandbox) -> None:
+    ses = sandbox.aws.client("sesv2")
+    sender, to = f"{unique('sender')}@example.com", f"{unique('to')}@example.com"
+    content = {
+        "Simple": {
+            "Subject": {"Data": "hello"},
+            "Body": {"Text": {"Data": "plain words"}, "Html": {"Data": "<p>rich words</p>"}},
+        }
+    }
+    with pytest.raises(ClientError) as err:
+        ses.send_email(FromEmailAddress=sender, Destination={"ToAddresses": [to]}, Content=content)
+    assert code_of(err)[0] == "MessageRejected"
+    sandbox.verify_sender(sender)
+    ses.send_email(FromEmailAddress=sender, Destination={"ToAddresses": [to]}, Content=content)
+    [mail] = sandbox.aws.emails_to(to)
+    assert (mail["from"], mail["subject"], mail["text"], mail["html"], mail["account"]) == (
+        sender,
+        "hello",
+        "plain words",
+        "<p>rich words</p>",
+        ACCOUNT,
+    )
+
+
+def test_an_account_clients_calls_act_in_that_account(sandbox: Sandbox) -> None:
+    from tests.standins.sandbox import fresh_account
+
+    account = fresh_account()
+    user = unique("member")
+    sandbox.account_user(account, user, tags={"email": "x@example.com"})
+    assert user in {u["UserName"] for u in sandbox.account_iam(account).list_users()["Users"]}
+    assert user not in {u["UserName"] for u in sandbox.iam.list_users()["Users"]}

@@ -14,7 +14,7 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/deploy"
 
 BAD = [
     ("ACTION", "deploy", "ACTION"),
-    ("ACTION", "audit", "ACTION"),
+    ("ACTION", "audits", "ACTION"),
     ("TRUST_POLICY_FILE", "no/such/trust.json", "TRUST_POLICY_FILE"),
     ("LEGACY_IDLE_DAYS", "0", "LEGACY_IDLE_DAYS"),
     ("RETIRE_LEGACY_KEYS", "please", "RETIRE_LEGACY_KEYS"),

@@ -23,6 +23,15 @@ moto accepts any web identity token and any access key. The front, in front of m
   with `ExpiredToken`, as STS does, so the SDK's refresh shows within seconds.
 - injects faults by action: AWS errors, dropped connections, delays, another identity.
 - records every secret that passes through it (for the leak check) and every request.
+- serves the IAM credential report as IAM does (moto's is generated live at every read, dated
+  2015): GenerateCredentialReport starts a report (STARTED, then COMPLETE once ready, after
+  `report_delay` seconds) and IAM keeps it for four hours: GetCredentialReport answers that
+  snapshot with its real GeneratedTime, however the account changed since
+  (`expire_credential_reports()` is what waiting four hours does);
+- keeps every SES v2 SendEmail it answered (`emails`: sender, recipients, subject, and both the
+  text and the HTML part; moto keeps one part only).
+Several accounts: a request acts in the account of its key (moto's rule), or in the one an
+`x-moto-account-id` header names (`account_client`, for tests' set-up).
 
 Key ages and last use live in moto's own backend (moto runs in this process), so
 ListAccessKeys, GetAccessKeyLastUsed and the IAM credential report agree: `age()` sets them.
@@ -30,6 +39,7 @@ ListAccessKeys, GetAccessKeyLastUsed and the IAM credential report agree: `age()
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.client
 import json
@@ -148,6 +158,10 @@ class AwsStandIn:
         # Test knob: sessions issued by AssumeRole* end this many seconds later (None: as asked).
         self.session_lifetime: float | None = None
         self.session_ends: dict[str, float] = {}  # session key id -> when the front refuses it
+        # account -> (generated, ready, CSV): the credential reports IAM keeps (four hours).
+        self.credential_reports: dict[str, tuple[float, float, str]] = {}
+        self.report_delay = 0.0  # seconds a credential report takes to generate
+        self.emails: list[dict[str, Any]] = []  # every SES v2 SendEmail answered, both parts
         self._server = Server(self._handle)
 
     def start(self) -> AwsStandIn:
@@ -293,6 +307,8 @@ class AwsStandIn:
         refusal = self.catalog.check(call) if call else None
         if call and refusal:
             return refusal_response(call, refusal)
+        if call and call.service == "iam" and call.operation.name.endswith("CredentialReport"):
+            return self._credential_report(call.operation.name, self._account(request, key_id))
         if action == "AssumeRoleWithWebIdentity":
             denied = self._web_identity(params)
             if denied:
@@ -314,6 +330,8 @@ class AwsStandIn:
             registry.record(*(m.group(2).decode() for m in _SECRET_TAGS.finditer(response.body)))
         if fault and fault.kind == "identity":
             response.body = re.sub(rb"<Arn>[^<]*</Arn>", f"<Arn>{fault.arn}</Arn>".encode(), response.body)
+        if call and call.service == "sesv2" and call.operation.name == "SendEmail" and response.status == 200:
+            self._record_email(call, self._account(request, key_id))
         return response
 
     def _shorten_session(self, response: Response) -> None:
@@ -518,3 +536,93 @@ class AwsStandIn:
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
             )
         return None
+
+    # -- several accounts, the credential report, SES (for ACTION=audit) -------------------
+    def account_client(self, service: str, account: str, region: str = "eu-west-1") -> Any:
+        """A client through the front that acts in ``account`` (moto's x-moto-account-id), for
+        tests' set-up: users, groups, roles and keys of a member account."""
+        client = self.client(service, region=region)
+
+        def header(request: Any, **_: Any) -> None:
+            request.headers["x-moto-account-id"] = account
+
+        client.meta.events.register("before-sign", header)
+        return client
+
+    @staticmethod
+    def _account(request: Request, key_id: str) -> str:
+        """The account a request acts in, by moto's rule."""
+        from moto.iam.models import get_account_id_from
+
+        return request.headers.get("x-moto-account-id") or str(get_account_id_from(key_id))
+
+    def expire_credential_reports(self, account: str | None = None) -> None:
+        """What waiting four hours does: IAM's next GenerateCredentialReport starts a new one."""
+        with self._lock:
+            for known in list(self.credential_reports):
+                if account is None or known == account:
+                    del self.credential_reports[known]
+
+    def _credential_report(self, operation: str, account: str) -> Response:
+        from moto.iam.models import iam_backends
+
+        now = time.time()
+        with self._lock:
+            kept = self.credential_reports.get(account)
+            if kept is not None and now - kept[0] >= 4 * 3600:
+                kept = None
+            if operation == "GenerateCredentialReport":
+                if kept is None:
+                    backend = iam_backends[account]["aws"]
+                    backend.generate_report()
+                    self.credential_reports[account] = (
+                        now,
+                        now + self.report_delay,
+                        backend.get_credential_report(),
+                    )
+                    state = "STARTED"
+                else:
+                    state = "COMPLETE" if now >= kept[1] else "INPROGRESS"
+                return _iam_answer(operation, f"<State>{state}</State>")
+        if kept is None:
+            return error_response("ReportNotPresent", "Credential report not present", 410)
+        if now < kept[1]:
+            return error_response("ReportInProgress", "Credential report is being generated", 404)
+        generated = datetime.fromtimestamp(kept[0], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        content = base64.b64encode(kept[2].encode()).decode()
+        return _iam_answer(
+            operation,
+            f"<Content>{content}</Content><ReportFormat>text/csv</ReportFormat><GeneratedTime>{generated}</GeneratedTime>",
+        )
+
+    def _record_email(self, call: Call, account: str) -> None:
+        content = call.params.get("Content", {}).get("Simple", {})
+        body = content.get("Body", {})
+        destination = call.params.get("Destination", {})
+        with self._lock:
+            self.emails.append(
+                {
+                    "account": account,
+                    "region": call.region,
+                    "from": call.params.get("FromEmailAddress"),
+                    "to": list(destination.get("ToAddresses", [])),
+                    "cc": list(destination.get("CcAddresses", [])),
+                    "bcc": list(destination.get("BccAddresses", [])),
+                    "subject": content.get("Subject", {}).get("Data", ""),
+                    "text": body.get("Text", {}).get("Data", ""),
+                    "html": body.get("Html", {}).get("Data", ""),
+                }
+            )
+
+    def emails_to(self, address: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.emails if address in e["to"] + e["cc"] + e["bcc"]]
+
+
+def _iam_answer(operation: str, result: str) -> Response:
+    body = (
+        f'<{operation}Response xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+        f"<{operation}Result>{result}</{operation}Result>"
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></{operation}Response>"
+    )
+    return Response(200, body.encode(), {"Content-Type": "text/xml"})

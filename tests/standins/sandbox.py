@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,74 @@ class Sandbox:
     def add_user(self, user: str, keys: int = 1) -> list[tuple[str, str]]:
         return [self.add_user_key(user) for _ in range(keys)]
 
+    # -- several accounts (ACTION=audit) -----------------------------------------------
+    def member_account(
+        self,
+        account: str | None = None,
+        *,
+        trusted: str,
+        role_name: str = "aws-credentials-audit",
+        external_id: str | None = None,
+    ) -> str:
+        """An account (a fresh random id unless given) with the audit role, trusting ``trusted``
+        (an ARN), with ``sts:ExternalId`` when given. The account id."""
+        account = account or fresh_account()
+        statement: dict[str, Any] = {
+            "Effect": "Allow",
+            "Principal": {"AWS": trusted},
+            "Action": "sts:AssumeRole",
+        }
+        if external_id:
+            statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+        self.account_iam(account).create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+        )
+        return account
+
+    def account_iam(self, account: str) -> Any:
+        return self.aws.account_client("iam", account, region="us-east-1")
+
+    def account_user(
+        self,
+        account: str,
+        user: str,
+        *,
+        keys: int = 1,
+        tags: dict[str, str] | None = None,
+        groups: tuple[str, ...] = (),
+    ) -> list[str]:
+        """A user in ``account`` with ``keys`` access keys (their secrets recorded for the leak
+        check), tags and groups (created when missing). The key ids."""
+        iam = self.account_iam(account)
+        extra = {"Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]} if tags else {}
+        iam.create_user(UserName=user, **extra)
+        for group in groups:
+            with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+                iam.create_group(GroupName=group)
+            iam.add_user_to_group(GroupName=group, UserName=user)
+        ids = []
+        for _ in range(keys):
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            registry.record(key["SecretAccessKey"])
+            ids.append(str(key["AccessKeyId"]))
+        return ids
+
+    def organization_account(self, *, trusted: str, role_name: str = "aws-credentials-audit") -> str:
+        """A new account of the organization of ACCOUNT (created once), with the audit role."""
+        org = self.aws.client("organizations", region="us-east-1")
+        with contextlib.suppress(org.exceptions.AlreadyInOrganizationException):
+            org.create_organization(FeatureSet="ALL")
+        created = org.create_account(Email=f"{fresh_account()}@example.com", AccountName="member")
+        account = str(created["CreateAccountStatus"]["AccountId"])
+        return self.member_account(account, trusted=trusted, role_name=role_name)
+
+    def verify_sender(self, address: str, region: str = REGION) -> None:
+        """An SES identity in ACCOUNT (moto: verified at once)."""
+        ses = self.aws.client("sesv2", region=region)
+        with contextlib.suppress(ses.exceptions.AlreadyExistsException):
+            ses.create_email_identity(EmailIdentity=address)
+
     def bitbucket_token(self, *scopes: str) -> str:
         return self.bitbucket.access_token(*(scopes or ("pipeline", "pipeline:variable")))
 
@@ -137,6 +206,11 @@ class Sandbox:
             env["BITBUCKET_STEP_OIDC_TOKEN"] = token
         env.update(variables)
         return env
+
+
+def fresh_account() -> str:
+    """A random 12-digit account id (moto creates an account on its first use)."""
+    return f"{random.randrange(10**11, 10**12)}"
 
 
 def base_process_env(home: Path) -> dict[str, str]:

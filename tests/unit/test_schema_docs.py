@@ -4,8 +4,8 @@ The docs are split by action: each page has one variables table, under "## Varia
 the variables its actions read (the schema's `actions`):
 
 - README.md (`assume`): every variable `assume` reads, the ones every action reads among them;
-- docs/check.md, docs/rotate.md: the variables their actions read beyond those every action
-  reads (which they point to in the README). A variable read by check and rotate, such as
+- docs/check.md, docs/rotate.md, docs/audit.md: the variables their actions read beyond those
+  every action reads (which they point to in the README). A variable read by check and rotate, such as
   REPORT_DIR or the Bitbucket access, is in both pages.
 
 Each row carries the schema's default and "Read by" (the implemented actions that read it,
@@ -41,6 +41,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "README.md": ("assume",),
     "docs/check.md": ("check",),
     "docs/rotate.md": ("rotate", "sync"),
+    "docs/audit.md": ("audit",),
 }
 EVERY_ACTION = "every action"
 
@@ -439,6 +440,13 @@ BREAKAGES = [
     ("pages", "docs/rotate.md", "| `SOURCE` | | sync |", "| `SOURCES` | | sync |"),
     ("pages", "docs/check.md", "| `TRUST_POLICY_FILE` |", "| `IAM_USER_NAME` |"),
     ("pages", "docs/rotate.md", "| `REPORT_DIR` |", "| `REPORT_DIRECTORY` |"),
+    ("pages", "docs/audit.md", "| `AUDIT_MODE` | `report` | audit |", "| `AUDIT_MODE` | `enforce` | audit |"),
+    (
+        "pages",
+        "docs/audit.md",
+        "| `ROTATE_AFTER_DAYS` | `90` | rotate, audit |",
+        "| `ROTATE_AFTER_DAYS` | `90` | rotate |",
+    ),
     ("required", "README.md", "| `AWS_DEFAULT_REGION` (*) |", "| `AWS_DEFAULT_REGION` |"),
     ("required", "docs/rotate.md", "| `SOURCE` |", "| `SOURCE` (*) |"),
     (

@@ -1,0 +1,86 @@
+"""Delivery of a new key (seed 003): the Secrets Manager secret `<AUDIT_SECRET_PREFIX><user>` in
+the user's account, which only that user may read.
+
+The resource policy goes on first, every time, before any value: a new secret is created empty,
+given its policy, and only then its value. The policy allows the user `GetSecretValue` and
+`DescribeSecret`, and denies `GetSecretValue` to every other principal (the account's
+administrators keep managing the secret, its policy included; nobody else reads it). The pipe
+never reads a secret back: the value's version id (its ClientRequestToken) names the key it
+holds, which `DescribeSecret` shows (pipe.audit.reader.secret_holds)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipe.audit.reader import VERSION_PREFIX
+from pipe.credentials import Credentials
+from pipe.errors import StateError, is_aws_code
+
+
+def resource_policy(user_arn: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "TheUserReadsTheirKey",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": user_arn},
+                    "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "NobodyElseReadsIt",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": "*",
+                    "Condition": {"StringNotEquals": {"aws:PrincipalArn": user_arn}},
+                },
+            ],
+        },
+        separators=(",", ":"),
+    )
+
+
+def version_token(key_id: str) -> str:
+    """The ClientRequestToken (32-64 characters) of the version that holds ``key_id``."""
+    return VERSION_PREFIX + key_id
+
+
+def deliver(secrets: Any, name: str, user: str, user_arn: str, pair: Credentials) -> str:
+    """Put ``pair`` in the user's secret, the resource policy first; the secret's ARN."""
+    arn = _secret(secrets, name, user)
+    secrets.put_resource_policy(
+        SecretId=arn, ResourcePolicy=resource_policy(user_arn), BlockPublicPolicy=True
+    )
+    secrets.put_secret_value(
+        SecretId=arn,
+        ClientRequestToken=version_token(pair.access_key_id),
+        SecretString=json.dumps(
+            {"AccessKeyId": pair.access_key_id, "SecretAccessKey": pair.secret_access_key}
+        ),
+    )
+    return arn
+
+
+def _secret(secrets: Any, name: str, user: str) -> str:
+    """The secret's ARN, created empty when it does not exist."""
+    try:
+        described = secrets.describe_secret(SecretId=name)
+    except Exception as exc:
+        if not is_aws_code(exc, "ResourceNotFoundException"):
+            raise
+    else:
+        if described.get("DeletedDate"):
+            raise StateError(
+                f"The secret {name} is scheduled for deletion: the new key of {user} cannot be stored",
+                f"Restore it (aws secretsmanager restore-secret --secret-id {name}) or delete it for good, then re-run.",
+            )
+        return str(described["ARN"])
+    created = secrets.create_secret(
+        Name=name,
+        Description=f"The access key of IAM user {user}, delivered by aws-credentials-pipe (ACTION=audit).",
+    )
+    return str(created["ARN"])

@@ -1,0 +1,229 @@
+"""Carries out one user's plan in one account, in the order that keeps every key accounted for:
+
+1. one TagUser: the key about to be created (``phase=create``), the dates of the keys about to
+   be deactivated;
+2. delete (a stopped run's undelivered key; inactive keys past their window): room first;
+3. create the key, tag it in flight (``phase=deliver key=...``), deliver it into the user's
+   secret (the resource policy first). A key that cannot be delivered is deleted again;
+4. deactivate;
+5. e-mail the user (only once the secret holds the new key: nothing reports a key before);
+6. one TagUser for what the user was told, and the in-flight tag taken off.
+
+A run killed anywhere leaves the in-flight tag: the next run deletes the key the secret does not
+hold and creates it again (pipe.audit.planner). Every action done is marked ``done``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipe.audit import delivery, notify, state
+from pipe.audit.planner import Action, Policy, User, UserPlan, secret_name
+from pipe.credentials import Credentials
+from pipe.errors import aws_error, is_aws_code
+
+if TYPE_CHECKING:
+    from pipe.console import Console
+
+ACTION_HINT = (
+    "Grant the audit role the permissions of docs/audit.md#permissions (or fix what AWS says), then "
+    "re-run: the next run finishes what this one started."
+)
+
+
+@dataclass
+class Entry:
+    """One user of one account: the facts the plan came from, the plan, and what was done."""
+
+    user: User
+    plan: UserPlan
+    secret_arn: str | None = None
+    notified: bool = False
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (what failed, what to change)
+    in_flight_left: bool = False  # a created key could be neither delivered nor deleted
+    untold: bool = False  # a new key was delivered but the e-mail about it failed
+
+
+@dataclass
+class Executor:
+    account: str
+    iam: Any
+    secrets: Any
+    region: str
+    policy: Policy
+    secret_prefix: str
+    mailer: notify.Mailer | None
+    console: Console
+    clock: Callable[[], float]
+
+    def carry_out(self, entry: Entry) -> None:
+        plan = entry.plan
+        if not (plan.changes or plan.in_flight or plan.of("notify")):
+            return
+        started = int(self.clock())
+        pair: Credentials | None = None
+        try:
+            self._intent(plan, started)
+            for action in plan.of("delete"):
+                self._delete(plan.user, action)
+            if plan.of("create"):
+                pair = self._create(entry, started)
+            for action in plan.of("deactivate"):
+                self._deactivate(plan.user, action)
+        except Exception as exc:
+            entry.errors.append((self._why(exc), ACTION_HINT))
+        self._tell(entry, pair)
+        self._finish(entry, pair)
+
+    # -- the steps --------------------------------------------------------------------------
+    def _tag(self, user: str, tags: dict[str, str]) -> None:
+        self.iam.tag_user(UserName=user, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    def _intent(self, plan: UserPlan, started: int) -> None:
+        tags: dict[str, str] = {}
+        if plan.of("create"):
+            tags[state.AUDIT_TAG] = state.InFlight("create", started).tag()
+        going = [a.key for a in plan.of("deactivate") if a.key]
+        if going:
+            dates = dict(plan.deactivated) | {key: self.policy.today for key in going}
+            tags[state.DEACTIVATED_TAG] = state.render_dates(dates)
+        if tags:
+            self._tag(plan.user, tags)
+
+    def _delete(self, user: str, action: Action) -> None:
+        assert action.key, "a key is deleted by its id"
+        try:
+            self.iam.delete_access_key(UserName=user, AccessKeyId=action.key)
+        except Exception as exc:
+            if not is_aws_code(exc, "NoSuchEntity"):
+                raise
+        action.done = True
+        self.console.info(f"{self.account} {user}: deleted {action.key} ({action.reason}).")
+
+    def _deactivate(self, user: str, action: Action) -> None:
+        self.iam.update_access_key(UserName=user, AccessKeyId=action.key, Status="Inactive")
+        action.done = True
+        self.console.info(f"{self.account} {user}: deactivated {action.key} ({action.reason}).")
+
+    def _create(self, entry: Entry, started: int) -> Credentials:
+        plan = entry.plan
+        created, delivered = plan.of("create")[0], plan.of("deliver")[0]
+        name = secret_name(self.secret_prefix, plan.user)
+        assert name is not None, "the planner creates no key it cannot deliver"
+        answer = self.iam.create_access_key(UserName=plan.user)["AccessKey"]
+        pair = Credentials(answer["AccessKeyId"], answer["SecretAccessKey"])
+        self.console.secrets(pair.secret_access_key)
+        created.key, created.done = pair.access_key_id, True
+        try:
+            flight = state.InFlight("deliver", started, pair.access_key_id)
+            self._tag(plan.user, {state.AUDIT_TAG: flight.tag()})
+            entry.secret_arn = delivery.deliver(self.secrets, name, plan.user, entry.user.arn, pair)
+        except Exception:
+            try:
+                self.iam.delete_access_key(UserName=plan.user, AccessKeyId=pair.access_key_id)
+            except Exception:
+                entry.in_flight_left = True  # the tag stays: the next run deletes it
+                created.reason += f"; {pair.access_key_id} could not be delivered (the next run deletes it)"
+                raise
+            created.done = False
+            created.reason += f"; {pair.access_key_id} was created, then deleted: it could not be delivered"
+            raise
+        delivered.key, delivered.done = pair.access_key_id, True
+        self.console.info(
+            f"{self.account} {plan.user}: created {pair.access_key_id} and stored it in {name} "
+            "(the resource policy first)."
+        )
+        return pair
+
+    def _tell(self, entry: Entry, pair: Credentials | None) -> None:
+        """The user's e-mail: what was done, what comes next. Nothing when nothing was done."""
+        plan = entry.plan
+        letters = plan.of("notify")
+        if not letters or self.mailer is None or plan.email is None:
+            return
+        news = self._news(entry, pair)
+        if not (news.happened or plan.warnings or plan.announce):
+            return
+        try:
+            self.mailer.send([plan.email], notify.user_letter(news))
+        except Exception as exc:
+            entry.errors.append(
+                (f"the e-mail to {plan.email} was not sent: {self._why(exc)}", notify.SES_HINT)
+            )
+            # The in-flight tag stays (the secret holds the key): the next run tells the user.
+            entry.untold = news.new_key is not None
+            return
+        letters[0].done = True
+        entry.notified = True
+        self.console.info(f"{self.account} {plan.user}: e-mailed {plan.email}.")
+
+    def _news(self, entry: Entry, pair: Credentials | None) -> notify.News:
+        plan, policy = entry.plan, self.policy
+        new_key = pair.access_key_id if pair else (plan.announce or None)
+        done = [a for a in plan.actions if a.done]
+        gone = {a.key for a in done if a.action in ("deactivate", "delete")}
+        active = [
+            (k.id or "", policy.on(k.created, policy.deactivate_after))
+            for k in entry.user.keys
+            if k.active and k.id not in gone and k.id
+        ]
+        # A newer key audit delivered (and told the user about) is in the secret: say how to fetch it.
+        newer = new_key is None and plan.notified.new in {key for key, _ in active}
+        secret = secret_name(self.secret_prefix, plan.user) if (new_key or newer) else None
+        deactivated = [a.key or "" for a in done if a.action == "deactivate"]
+        return notify.News(
+            account=self.account,
+            user=plan.user,
+            mode=policy.mode,
+            today=policy.today,
+            region=self.region,
+            secret=secret,
+            new_key=new_key,
+            deactivated=[(a.key or "", a.reason) for a in done if a.action == "deactivate"],
+            deleted=[(a.key or "", a.reason) for a in done if a.action == "delete"],
+            next_steps=notify.next_steps(
+                today=policy.today,
+                active=active,
+                deactivated=deactivated,
+                window=policy.window,
+                new_key=new_key,
+            ),
+        )
+
+    def _finish(self, entry: Entry, pair: Credentials | None) -> None:
+        """Record what the user was told, keep the deactivation dates of keys that still exist,
+        take the in-flight tag off (unless a key is still in flight: a failed delete)."""
+        plan = entry.plan
+        deleted = {a.key for a in plan.of("delete") if a.done}
+        deactivated = {a.key: self.policy.today for a in plan.of("deactivate") if a.done and a.key}
+        dates = {k: d for k, d in (plan.deactivated | deactivated).items() if k not in deleted}
+        keys = {k.id for k in entry.user.keys if k.id and k.id not in deleted}
+        if pair is not None:
+            keys.add(pair.access_key_id)
+        tags: dict[str, str] = {}
+        if entry.notified:
+            new = pair.access_key_id if pair else plan.announce
+            told = plan.notified.after(self.policy.today, [k for k in plan.warnings if k], new, keys)
+            tags[state.NOTIFIED_TAG] = told.tag()
+        if dates and dates != plan.deactivated:
+            tags[state.DEACTIVATED_TAG] = state.render_dates(dates)
+        untag = [state.DEACTIVATED_TAG] if plan.deactivated and not dates else []
+        if (plan.in_flight or plan.of("create")) and not (entry.in_flight_left or entry.untold):
+            untag.append(state.AUDIT_TAG)
+        try:
+            if tags:
+                self._tag(plan.user, tags)
+            if untag:
+                self.iam.untag_user(UserName=plan.user, TagKeys=untag)
+        except Exception as exc:
+            entry.errors.append((self._why(exc), ACTION_HINT))
+
+    @staticmethod
+    def _why(exc: Exception) -> str:
+        code, message = aws_error(exc)
+        operation = getattr(exc, "operation_name", "")
+        if code:
+            return f"{operation} refused ({code}: {message})"
+        text = getattr(exc, "message", "") or type(exc).__name__
+        return str(text)

@@ -1,0 +1,290 @@
+"""The audit's plan for one user: a pure function of what was read (``User``) and the policy
+(``Policy``). The same plan serves every mode: `report` and DRY_RUN print it, `enforce` and
+`revoke` carry it out (pipe.audit.executor). No I/O.
+
+enforce (ages in whole days since the key was created):
+- a key a stopped run created and never delivered (``state.InFlight``) is deleted, and the rest
+  is planned without it (so it is created again);
+- an Inactive key at least DELETE_AFTER_DAYS old is deleted once it has been inactive for the
+  recovery window (DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS days), counted from the date audit
+  deactivated it (its tag), else from its last use, else from its creation;
+- an Active key at least DEACTIVATE_AFTER_DAYS old is deactivated; it is never deleted in the
+  same run (only Inactive keys are), nor the next day (the window is at least one day);
+- the newest Active key at least ROTATE_AFTER_DAYS old, with no newer key: a new key is created
+  and delivered, unless the user would then have more than two keys (said, not done);
+- an Active key that will be deactivated within NOTIFY_BEFORE_DAYS: the user is warned once.
+revoke: every Active key is deactivated, every Inactive key deleted; never both to one key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from pipe.audit import state
+from pipe.config.audit import EMAIL
+
+DAY = 86400.0
+_SECRET_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+=.@-")
+
+
+@dataclass(frozen=True)
+class Key:
+    id: str | None  # None: read from the credential report, which has no key ids
+    status: str  # Active | Inactive
+    created: float
+    last_used: float | None = None
+
+    def age(self, now: float) -> int:
+        """Whole days since creation."""
+        return int((now - self.created) // DAY)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "Active"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    arn: str
+    tags: Mapping[str, str]
+    groups: frozenset[str]
+    keys: tuple[Key, ...]
+    listed: bool = False  # the keys come from ListAccessKeys (ids known), not the credential report
+    secret_holds: str | None = None  # the key id the user's secret holds (read for keys in flight)
+
+
+@dataclass(frozen=True)
+class Policy:
+    mode: str  # report | enforce | revoke
+    rotate_after: int
+    deactivate_after: int
+    delete_after: int
+    notify_before: int
+    now: float
+    exempt_group: str | None = None
+    email_tag: str = "email"
+    notify: bool = False  # NOTIFY_FROM is set
+    secret_prefix: str = "aws-credentials/"
+
+    @property
+    def window(self) -> int:
+        """The recovery window: days a key stays inactive before it may be deleted."""
+        return self.delete_after - self.deactivate_after
+
+    @property
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.now, UTC).date()
+
+    def on(self, created: float, days: int) -> date:
+        """The date a key created at ``created`` is ``days`` days old."""
+        return (datetime.fromtimestamp(created, UTC) + timedelta(days=days)).date()
+
+
+@dataclass
+class Action:
+    action: str  # create | deliver | deactivate | delete | notify
+    key: str | None
+    reason: str
+    done: bool = False
+
+    def document(self) -> dict[str, object]:
+        return {"action": self.action, "access_key_id": self.key, "reason": self.reason, "done": self.done}
+
+
+@dataclass
+class UserPlan:
+    user: str
+    status: str  # audited | exempt | managed
+    email: str | None
+    actions: list[Action] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: dict[str, date] = field(default_factory=dict)  # key id (or "") -> its deactivation date
+    announce: str = ""  # a new key a stopped run delivered and nobody announced
+    in_flight: state.InFlight | None = None  # a stopped run's tag, taken off when this run acts
+    deactivated: dict[str, date] = field(default_factory=dict)  # audit's deactivation dates (tag)
+    notified: state.Notified = field(default_factory=state.Notified)
+
+    def of(self, kind: str) -> list[Action]:
+        return [a for a in self.actions if a.action == kind]
+
+    @property
+    def changes(self) -> bool:
+        return any(a.action in ("create", "deactivate", "delete") for a in self.actions)
+
+    @property
+    def needs_keys(self) -> bool:
+        """The user needs an action, a warning or a clean-up: list its keys (ids) before acting."""
+        return bool(self.actions or self.warnings or self.in_flight or self.announce)
+
+
+def email_of(tags: Mapping[str, str], tag: str) -> str | None:
+    value = tags.get(tag, "").strip()
+    return value if EMAIL.match(value) else None
+
+
+def secret_name(prefix: str, user: str) -> str | None:
+    """The user's secret, or None when Secrets Manager would refuse the name (IAM allows a comma
+    in user names, Secrets Manager does not)."""
+    name = prefix + user
+    return name if set(name) <= _SECRET_NAME and len(name) <= 512 else None
+
+
+def plan(user: User, policy: Policy) -> UserPlan:
+    """The user's plan. Exempt and managed users get none."""
+    status = "audited"
+    if state.managed(user.tags):
+        status = "managed"
+    elif policy.exempt_group and policy.exempt_group in user.groups:
+        status = "exempt"
+    result = UserPlan(
+        user.name,
+        status,
+        email_of(user.tags, policy.email_tag),
+        in_flight=state.InFlight.parse(user.tags.get(state.AUDIT_TAG)),
+        deactivated=state.parse_dates(user.tags.get(state.DEACTIVATED_TAG)),
+        notified=state.Notified.parse(user.tags.get(state.NOTIFIED_TAG)),
+    )
+    if status != "audited":
+        result.in_flight = None  # never changed: a stopped run's key is left to whoever manages it
+        return result
+    keys = _in_flight(user, result)
+    if policy.mode == "revoke":
+        _revoke(keys, result)
+    else:
+        _enforce(user, keys, policy, result)
+    _notify(user, policy, result)
+    return result
+
+
+def _in_flight(user: User, result: UserPlan) -> list[Key]:
+    """Delete the key of a stopped run that the user's secret does not hold; the keys left."""
+    flight = result.in_flight
+    keys = list(user.keys)
+    if flight is None or not user.listed:
+        return keys
+    # A run creates one key: unnamed, it is the first one made in the window (a user's own key
+    # made minutes later is not taken for it).
+    covered = sorted(
+        (k for k in user.keys if k.id and flight.covers(k.id, k.created)), key=lambda k: k.created
+    )
+    for key in covered[:1]:
+        if key.id and user.secret_holds == key.id:
+            if result.notified.new != key.id:
+                result.announce = key.id  # delivered, never announced
+            continue
+        keys.remove(key)
+        result.actions.append(
+            Action(
+                "delete", key.id, "created by an audit run that stopped before delivering it: nobody holds it"
+            )
+        )
+    return keys
+
+
+def _revoke(keys: list[Key], result: UserPlan) -> None:
+    for key in keys:
+        if key.active:
+            result.actions.append(Action("deactivate", key.id, "AUDIT_MODE=revoke"))
+        else:
+            result.actions.append(Action("delete", key.id, "AUDIT_MODE=revoke: inactive"))
+
+
+def _enforce(user: User, keys: list[Key], policy: Policy, result: UserPlan) -> None:
+    kept = [key for key in keys if not _delete(key, policy, result)]
+    for key in kept:
+        age = key.age(policy.now)
+        if key.active and age >= policy.deactivate_after:
+            result.actions.append(
+                Action("deactivate", key.id, f"{age} days old (>= {policy.deactivate_after})")
+            )
+    _rotate(user, kept, policy, result)
+    _warn(kept, policy, result)
+
+
+def _inactive_days(key: Key, policy: Policy, result: UserPlan) -> tuple[int, str]:
+    """How long the key has been inactive, as far as anyone can tell, and since what."""
+    recorded = result.deactivated.get(key.id or "")
+    if recorded is not None:
+        return (policy.today - recorded).days, f"deactivated by audit on {recorded.isoformat()}"
+    if key.last_used is not None:
+        days = int((policy.now - key.last_used) // DAY)
+        return days, f"last used {days} days ago"
+    return key.age(policy.now), "never used"
+
+
+def _delete(key: Key, policy: Policy, result: UserPlan) -> bool:
+    """An Inactive key past DELETE_AFTER_DAYS and its recovery window: planned for deletion."""
+    if key.active:
+        return False
+    age = key.age(policy.now)
+    if age < policy.delete_after:
+        return False
+    inactive, since = _inactive_days(key, policy, result)
+    if inactive < policy.window:
+        result.notes.append(
+            f"{key.id or 'an inactive key'}: {age} days old, {since}: deleted once inactive for "
+            f"{policy.window} days"
+        )
+        return False
+    result.actions.append(
+        Action("delete", key.id, f"inactive, {age} days old (>= {policy.delete_after}); {since}")
+    )
+    return True
+
+
+def _rotate(user: User, keys: list[Key], policy: Policy, result: UserPlan) -> None:
+    active = [k for k in keys if k.active]
+    if not active:
+        return
+    newest = max(active, key=lambda k: k.created)
+    age = newest.age(policy.now)
+    if age < policy.rotate_after or any(k.created > newest.created for k in keys):
+        return
+    if len(keys) >= 2:
+        result.notes.append(
+            f"{newest.id or 'the newest key'} is {age} days old (>= {policy.rotate_after}) but "
+            f"{user.name} already has two keys: no new key is created (IAM allows two)"
+        )
+        return
+    name = secret_name(policy.secret_prefix, user.name)
+    if name is None:
+        result.notes.append(
+            f"no new key: Secrets Manager refuses the secret name {policy.secret_prefix + user.name!r}"
+        )
+        return
+    why = f"{newest.id or 'the newest key'} is {age} days old (>= {policy.rotate_after})"
+    result.actions.append(Action("create", None, why))
+    result.actions.append(Action("deliver", None, f"into the secret {name}, readable by {user.name} only"))
+
+
+def _warn(keys: list[Key], policy: Policy, result: UserPlan) -> None:
+    if policy.notify_before <= 0:
+        return
+    for key in keys:
+        age = key.age(policy.now)
+        left = policy.deactivate_after - age
+        if key.active and 0 < left <= policy.notify_before and key.id not in result.notified.warned:
+            result.warnings[key.id or ""] = policy.on(key.created, policy.deactivate_after)
+
+
+def _notify(user: User, policy: Policy, result: UserPlan) -> None:
+    if not policy.notify or not (result.actions or result.warnings or result.announce):
+        return
+    if result.email is None:
+        tag = policy.email_tag
+        given = user.tags.get(tag)
+        result.notes.append(
+            f"not notified: the {tag} tag is not an e-mail address"
+            if given
+            else f"not notified: no {tag} tag"
+        )
+        return
+    words = {"create": "a new key", "deactivate": "{} deactivated", "delete": "{} deleted"}
+    parts = [words[a.action].format(a.key or "a key") for a in result.actions if a.action in words]
+    if result.announce:
+        parts.append(f"a new key ({result.announce})")
+    parts += [f"{k or 'a key'} to be deactivated on {d.isoformat()}" for k, d in result.warnings.items()]
+    result.actions.append(Action("notify", None, f"e-mail {result.email}: " + "; ".join(parts)))

@@ -1,0 +1,138 @@
+"""An audit interrupted at every call it makes from its first change to its last (through
+creating, delivering and announcing a key), once by killing the process after the call took
+effect and once by an API error at that call, then re-run the same day: it must converge.
+
+The user: an Active key 100 days old (deactivated, and replaced), an Inactive key 120 days old
+unused for 30 days (deleted first, making room). After every interruption:
+  S1 no key is lost that was in use: the Active key is never deleted;
+  S2 every key is the old one, the one the user's secret holds, or the one the in-flight tag
+     records (so the next run knows it);
+and after the re-run:
+  C1 the user has the old key (Inactive) and one new Active key, which the secret holds and
+     which works (its secret is the one IAM issued);
+  C2 no in-flight tag is left; the deactivation date is recorded;
+  C3 the user was e-mailed about that key, and no e-mail holds a secret.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tests import leakcheck
+from tests.integration.test_audit import Fleet
+from tests.runner import ANSI, Result
+from tests.standins import registry
+from tests.standins.sandbox import Sandbox, base_process_env
+
+AUDIT_TAG = "aws-credentials-pipe/audit"
+SUMMARY: list[str] = []
+
+
+def make_fleet(sandbox: Sandbox, clone: Path) -> tuple[Fleet, str, str]:
+    fleet = Fleet(sandbox, clone)
+    old, idle = fleet.user("alice", 100, (120, 30))
+    fleet.sandbox.account_iam(fleet.account).update_access_key(
+        UserName="alice", AccessKeyId=idle, Status="Inactive"
+    )
+    return fleet, old, idle
+
+
+def run_interrupted(fleet: Fleet, at: int, mode: str) -> Result:
+    interrupter = fleet.sandbox.interrupter
+    env = base_process_env(fleet.clone.parent / "home") | fleet.env()
+    interrupter.arm(at, mode)
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-m", "pipe"],
+        env=env,
+        cwd=fleet.clone,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    interrupter.pid = proc.pid
+    out, _ = proc.communicate(timeout=120)
+    interrupter.disarm()
+    leakcheck.capture(f"audit-crash-{mode}-{at}", out)
+    return Result(proc.returncode, ANSI.sub("", out))
+
+
+def held(fleet: Fleet) -> str | None:
+    pair = fleet.secret("alice")
+    return pair["AccessKeyId"] if pair else None
+
+
+def safe_after_interruption(fleet: Fleet, old: str, idle: str, where: str) -> list[str]:
+    keys, holds, tag = fleet.keys("alice"), held(fleet), fleet.tags("alice").get(AUDIT_TAG, "")
+    problems = [] if old in keys else [f"{where}: S1 the active key {old} was deleted"]
+    strays = [k for k in keys if k not in (old, idle, holds)]
+    for key in strays:
+        if not tag.startswith("phase=create") and f"key={key}" not in tag:
+            problems.append(f"{where}: S2 {key} is held by nobody and no tag records it ({tag!r})")
+    return problems
+
+
+def converged(fleet: Fleet, old: str, result: Result, where: str) -> list[str]:
+    keys, holds = fleet.keys("alice"), held(fleet)
+    problems = [] if result.returncode == 0 else [f"{where}: the re-run ended {result.last!r}"]
+    new = [k for k in keys if k != old]
+    if keys.get(old) != "Inactive" or len(new) != 1 or keys[new[0]] != "Active" or holds != new[0]:
+        problems.append(f"{where}: C1 keys {keys}, the secret holds {holds}")
+    elif fleet.sandbox.aws.issued.get(new[0]) != (fleet.secret("alice") or {}).get("SecretAccessKey"):
+        problems.append(f"{where}: C1 the secret's pair is not the one IAM issued")
+    tags = fleet.tags("alice")
+    if AUDIT_TAG in tags or not tags.get("aws-credentials-pipe/deactivated", "").startswith(f"{old}="):
+        problems.append(f"{where}: C2 tags {tags}")
+    mails = fleet.mails("alice@example.com")
+    if not new or not any(new[0] in m["text"] and new[0] in m["html"] for m in mails):
+        problems.append(f"{where}: C3 no e-mail names the new key ({len(mails)} e-mails)")
+    secrets = registry.snapshot()
+    if any(s in m["text"] + m["html"] for m in mails for s in secrets):
+        problems.append(f"{where}: C3 an e-mail holds a secret")
+    return problems
+
+
+def test_an_audit_interrupted_at_every_change_converges(sandbox: Sandbox, tmp_path: Path) -> None:
+    from tests.runner import make_clone_dir
+
+    baseline, _, _ = make_fleet(sandbox, make_clone_dir(tmp_path / "baseline"))
+    first = run_interrupted(baseline, 0, "kill")
+    assert first.returncode == 0, first.output
+    calls = list(sandbox.interrupter.calls)
+    start = calls.index("AWS TagUser") + 1  # the first change (1-based)
+    problems: list[str] = []
+    counts: Counter[str] = Counter()
+    for mode in ("kill", "error"):
+        for at in range(start, len(calls) + 1):
+            fleet, old, idle = make_fleet(sandbox, make_clone_dir(tmp_path / f"{mode}-{at}"))
+            result = run_interrupted(fleet, at, mode)
+            where = f"{mode} at call {at} ({sandbox.interrupter.fired})"
+            counts["interruptions"] += 1
+            if mode == "error" and not (result.returncode == 0 or result.last.startswith("✖ ")):
+                problems.append(f"{where}: no ✖ line: {result.last!r}")
+            problems += safe_after_interruption(fleet, old, idle, where)
+            again = fleet.run(f"audit-crash-rerun-{mode}-{at}")
+            problems += converged(fleet, old, again, where)
+            counts["mails"] += len(fleet.mails("alice@example.com"))
+    SUMMARY.append(
+        f"audit crash safety: calls {start}-{len(calls)} of {len(calls)} ({', '.join(calls[start - 1 :])}) "
+        f"x 2 modes = {counts['interruptions']} interruptions, each re-run once; "
+        f"{counts['mails']} e-mails to the user in all (a run that did part of the work mails that part)"
+    )
+    print(SUMMARY[-1])
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_the_invariants_can_fail(sandbox: Sandbox, tmp_path: Path) -> None:
+    """S2 and C1 are not vacuous: a key nobody holds and no tag records is caught."""
+    from tests.runner import make_clone_dir
+
+    fleet, old, idle = make_fleet(sandbox, make_clone_dir(tmp_path / "made-up"))
+    iam = sandbox.account_iam(fleet.account)
+    iam.delete_access_key(UserName="alice", AccessKeyId=idle)
+    stray = iam.create_access_key(UserName="alice")["AccessKey"]
+    registry.record(stray["SecretAccessKey"])
+    assert safe_after_interruption(fleet, old, idle, "made up")
+    assert converged(fleet, old, Result(0, ""), "made up")
