@@ -82,6 +82,7 @@ class Settings:
     def final_role(self) -> RoleArn | None:
         """The role whose session is handed on (None: the fallback key itself)."""
         return self.hops[-1].role if self.hops else self.role
+
     audit: AuditSettings | None = None  # audit
 
     def secrets(self) -> tuple[str, ...]:
