@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests import leakcheck
+from tests.standins.interrupt import Interrupter
 from tests.standins.sandbox import base_process_env
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -62,6 +63,27 @@ def run_process(env: dict[str, str], cwd: Path, label: str, timeout: float = 60)
     return Result(proc.returncode, ANSI.sub("", proc.stdout))
 
 
+def run_interrupted(
+    interrupter: Interrupter, at: int, how: str, *, env: dict[str, str], cwd: Path, label: str
+) -> Result:
+    """Run the pipe as a process that ``interrupter`` stops at the ``at``-th call it sees
+    (``how``: kill or error); ``env`` on top of the base environment (HOME: cwd's sibling)."""
+    interrupter.arm(at, how)
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-m", "pipe"],
+        env=base_process_env(cwd.parent / "home") | env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    interrupter.pid = proc.pid
+    out, _ = proc.communicate(timeout=120)
+    interrupter.disarm()
+    leakcheck.capture(label, out)
+    return Result(proc.returncode, ANSI.sub("", out))
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
@@ -88,6 +110,16 @@ def source_and_call(env_file: Path, endpoint: str, home: Path, label: str) -> st
 
 def docker_cli() -> str:
     return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+
+
+def image_python(image: str, script: str) -> str:
+    """What ``script`` prints when the image's own Python runs it (no network): for looking
+    inside the image."""
+    command = [docker_cli(), "run", "--rm", "--network", "none", "--entrypoint", "/opt/pipe/bin/python"]
+    proc = subprocess.run(
+        [*command, image, "-I", "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    return proc.stdout.strip()
 
 
 def docker_run(image: str, env: dict[str, str], clone: Path, label: str) -> Result:

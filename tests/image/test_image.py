@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runner import docker_cli, docker_run, mode, source_and_call
+from tests.runner import docker_cli, docker_run, image_python, mode, source_and_call
 from tests.standins.aws import ACCOUNT
 from tests.standins.issuer import braced
 from tests.standins.sandbox import Sandbox
@@ -74,25 +74,7 @@ def test_image_holds_only_the_venv_and_the_pipe(image: str) -> None:
         "data = sorted(p.name for p in (root / 'lib').glob('python3*/site-packages/botocore/data/*') if p.is_dir())\n"
         "print(bad, tests, caches, data)\n"
     )
-    out = subprocess.run(
-        [
-            docker_cli(),
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--entrypoint",
-            "/opt/pipe/bin/python",
-            image,
-            "-I",
-            "-c",
-            script,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.strip()
+    out = image_python(image, script)
     assert out == "[] [] [] ['iam', 'organizations', 'secretsmanager', 'sesv2', 'ssm', 'sts']"
     history = subprocess.run(
         [docker_cli(), "history", "--format", "{{.CreatedBy}}|{{.Size}}", image],

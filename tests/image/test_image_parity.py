@@ -15,7 +15,7 @@ import pytest
 
 from tests import leakcheck
 from tests.integration.test_assume_parity import REFRESH, add_role_in, sdk, web_identity_calls
-from tests.runner import docker_cli, docker_run, mode
+from tests.runner import docker_run, image_python, mode
 from tests.standins.aws import ACCOUNT
 from tests.standins.proxy import Proxy, TlsFront, closed_port, make_ca
 from tests.standins.sandbox import Sandbox, base_process_env
@@ -215,23 +215,5 @@ def test_the_images_pruned_sdk_data_still_knows_every_partitions_sts(
     image: str, region: str, endpoint: str
 ) -> None:
     script = f"from pipe.aws import AwsClients; print(AwsClients({region!r}, {{}}, 60).client('sts').meta.endpoint_url)"
-    out = subprocess.run(
-        [
-            docker_cli(),
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--entrypoint",
-            "/opt/pipe/bin/python",
-            image,
-            "-I",
-            "-c",
-            script,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.strip()
+    out = image_python(image, script)
     assert out == endpoint

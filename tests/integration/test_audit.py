@@ -406,7 +406,7 @@ def test_delivery_email_and_a_second_run_that_changes_and_sends_nothing(fleet: F
     assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": user_arn}}
     actions = [a for a, _ in sandbox.aws.requests]
     assert actions.index("PutResourcePolicy") < actions.index("PutSecretValue")
-    assert actions.index("PutSecretValue") < actions.index("")  # the secret before any e-mail
+    assert actions.index("PutSecretValue") < actions.index("SendEmail")  # the secret before any e-mail
     # The e-mails: alice's, both parts, the command, no secret.
     [mail] = fleet.mails("alice@example.com")
     assert mail["from"] == SENDER and mail["to"] == ["alice@example.com"] and mail["account"] == ACCOUNT

@@ -16,16 +16,14 @@ and after the re-run:
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
-from tests import leakcheck
+from tests import runner
 from tests.integration.test_audit import Fleet
-from tests.runner import ANSI, Result
+from tests.runner import Result
 from tests.standins import registry
-from tests.standins.sandbox import Sandbox, base_process_env
+from tests.standins.sandbox import Sandbox
 
 AUDIT_TAG = "aws-credentials-pipe/audit"
 SUMMARY: list[str] = []
@@ -41,22 +39,14 @@ def make_fleet(sandbox: Sandbox, clone: Path) -> tuple[Fleet, str, str]:
 
 
 def run_interrupted(fleet: Fleet, at: int, mode: str) -> Result:
-    interrupter = fleet.sandbox.interrupter
-    env = base_process_env(fleet.clone.parent / "home") | fleet.env()
-    interrupter.arm(at, mode)
-    proc = subprocess.Popen(
-        [sys.executable, "-I", "-m", "pipe"],
-        env=env,
+    return runner.run_interrupted(
+        fleet.sandbox.interrupter,
+        at,
+        mode,
+        env=fleet.env(),
         cwd=fleet.clone,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        label=f"audit-crash-{mode}-{at}",
     )
-    interrupter.pid = proc.pid
-    out, _ = proc.communicate(timeout=120)
-    interrupter.disarm()
-    leakcheck.capture(f"audit-crash-{mode}-{at}", out)
-    return Result(proc.returncode, ANSI.sub("", out))
 
 
 def held(fleet: Fleet) -> str | None:

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,10 +32,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import leakcheck
+from tests import runner
 from tests.integration.test_rotate import World
-from tests.runner import ANSI, Result, run_process
-from tests.standins.sandbox import WORKSPACE, Sandbox, base_process_env
+from tests.runner import Result, run_process
+from tests.standins.sandbox import WORKSPACE, Sandbox
 
 COUNTS: dict[str, Counter[str]] = {}
 SUMMARY: list[str] = []
@@ -82,22 +80,14 @@ def make_world(sandbox: Sandbox, clone: Path, case: Case) -> World:
 
 
 def run_interrupted(world: World, at: int, mode: str) -> Result:
-    interrupter = world.sandbox.interrupter
-    env = base_process_env(world.clone.parent / "home") | world.env(PUBLISH_CONCURRENCY="1")
-    interrupter.arm(at, mode)
-    proc = subprocess.Popen(
-        [sys.executable, "-I", "-m", "pipe"],
-        env=env,
+    return runner.run_interrupted(
+        world.sandbox.interrupter,
+        at,
+        mode,
+        env=world.env(PUBLISH_CONCURRENCY="1"),
         cwd=world.clone,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        label=f"crash-{mode}-{at}",
     )
-    interrupter.pid = proc.pid
-    out, _ = proc.communicate(timeout=120)
-    interrupter.disarm()
-    leakcheck.capture(f"crash-{mode}-{at}", out)
-    return Result(proc.returncode, ANSI.sub("", out))
 
 
 def rerun(world: World, label: str, **extra: str) -> Result:

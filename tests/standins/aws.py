@@ -252,6 +252,9 @@ class AwsStandIn:
         if "x-www-form-urlencoded" in request.headers.get("content-type", ""):
             params = parse_qs(request.body.decode())
         action = params.get("Action", [""])[0] or request.headers.get("x-amz-target", "").split(".")[-1]
+        if not action:  # a REST protocol (SES v2): the operation is in the method and the path
+            parsed = self.catalog.parse(request.method, request.path, request.headers, request.body)
+            action = parsed.operation.name if parsed else ""
         key_match = re.search(r"Credential=([^/]+)/", request.headers.get("authorization", ""))
         key_id = key_match.group(1) if key_match else ""
         with self._lock:
