@@ -41,7 +41,7 @@ from tests.runner import Result, make_clone_dir, run_process
 from tests.stacks import Deployed, add_provider, deploy, deploy_stack_set
 from tests.standins.calls import Recorded, recording
 from tests.standins.issuer import Issuer, braced
-from tests.standins.sandbox import Sandbox
+from tests.standins.sandbox import Sandbox, fresh_account
 
 REPO = "app"
 OTHER_REPO = "other"
@@ -154,6 +154,39 @@ def assume(run: Run) -> None:
     role = run.deploy("oidc.yaml", run.trust(AllowCheck="false")).outputs["RoleArn"]
     result = run.pipe("assume", AWS_OIDC_ROLE_ARN=role)
     assert role.split("/")[-1] in result.last
+
+
+def assume_chained(run: Run) -> None:
+    """ACTION=assume with role chaining: oidc.yaml's deploy role with ChainedRoleArns, then
+    sts:AssumeRole into a role of another account whose trust policy admits the deploy role
+    with an external id (docs/setup.md, Role chaining). The stand-in STS enforces that trust
+    and the id; the deploy role's own sts:AssumeRole is held against ChainedRolesPolicy."""
+    account = fresh_account()
+    target = f"arn:aws:iam::{account}:role/deploy-{run.tag}"
+    deployed = run.deploy("oidc.yaml", run.trust(AllowCheck="false", ChainedRoleArns=target))
+    role = deployed.outputs["RoleArn"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": role},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": f"ext-{run.tag}"}},
+            }
+        ],
+    }
+    run.sandbox.aws.account_client("iam", account).create_role(
+        RoleName=f"deploy-{run.tag}", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    result = run.pipe(
+        "assume-chained",
+        AWS_OIDC_ROLE_ARN=role,
+        AWS_CHAINED_ROLE_ARN=target,
+        AWS_CHAINED_EXTERNAL_ID=f"ext-{run.tag}",
+    )
+    assert f"deploy-{run.tag}" in result.last
+    assert [c.action for c in run.calls if not c.exempt] == ["sts:AssumeRole"]
 
 
 def check(run: Run) -> None:
@@ -311,6 +344,7 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("assume", assume),
+    Scenario("assume, chained role", assume_chained),
     Scenario("check, RETIRE_LEGACY_KEYS=true", check),
     Scenario("rotate and sync, default store", rotate_default_store),
     Scenario("rotate and sync, Secrets Manager store", rotate_secret_store),

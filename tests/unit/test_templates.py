@@ -208,3 +208,32 @@ def test_the_deploy_role_takes_managed_policies_and_a_longer_session() -> None:
         "ManagedPolicyArns"
         not in Stack("oidc.yaml", parameters("oidc.yaml")).resources["DeployRole"]["Properties"]
     )
+
+
+def test_the_deploy_role_may_assume_the_chained_roles_only_when_given() -> None:
+    arns = "arn:aws:iam::210987654321:role/deploy,arn:aws-us-gov:iam::123456789012:role/ci/deploy-*"
+    stack = Stack("oidc.yaml", parameters("oidc.yaml", ChainedRoleArns=arns, AllowCheck="false"))
+    role = stack.attribute("DeployRole", "Arn")
+    assert stack.statements_by_principal()[role] == [
+        {
+            "Sid": "AssumeTheChainedRoles",
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": arns.split(","),
+            "_policy": "aws-credentials-pipe-chained-roles",
+        }
+    ]
+    assert "ChainedRolesPolicy" not in Stack("oidc.yaml", parameters("oidc.yaml")).resources
+
+
+@pytest.mark.parametrize(
+    "arns",
+    [
+        "arn:aws:iam::210987654321:role/deploy, arn:aws:iam::210987654321:role/other",  # a space
+        "arn:aws:iam::210987654321:role/deploy,arn:aws:iam::210987654321:user/ci",  # not a role
+        "arn:aws:iam::*:role/deploy",  # any account
+    ],
+)
+def test_chained_role_arns_are_checked_one_by_one(arns: str) -> None:
+    with pytest.raises(ValueError, match="ChainedRoleArns"):
+        _ = Stack("oidc.yaml", parameters("oidc.yaml", ChainedRoleArns=arns)).resources
