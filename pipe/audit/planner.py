@@ -14,6 +14,9 @@ enforce (ages in whole days since the key was created):
   and delivered, unless the user would then have more than two keys (said, not done);
 - an Active key that will be deactivated within NOTIFY_BEFORE_DAYS: the user is warned once.
 revoke: every Active key is deactivated, every Inactive key deleted; never both to one key.
+
+A stopped run's key in flight is settled by enforce only (it alone reads the user's secret);
+report and revoke plan it as any other key and leave the tag.
 """
 
 from __future__ import annotations
@@ -139,17 +142,25 @@ def plan(user: User, policy: Policy) -> UserPlan:
         status = "managed"
     elif policy.exempt_group and policy.exempt_group in user.groups:
         status = "exempt"
+    flight = state.InFlight.parse(user.tags.get(state.AUDIT_TAG))
     result = UserPlan(
         user.name,
         status,
         email_of(user.tags, policy.email_tag),
-        in_flight=state.InFlight.parse(user.tags.get(state.AUDIT_TAG)),
+        in_flight=flight if policy.mode == "enforce" else None,
         deactivated=state.parse_dates(user.tags.get(state.DEACTIVATED_TAG)),
         notified=state.Notified.parse(user.tags.get(state.NOTIFIED_TAG)),
     )
     if status != "audited":
         result.in_flight = None  # never changed: a stopped run's key is left to whoever manages it
         return result
+    if flight is not None and result.in_flight is None:
+        # Only enforce settles a stopped run's key: which key the user's secret holds takes
+        # DescribeSecret, which only the enforce role may call. report and revoke leave the tag.
+        result.notes.append(
+            f"a key from an enforce run that stopped ({state.AUDIT_TAG}: {flight.tag()}): the next "
+            "AUDIT_MODE=enforce run deletes it unless the user's secret holds it"
+        )
     keys = _in_flight(user, result)
     if policy.mode == "revoke":
         _revoke(keys, result)

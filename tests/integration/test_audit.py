@@ -464,6 +464,23 @@ def test_a_key_a_stopped_run_left_undelivered_is_deleted_and_created_again(fleet
     )
 
 
+def test_report_mode_leaves_a_key_in_flight_to_enforce_and_reads_no_secret(fleet: Fleet) -> None:
+    """The report-mode member role (templates/audit-member.yaml, AuditMode=report) has no
+    Secrets Manager permission: report mode must not ask which key a user's secret holds."""
+    old = fleet.user("alice", 95)[0]
+    iam = fleet.sandbox.account_iam(fleet.account)
+    stray = iam.create_access_key(UserName="alice")["AccessKey"]
+    registry.record(stray["SecretAccessKey"])
+    flight = f"phase=deliver key={stray['AccessKeyId']} started={int(datetime.now(UTC).timestamp()) - 5}"
+    iam.tag_user(UserName="alice", Tags=[{"Key": "aws-credentials-pipe/audit", "Value": flight}])
+    fleet.sandbox.aws.forget_requests()
+    result = fleet.run("audit-report-in-flight", AUDIT_MODE="report")
+    assert result.returncode == 0, result.output
+    assert fleet.sandbox.aws.calls("DescribeSecret") == 0 and fleet.writes() == []
+    assert "the next AUDIT_MODE=enforce run deletes it" in result.output
+    assert fleet.keys("alice") == {old: "Active", stray["AccessKeyId"]: "Active"}
+
+
 def test_an_unverified_sender_is_an_error_after_the_keys_are_safe(fleet: Fleet) -> None:
     fleet.user("alice", 95)
     result = fleet.run("audit-unverified", NOTIFY_FROM="nobody-verified@example.org")

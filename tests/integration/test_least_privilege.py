@@ -15,17 +15,20 @@ resource's ARN and the condition keys). Then:
 4. docs/setup.md's table of what each action calls is exactly what was recorded.
 
 A call the pipe starts making without a policy line fails 2; a policy line the pipe stops
-using fails 3. ``SCENARIOS`` is the list: ACTION=audit is added there with one entry (see
-``audit_hook``)."""
+using fails 3. ``SCENARIOS`` is the list, ACTION=audit's among them: the hub role of
+audit-hub.yaml in ACCOUNT, the member role of audit-member.yaml as a StackSet in the other
+accounts, one scenario per AuditMode, and AUDIT_ACCOUNT_IDS=organization."""
 
 # Over 300 lines: one scenario per action and store, each a short function, and the four checks.
 
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import os
 import re
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,6 +42,7 @@ from pipe.targets import default_store_name
 from tests.iam_policy import allowing
 from tests.runner import Result, make_clone_dir, run_process
 from tests.stacks import Deployed, add_provider, deploy, deploy_stack_set
+from tests.standins.aws import ACCOUNT
 from tests.standins.calls import Recorded, recording
 from tests.standins.issuer import Issuer, braced
 from tests.standins.sandbox import Sandbox, fresh_account
@@ -336,6 +340,181 @@ def self_service_pipeline(run: Run) -> None:
     assert aws.keys(user) == {current: "Active"}
 
 
+# -- ACTION=audit: the hub (audit-hub.yaml) and the member role (audit-member.yaml, a StackSet) ---
+AUDIT_TAG = "aws-credentials-pipe/audit"
+
+
+@dataclass
+class Audit:
+    """A run's audit set-up: the hub role deployed in ACCOUNT (it audits ACCOUNT itself,
+    AuditThisAccount=true), the member role deployed as a StackSet into the other accounts, and
+    one user of the same name in each account (IAM_USERS: other tests' users are never read)."""
+
+    run: Run
+    mode: str
+    accounts: list[str]
+    hub: str = ""
+    user: str = ""
+
+    @property
+    def role(self) -> str:
+        return f"audit-{self.run.tag}"
+
+    def deploy(self, external_id: str = "", **hub: str) -> None:
+        run = self.run
+        parameters = run.trust(
+            RoleName=f"hub-{run.tag}", MemberRoleName=self.role, AuditMode=self.mode, **hub
+        )
+        self.hub = run.deploy("audit-hub.yaml", parameters).outputs["RoleArn"]
+        member = {
+            "HubAccountId": ACCOUNT,
+            "HubRoleName": f"hub-{run.tag}",
+            "RoleName": self.role,
+            "AuditMode": self.mode,
+            **({"ExternalId": external_id} if external_id else {}),
+        }
+        run.deploy_stack_set("audit-member.yaml", member, accounts=[a for a in self.accounts if a != ACCOUNT])
+        self.user = f"lp-{run.tag}"
+
+    def keys(self, account: str, *ages: tuple[float, float | None], inactive: int = 0) -> list[str]:
+        """The user's keys in ``account``, these ages (days, last used days ago), oldest first;
+        the first ``inactive`` of them Inactive. The credential report is made afresh."""
+        sandbox = self.run.sandbox
+        ids = sandbox.account_user(
+            account, self.user, keys=len(ages), tags={"email": f"{self.user}@example.com"}
+        )
+        for key_id, (days, used) in zip(ids, ages, strict=True):
+            sandbox.aws.age(key_id, days, last_used_days_ago=used)
+        for key_id in ids[:inactive]:
+            sandbox.account_iam(account).update_access_key(
+                UserName=self.user, AccessKeyId=key_id, Status="Inactive"
+            )
+        sandbox.aws.expire_credential_reports(account)
+        return ids
+
+    def in_flight(self, account: str, key_id: str) -> None:
+        """A key an enforce run created and stopped before delivering (its tag on the user)."""
+        started = int(time.time()) - 5
+        self.run.sandbox.account_iam(account).tag_user(
+            UserName=self.user,
+            Tags=[{"Key": AUDIT_TAG, "Value": f"phase=deliver key={key_id} started={started}"}],
+        )
+
+    def pipe(self, label: str, **variables: str) -> dict[str, Any]:
+        self.run.pipe(
+            label,
+            oidc=True,
+            ACTION="audit",
+            AWS_OIDC_ROLE_ARN=self.hub,
+            AUDIT_MODE=self.mode,
+            AUDIT_ROLE_NAME=self.role,
+            IAM_USERS=self.user,
+            AUDIT_ACCOUNT_IDS=variables.pop("AUDIT_ACCOUNT_IDS", ",".join(self.accounts)),
+            **variables,
+        )
+        return dict(json.loads((self.run.clone / "reports" / "audit.json").read_text()))
+
+    def state(self, account: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The user's keys (id -> status) and tags in ``account``."""
+        iam = self.run.sandbox.account_iam(account)
+        keys = iam.list_access_keys(UserName=self.user)["AccessKeyMetadata"]
+        tags = iam.list_user_tags(UserName=self.user)["Tags"]
+        return {k["AccessKeyId"]: k["Status"] for k in keys}, {t["Key"]: t["Value"] for t in tags}
+
+
+def audit_enforce(run: Run) -> None:
+    """AUDIT_MODE=enforce in the hub's own account and a member account (with an external id):
+    per account, an inactive key past its window deleted, a 105-day key deactivated, a new key
+    created and delivered into the user's secret (created, its resource policy, its value), the
+    user e-mailed through SES from NOTIFY_FROM, the state in user tags."""
+    audit = Audit(run, "enforce", [ACCOUNT, fresh_account()])
+    sender = f"key-audit-{run.tag}@example.com"
+    run.sandbox.verify_sender(sender)
+    audit.deploy(external_id=f"ext-{run.tag}", NotifyFrom=sender)
+    before = {account: audit.keys(account, (130, 30), (105, 1), inactive=1) for account in audit.accounts}
+    first_mail = len(run.sandbox.aws.emails)
+    report = audit.pipe("audit-enforce", AUDIT_EXTERNAL_ID=f"ext-{run.tag}", NOTIFY_FROM=sender)
+    assert [a["status"] for a in report["accounts"]] == ["ok", "ok"]
+    for account, (gone, old) in before.items():
+        keys, tags = audit.state(account)
+        [new] = set(keys) - {old}
+        assert keys == {old: "Inactive", new: "Active"} and gone not in keys
+        secrets = run.sandbox.aws.account_client("secretsmanager", account)
+        value = json.loads(secrets.get_secret_value(SecretId=f"aws-credentials/{audit.user}")["SecretString"])
+        assert value["AccessKeyId"] == new
+        assert (
+            audit.user
+            in secrets.get_resource_policy(SecretId=f"aws-credentials/{audit.user}")["ResourcePolicy"]
+        )
+        assert AUDIT_TAG not in tags and old in tags["aws-credentials-pipe/deactivated"]
+        assert f"new={new}" in tags["aws-credentials-pipe/notified"]
+    mails = [m for m in run.sandbox.aws.emails[first_mail:] if f"{audit.user}@example.com" in m["to"]]
+    assert sorted(m["account"] for m in mails) == [ACCOUNT, ACCOUNT] and {m["from"] for m in mails} == {
+        sender
+    }
+
+
+def audit_report(run: Run) -> None:
+    """AUDIT_MODE=report through report-mode roles in the hub's own account and a member
+    account, a user with an old key and a key in flight from a stopped enforce run in each: the
+    plan only, nothing changed, and no call to Secrets Manager (the report role has none)."""
+    audit = Audit(run, "report", [ACCOUNT, fresh_account()])
+    audit.deploy()
+    before = {}
+    for account in audit.accounts:
+        stray = audit.keys(account, (122, 1), (0, None))[1]
+        audit.in_flight(account, stray)
+        before[account] = audit.state(account)
+    report = audit.pipe("audit-report")
+    assert {account: audit.state(account) for account in audit.accounts} == before
+    planned = [a for account in report["accounts"] for u in account["users"] for a in u["actions"]]
+    assert {a["action"] for a in planned} == {"deactivate"} and not any(a["done"] for a in planned)
+    assert not [c for c in run.calls if c.service == "secretsmanager"]
+
+
+def audit_organization(run: Run) -> None:
+    """AUDIT_ACCOUNT_IDS=organization (report mode): the hub lists the organization's ACTIVE
+    accounts and audits each, the member StackSet deployed into every one but the hub's own (a
+    service-managed StackSet's reach). The account made here is closed afterwards."""
+    org = run.sandbox.aws.client("organizations", region="us-east-1")
+    with contextlib.suppress(org.exceptions.AlreadyInOrganizationException):
+        org.create_organization(FeatureSet="ALL")
+    made = str(
+        org.create_account(Email=f"{run.tag}@example.com", AccountName=run.tag)["CreateAccountStatus"][
+            "AccountId"
+        ]
+    )
+    try:
+        active = [
+            str(a["Id"])
+            for page in org.get_paginator("list_accounts").paginate()
+            for a in page["Accounts"]
+            if a["Status"] == "ACTIVE"
+        ]
+        audit = Audit(run, "report", sorted(active, key=lambda a: (a != ACCOUNT, a)))
+        audit.deploy(AuditOrganization="true")
+        for account in (ACCOUNT, made):
+            audit.keys(account, (95, 1))
+        report = audit.pipe("audit-organization", AUDIT_ACCOUNT_IDS="organization")
+        audited = [a["account_id"] for a in report["accounts"]]
+        assert audited[0] == ACCOUNT and made in audited and set(audited) == set(active)
+    finally:
+        org.close_account(AccountId=made)  # other tests' organization audits never meet its role
+
+
+def audit_revoke(run: Run) -> None:
+    """AUDIT_MODE=revoke through revoke-mode roles in the hub's own account and a member
+    account: the active key deactivated, the inactive one deleted."""
+    audit = Audit(run, "revoke", [ACCOUNT, fresh_account()])
+    audit.deploy()
+    before = {account: audit.keys(account, (200, 50), (10, 1), inactive=1) for account in audit.accounts}
+    audit.pipe("audit-revoke")
+    for account, (gone, active) in before.items():
+        keys, tags = audit.state(account)
+        assert keys == {active: "Inactive"} and gone not in keys
+        assert active in tags["aws-credentials-pipe/deactivated"]
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str  # as docs/setup.md's table names it
@@ -351,26 +530,11 @@ SCENARIOS = [
     Scenario("rotate and sync, SSM parameter store", rotate_parameter_store),
     Scenario("rotate, self-service into a profile", self_service_profile),
     Scenario("rotate, self-service in a pipeline", self_service_pipeline),
-    # ACTION=audit: add its scenarios here, e.g. Scenario("audit, enforce", audit_enforce); see
-    # audit_hook below for what such a function does.
+    Scenario("audit, enforce, two accounts", audit_enforce),
+    Scenario("audit, report, two accounts", audit_report),
+    Scenario("audit, report, AUDIT_ACCOUNT_IDS=organization", audit_organization),
+    Scenario("audit, revoke, two accounts", audit_revoke),
 ]
-
-
-def audit_hook(run: Run) -> None:  # pragma: no cover - the shape of the audit scenarios
-    """What an ACTION=audit scenario does once the action exists (it is not in SCENARIOS yet):
-
-        hub = run.deploy("audit-hub.yaml", run.trust(RoleName=f"hub-{run.tag}", AuditMode="enforce",
-                                                     NotifyFrom="security@acme.com"))
-        run.deploy_stack_set("audit-member.yaml", {"HubAccountId": ACCOUNT,
-                             "HubRoleName": f"hub-{run.tag}", "AuditMode": "enforce"},
-                             accounts=["222222222222"])
-        ... users with aged keys in both accounts (sandbox.aws.age), the sender verified in SES ...
-        run.pipe("audit", ACTION="audit", AWS_OIDC_ROLE_ARN=hub.outputs["RoleArn"],
-                 AUDIT_MODE="enforce", AUDIT_ACCOUNT_IDS=f"{ACCOUNT},222222222222", ...)
-
-    Every call the hub role and the member roles make is then held against audit-hub.yaml and
-    audit-member.yaml like the others, and docs/setup.md's table gains its row."""
-    raise NotImplementedError
 
 
 # -- running them once, recording ------------------------------------------------------------------

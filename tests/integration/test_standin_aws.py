@@ -336,3 +336,33 @@ def test_an_account_clients_calls_act_in_that_account(sandbox: Sandbox) -> None:
     sandbox.account_user(account, user, tags={"email": "x@example.com"})
     assert user in {u["UserName"] for u in sandbox.account_iam(account).list_users()["Users"]}
     assert user not in {u["UserName"] for u in sandbox.iam.list_users()["Users"]}
+
+
+# -- the call recorder (least privilege) ----------------------------------------------------------
+def test_a_call_on_a_secret_that_does_not_exist_is_authorised_against_its_name_arn(sandbox: Sandbox) -> None:
+    """As AWS: a by-name call on a missing secret is judged against arn:...:secret:<name> (the
+    ARN its AccessDenied names, without the six random characters), so a name-prefix grant lets
+    it through (ResourceNotFound) and a grant on <name>-?????? does not; CreateSecret is judged
+    against the ARN the secret gets."""
+    from tests.iam_policy import allowing
+    from tests.standins.calls import recording
+
+    name = unique("aws-credentials/recorded")
+    secrets = sandbox.aws.client("secretsmanager")
+    with recording(sandbox.aws) as recorder:
+        with pytest.raises(ClientError) as err:
+            secrets.describe_secret(SecretId=name)
+        created = secrets.create_secret(Name=name)["ARN"]
+    assert code_of(err)[0] == "ResourceNotFoundException"
+    described, create = recorder.calls
+    expected = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:{name}"
+    assert [c.resource for c in described.checks] == [expected]
+    assert [c.resource for c in create.checks] == [created] and created.startswith(expected + "-")
+
+    def allowed(resource_pattern: str, resource: str) -> bool:
+        statement = {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": resource_pattern}
+        return bool(allowing([statement], "secretsmanager:DescribeSecret", resource, {}))
+
+    prefix = f"arn:aws:secretsmanager:*:{ACCOUNT}:secret:aws-credentials/*"
+    assert allowed(prefix, expected) and allowed(prefix, created)
+    assert not allowed(f"arn:aws:secretsmanager:*:{ACCOUNT}:secret:{name}-??????", expected)

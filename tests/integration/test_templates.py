@@ -133,7 +133,7 @@ def test_the_hub_reaches_the_member_roles_of_a_stack_set(sandbox: Sandbox) -> No
     """audit-hub.yaml in this account, audit-member.yaml as a StackSet in two others (the
     docs/setup.md example): the hub role, assumed with the repository's token, assumes each
     member role with the external id, and nothing else does. ACTION=audit itself runs through
-    these roles in test_least_privilege.py once it exists (its audit_hook)."""
+    these roles in test_least_privilege.py (its audit scenarios)."""
     tag = uuid.uuid4().hex[:8]
     add_provider(sandbox.aws, sandbox.issuer)
     hub = deploy(sandbox.aws, "audit-hub.yaml", bitbucket(sandbox, RoleName=f"hub-{tag}"), name=f"hub-{tag}")

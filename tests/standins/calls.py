@@ -8,8 +8,10 @@ The ARNs follow AWS's rules for each operation (the Service Authorization Refere
 - an IAM key operation is authorised against the key's user (``UserName``, or the caller's own
   user when it is left out; ``GetAccessKeyLastUsed`` against the user who owns the key);
 - a Secrets Manager operation against the secret's ARN, which ends in six characters chosen at
-  creation; on a secret that does not exist, against the id as given, so that no policy scoped
-  to an ARN lets it through (AWS answers AccessDenied there, not ResourceNotFound);
+  creation; on a secret that does not exist, by name, against ``arn:...:secret:<name>`` without
+  those six characters (what AWS's AccessDenied message names), so that a policy scoped to
+  ``<name>-??????`` refuses it while one scoped to a name prefix (``prefix*``) allows it and
+  AWS answers ResourceNotFound; CreateSecret against the ARN the new secret gets;
 - an SSM parameter by its ARN (``parameter`` + the name, which starts with ``/``);
 - SES ``SendEmail`` against the sender's verified identity: the address, else its domain.
 An operation without a rule here records the resource ``?``, which no policy matches: a call
@@ -178,6 +180,14 @@ def _secret_arn(account: str, region: str, secret_id: str) -> str | None:
     return str(secret.arn) if secret is not None else None
 
 
+def _missing_secret_arn(account: str, region: str, secret_id: str) -> str:
+    """What IAM authorises a call on a secret that does not exist against: an ARN as given, else
+    ``arn:aws:secretsmanager:<region>:<account>:secret:<name>`` (no random suffix: there is none)."""
+    if secret_id.startswith("arn:"):
+        return secret_id
+    return f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}"
+
+
 def _parameter_arn(account: str, region: str, name: str) -> str:
     if name.startswith("arn:"):
         return name
@@ -244,16 +254,17 @@ def _checks(entry: Recorded, params: dict[str, Any]) -> list[Check]:
         arn = _secret_arn(account, region, secret_id)
         if action == "secretsmanager:CreateSecret":
             arn = arn or f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}-AbCdEf"
-        checks = [Check(action, arn or secret_id)]
+        arn = arn or _missing_secret_arn(account, region, secret_id)
+        checks = [Check(action, arn)]
         tags = (
             _tag_keys(params)
             if action in ("secretsmanager:CreateSecret", "secretsmanager:TagResource")
             else []
         )
         if tags and action == "secretsmanager:CreateSecret":
-            checks.append(Check("secretsmanager:TagResource", arn or secret_id, {"aws:TagKeys": tags}))
+            checks.append(Check("secretsmanager:TagResource", arn, {"aws:TagKeys": tags}))
         elif action == "secretsmanager:TagResource":
-            checks = [Check(action, arn or secret_id, {"aws:TagKeys": tags})]
+            checks = [Check(action, arn, {"aws:TagKeys": tags})]
         return checks
     if action == "ses:SendEmail":
         sender = str(params.get("FromEmailAddress", ""))

@@ -243,3 +243,15 @@ def test_the_key_in_flight_is_the_only_one_deleted() -> None:
         user(key(0.001, key_id=NEW), key(0.0005, key_id=mine), tags=unnamed), policy(notify_before=0)
     )
     assert acts(result) == [("delete", NEW)]
+
+
+@pytest.mark.parametrize(("mode", "planned"), [("report", []), ("revoke", [("deactivate", NEW)])])
+def test_report_and_revoke_leave_a_key_in_flight_to_enforce(mode: str, planned: list[object]) -> None:
+    """Which key the user's secret holds takes DescribeSecret, which only the enforce role has
+    (templates/audit-member.yaml): report and revoke neither read the secret nor delete the key
+    as undelivered; the tag stays for the next enforce run."""
+    tags = {state.AUDIT_TAG: state.InFlight("deliver", int(NOW - 60), NEW).tag()}
+    result = plan(user(key(0.001, key_id=NEW), tags=tags), policy(mode, notify=False))
+    assert acts(result) == planned and result.in_flight is None
+    assert not result.needs_keys or mode == "revoke"
+    assert any("the next AUDIT_MODE=enforce run" in note for note in result.notes)
