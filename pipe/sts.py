@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipe import oidc
+from pipe import oidc, templates
 from pipe.errors import AuthError, IdentityError, InputError, PipeError, aws_error
 from pipe.retry import call
 
@@ -167,11 +167,12 @@ def _assume_role_error(exc: Exception, *, hop: Hop, caller: str) -> PipeError:
             if hop.external_id
             else f" (and sts:ExternalId, when it asks for one: set {hop.external_id_variable})"
         )
+        grant = f" ({templates.HOP_GRANTS[hop.variable]})" if hop.variable in templates.HOP_GRANTS else ""
         return AuthError(
             code,
             f"AWS refused to let {caller} assume {hop.role.arn} ({hop.variable}) {aws}",
             f"Let {caller} in: the trust policy of {hop.role.arn} must allow sts:AssumeRole for it"
-            f"{condition}, and its own policies must allow sts:AssumeRole on {hop.role.arn}.",
+            f"{condition}, and its own policies must allow sts:AssumeRole on {hop.role.arn}{grant}.",
         )
     if code == "ValidationError" and "chaining" in message.lower():
         return InputError(

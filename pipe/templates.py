@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from pipe.oidc import TokenClaims
 
 OIDC_TEMPLATE = "templates/oidc.yaml"
+ROTATION_TEMPLATE = "templates/rotation.yaml"
+# The template parameter that grants an sts:AssumeRole hop's caller its identity-side permission.
+HOP_GRANTS = {
+    "AWS_CHAINED_ROLE_ARN": f"ChainedRoleArns of {OIDC_TEMPLATE} grants it to that template's deploy role",
+    "AWS_ROLE_ARN_FOR_KEYS": f"KeysRoleArns of {ROTATION_TEMPLATE} grants it to that template's fallback user",
+}
 # The tag every role of templates/ carries: the stack that made it (its update is the fix).
 STACK_TAG = "aws-credentials-pipe/stack"
 DEFAULT_MAX_SESSION = 3600  # the template's MaxSessionDuration default

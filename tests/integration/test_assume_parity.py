@@ -279,6 +279,7 @@ def test_role_chaining_refused_by_the_trust_policy_or_the_external_id(sandbox: S
         sandbox, clone, "chained-wrong-id", AWS_CHAINED_ROLE_ARN=target, AWS_CHAINED_EXTERNAL_ID="wrong"
     )
     assert wrong.failed_with("AccessDenied", target, "AWS_CHAINED_ROLE_ARN", "sts:ExternalId")
+    assert "(ChainedRoleArns of templates/oidc.yaml grants it to that template's deploy role)" in wrong.last
     assert not creds_dir(clone).exists()
     missing = assume(sandbox, clone, "chained-no-id", AWS_CHAINED_ROLE_ARN=target)
     assert missing.failed_with("AccessDenied", "AWS_CHAINED_EXTERNAL_ID")
@@ -380,6 +381,9 @@ def test_the_fallback_key_refused_by_the_role(sandbox: Sandbox, clone: Path) -> 
         AWS_ROLE_ARN_FOR_KEYS=role,
     )
     assert result.failed_with("AccessDenied", "AWS_ROLE_ARN_FOR_KEYS", key_id)
+    assert (
+        "(KeysRoleArns of templates/rotation.yaml grants it to that template's fallback user)" in result.last
+    )
     assert not creds_dir(clone).exists()
 
 

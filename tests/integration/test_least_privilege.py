@@ -193,6 +193,45 @@ def assume_chained(run: Run) -> None:
     assert [c.action for c in run.calls if not c.exempt] == ["sts:AssumeRole"]
 
 
+def assume_keys_role(run: Run) -> None:
+    """ACTION=assume with the fallback key and AWS_ROLE_ARN_FOR_KEYS: rotation.yaml's fallback
+    user with KeysRoleArns, its key, then sts:AssumeRole into a role of another account whose
+    trust policy admits the user with an external id (docs/setup.md, The fallback key assumes
+    a role). The stand-in STS enforces that trust and the id; the user's own sts:AssumeRole is
+    held against KeysRolesPolicy."""
+    account = fresh_account()
+    target = f"arn:aws:iam::{account}:role/deploy-from-key-{run.tag}"
+    user = f"ci-key-{run.tag}"
+    outputs = run.deploy("rotation.yaml", run.trust(UserName=user, KeysRoleArns=target)).outputs
+    pair = run.sandbox.add_user_key(user)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": outputs["UserArn"]},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": f"ext-{run.tag}"}},
+            }
+        ],
+    }
+    run.sandbox.aws.account_client("iam", account).create_role(
+        RoleName=f"deploy-from-key-{run.tag}", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    result = run.pipe(
+        "assume-keys-role",
+        oidc=False,
+        AWS_ACCESS_KEY_ID=pair[0],
+        AWS_SECRET_ACCESS_KEY=pair[1],
+        AWS_ROLE_ARN_FOR_KEYS=target,
+        AWS_EXTERNAL_ID_FOR_KEYS=f"ext-{run.tag}",
+    )
+    assert f"deploy-from-key-{run.tag}" in result.last
+    assert [(c.action, c.principal_arn) for c in run.calls if not c.exempt] == [
+        ("sts:AssumeRole", outputs["UserArn"])
+    ]
+
+
 def check(run: Run) -> None:
     """ACTION=check through the same role with the check's reads, legacy keys in the
     repository's and its environment's variables, and RETIRE_LEGACY_KEYS=true."""
@@ -524,6 +563,7 @@ class Scenario:
 SCENARIOS = [
     Scenario("assume", assume),
     Scenario("assume, chained role", assume_chained),
+    Scenario("assume, fallback key into a role", assume_keys_role),
     Scenario("check, RETIRE_LEGACY_KEYS=true", check),
     Scenario("rotate and sync, default store", rotate_default_store),
     Scenario("rotate and sync, Secrets Manager store", rotate_secret_store),

@@ -237,3 +237,38 @@ def test_the_deploy_role_may_assume_the_chained_roles_only_when_given() -> None:
 def test_chained_role_arns_are_checked_one_by_one(arns: str) -> None:
     with pytest.raises(ValueError, match="ChainedRoleArns"):
         _ = Stack("oidc.yaml", parameters("oidc.yaml", ChainedRoleArns=arns)).resources
+
+
+def test_the_fallback_user_may_assume_the_keys_roles_only_when_given() -> None:
+    """KeysRoleArns: AWS_ROLE_ARN_FOR_KEYS's sts:AssumeRole, granted to the fallback user (its
+    key makes the call), not to the rotating role; a user the stack does not create too."""
+    arns = "arn:aws:iam::210987654321:role/deploy-from-key,arn:aws-cn:iam::123456789012:role/ci/key-*"
+    expected = {
+        "Sid": "AssumeTheKeysRoles",
+        "Effect": "Allow",
+        "Action": "sts:AssumeRole",
+        "Resource": arns.split(","),
+        "_policy": "aws-credentials-pipe-keys-roles",
+    }
+    for create_user in ("true", "false"):
+        stack = Stack("rotation.yaml", parameters("rotation.yaml", KeysRoleArns=arns, CreateUser=create_user))
+        by_principal = stack.statements_by_principal()
+        assert by_principal[f"arn:aws:iam::{ACCOUNT}:user/ci-deployer"] == [expected]
+        role = stack.attribute("RotatingRole", "Arn")
+        assert not [s for s in by_principal[role] if "sts:AssumeRole" in str(s["Action"])]
+    plain = Stack("rotation.yaml", parameters("rotation.yaml"))
+    assert "KeysRolesPolicy" not in plain.resources
+    assert [a for a in plain.statements_by_principal() if ":user/" in a] == []
+
+
+@pytest.mark.parametrize(
+    "arns",
+    [
+        "arn:aws:iam::210987654321:role/deploy, arn:aws:iam::210987654321:role/other",  # a space
+        "arn:aws:iam::210987654321:role/deploy,arn:aws:iam::210987654321:user/ci",  # not a role
+        "arn:aws:iam::*:role/deploy",  # any account
+    ],
+)
+def test_keys_role_arns_are_checked_one_by_one(arns: str) -> None:
+    with pytest.raises(ValueError, match="KeysRoleArns"):
+        _ = Stack("rotation.yaml", parameters("rotation.yaml", KeysRoleArns=arns)).resources
