@@ -265,10 +265,11 @@ def _check(name: str, spec: dict[str, Any], value: str) -> None:
     """A parameter value as CloudFormation checks it before anything is created."""
     if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
         raise ValueError(f"parameter {name}: {value!r} is not one of {spec['AllowedValues']}")
-    # A CommaDelimitedList's pattern applies to each item, a String's to the whole value.
+    # A CommaDelimitedList's pattern applies to each item, a String's to the whole value. The
+    # pattern is a Java regular expression: \w and \d are ASCII there.
     items = value.split(",") if spec["Type"] == "CommaDelimitedList" else [value]
     for item in items:
-        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], item):
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], item, re.ASCII):
             raise ValueError(f"parameter {name}: {item!r} does not match {spec['AllowedPattern']}")
     if spec["Type"] == "Number":
         number = float(value)

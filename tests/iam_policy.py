@@ -5,7 +5,8 @@ IAM's rules as far as the templates use them: Action and NotAction match case-in
 with * and ?; Resource and NotResource case-sensitively, after policy variables such as
 ${aws:username} are put in from the context; an explicit Deny wins; the condition operators
 StringEquals / StringLike (and their Not, IgnoreCase and IfExists forms), ArnEquals / ArnLike,
-Null and Bool, with ForAllValues: and ForAnyValue:. A key absent from the context fails every
+with policy variables in their values (``${aws:PrincipalOrgID}``), Null and Bool, with
+ForAllValues: and ForAnyValue:. A key absent from the context fails every
 operator but the negated ones, ...IfExists and ForAllValues:. An operator not listed here
 raises, so a template that starts using one makes the test fail rather than pass unevaluated.
 
@@ -72,14 +73,17 @@ def _operator(operator: str, key: str, wanted: Any, context: Context) -> bool:
     base = name.removesuffix("IfExists")
     present = key in context
     values = [str(v) for v in _list(context.get(key, []))]
-    wanted_list = [str(w) for w in _list(wanted)]
     if base == "Null":
+        wanted_list = [str(w) for w in _list(wanted)]
         return (wanted_list[0].lower() == "true") == (not present)
     if base == "Bool":
-        return present and any(v.lower() == wanted_list[0].lower() for v in values)
+        return present and any(v.lower() == str(_list(wanted)[0]).lower() for v in values)
     if base not in _STRING:
         raise ValueError(f"the condition operator {operator} is not known to this evaluator")
     is_glob, negated, ignore_case = _STRING[base]
+    # Policy variables in the values (``${aws:PrincipalOrgID}``); one the context lacks matches
+    # nothing.
+    wanted_list = [w for w in (_expand(str(w), context) for w in _list(wanted)) if w is not None]
     if not present:
         return if_exists or negated or qualifier == "ForAllValues"
 

@@ -43,7 +43,7 @@ from tests.iam_policy import allowing
 from tests.runner import Result, make_clone_dir, run_process
 from tests.stacks import Deployed, add_provider, deploy, deploy_stack_set
 from tests.standins.aws import ACCOUNT
-from tests.standins.calls import Recorded, recording
+from tests.standins.calls import Check, Recorded, recording
 from tests.standins.issuer import Issuer, braced
 from tests.standins.sandbox import Sandbox, fresh_account
 
@@ -109,10 +109,19 @@ class Run:
             for identity, statements in stack.statements_by_principal().items():
                 self.grants[identity] = Grant(template, statements)
 
-    def env(self, *, oidc: bool = True, **variables: str) -> dict[str, str]:
+    def environment_uuid(self, slug: str = "production") -> str:
+        """The UUID of one of REPO's deployment environments (braced, as Bitbucket writes it)."""
+        return self.sandbox.bitbucket.environment_uuid(self.workspace, REPO, slug)
+
+    def env(self, *, oidc: bool = True, environment: str = "", **variables: str) -> dict[str, str]:
+        """A step's environment; ``environment``: a deployment step of that environment (its
+        UUID in the token's sub and deploymentEnvironmentUuid)."""
+        token = self.issuer.mint(self.repo_uuid, environment_uuid=environment or None) if oidc else None
+        if environment:
+            variables = {"BITBUCKET_DEPLOYMENT_ENVIRONMENT_UUID": environment, **variables}
         env = self.sandbox.step_env(
             self.clone,
-            token=self.issuer.mint(self.repo_uuid) if oidc else None,
+            token=token,
             BITBUCKET_WORKSPACE=self.workspace,
             BITBUCKET_REPO_SLUG=REPO,
             BITBUCKET_REPO_FULL_NAME=f"{self.workspace}/{REPO}",
@@ -125,13 +134,14 @@ class Run:
         env.update(variables)
         return env
 
-    def pipe(self, label: str, *, oidc: bool = True, **variables: str) -> Result:
+    def pipe(self, label: str, *, oidc: bool = True, environment: str = "", **variables: str) -> Result:
         """Run the pipe; keep the AWS calls it made. Every run must end ✔."""
         recorder = self.sandbox.aws.recorder
         assert recorder is not None
         start = len(recorder.calls)
         self.runs += 1
-        result = run_process(self.env(oidc=oidc, **variables), self.clone, f"lp-{label}", timeout=120)
+        env = self.env(oidc=oidc, environment=environment, **variables)
+        result = run_process(env, self.clone, f"lp-{label}", timeout=120)
         self.calls.extend(recorder.calls[start:])
         assert result.returncode == 0 and result.last.startswith("✔"), result.output
         return result
@@ -399,8 +409,16 @@ class Audit:
     def role(self) -> str:
         return f"audit-{self.run.tag}"
 
+    @property
+    def environment(self) -> str:
+        """revoke and enforce run from the Production deployment environment only (audit-hub.yaml
+        refuses those modes without DeploymentEnvironmentUuid); report from any step."""
+        return "" if self.mode == "report" else self.run.environment_uuid()
+
     def deploy(self, external_id: str = "", **hub: str) -> None:
         run = self.run
+        if self.environment:
+            hub = {"DeploymentEnvironmentUuid": self.environment, **hub}
         parameters = run.trust(
             RoleName=f"hub-{run.tag}", MemberRoleName=self.role, AuditMode=self.mode, **hub
         )
@@ -443,6 +461,7 @@ class Audit:
         self.run.pipe(
             label,
             oidc=True,
+            environment=self.environment,
             ACTION="audit",
             AWS_OIDC_ROLE_ARN=self.hub,
             AUDIT_MODE=self.mode,
@@ -611,11 +630,30 @@ def outcomes(
 
 
 # -- evaluating ------------------------------------------------------------------------------------
-def context_of(call: Recorded) -> dict[str, Any]:
-    """The request context's global keys the templates' policies use."""
+def organization_of(account: str) -> str | None:
+    """The id of the organization ``account`` is in, as the stand-in's Organizations (moto, in
+    this process) knows it; None when it is in none."""
+    from moto.organizations.models import organizations_backends
+
+    management, partition = organizations_backends.master_accounts.get(account, (account, "aws"))
+    organization = organizations_backends[management][partition].org
+    return None if organization is None else str(organization.id)
+
+
+def context_of(call: Recorded, check: Check) -> dict[str, Any]:
+    """The request context's global keys the templates' policies use: IAM sets
+    aws:PrincipalOrgID when the caller's account is in an organization, aws:ResourceOrgID when
+    the resource's account is (an ARN's fifth field)."""
     context: dict[str, Any] = {"aws:PrincipalArn": call.principal_arn, "aws:PrincipalAccount": call.account}
     if ":user/" in call.principal_arn:
         context["aws:username"] = call.principal_arn.rsplit("/", 1)[1]
+    principal_org = organization_of(call.account)
+    if principal_org:
+        context["aws:PrincipalOrgID"] = principal_org
+    fields = check.resource.split(":")
+    resource_org = organization_of(fields[4]) if len(fields) > 5 and fields[4] else None
+    if resource_org:
+        context["aws:ResourceOrgID"] = resource_org
     return context
 
 
@@ -629,7 +667,9 @@ def denials(run: Run, grants: dict[str, Grant] | None = None) -> list[str]:
         grant = grants.get(call.principal_arn)
         for check in call.checks:
             statements = grant.statements if grant else []
-            if not allowing(statements, check.action, check.resource, {**context_of(call), **check.context}):
+            if not allowing(
+                statements, check.action, check.resource, {**context_of(call, check), **check.context}
+            ):
                 shown = ", ".join(f"{k}={v}" for k, v in check.context.items())
                 owner = f"{grant.template}'s policy" if grant else "no template (no grant for this identity)"
                 out.append(
@@ -647,17 +687,20 @@ def used(outcomes: dict[str, Outcome]) -> set[tuple[str, str, str]]:
             if call.exempt or grant is None:
                 continue
             for check in call.checks:
-                context = {**context_of(call), **check.context}
+                context = {**context_of(call, check), **check.context}
                 for statement in allowing(grant.statements, check.action, check.resource, context):
                     out.add((grant.template, str(statement["Sid"]), check.action.lower()))
     return out
 
 
 def granted(outcomes: dict[str, Outcome]) -> set[tuple[str, str, str]]:
+    """(template, statement Sid, action) of every Allow statement (a Deny grants nothing)."""
     out: set[tuple[str, str, str]] = set()
     for outcome in outcomes.values():
         for grant in outcome.run.grants.values():
             for statement in grant.statements:
+                if statement.get("Effect") != "Allow":
+                    continue
                 actions = (
                     statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 )

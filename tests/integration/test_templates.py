@@ -59,6 +59,7 @@ def cases(sandbox: Sandbox, tag: str) -> dict[str, dict[str, str]]:
         "audit-hub.yaml": bitbucket(
             sandbox,
             RoleName=f"hub-{tag}",
+            DeploymentEnvironmentUuid=braced(),
             AuditOrganization="true",
             AuditMode="enforce",
             NotifyFrom="security@acme.com",
@@ -166,3 +167,21 @@ def test_the_hub_reaches_the_member_roles_of_a_stack_set(sandbox: Sandbox) -> No
             sandbox.aws.client("sts", region=REGION).assume_role(
                 RoleArn=role_arn, RoleSessionName="audit", ExternalId=f"x-{tag}"
             )
+
+
+def test_an_enforcing_hub_admits_only_its_environments_steps(sandbox: Sandbox) -> None:
+    """audit-hub.yaml with AuditMode=enforce (it requires DeploymentEnvironmentUuid): through
+    the stand-in STS, a deployment step of that environment assumes the hub; a step of any
+    branch outside it, and another environment's, do not."""
+    tag = uuid.uuid4().hex[:8]
+    add_provider(sandbox.aws, sandbox.issuer)
+    environment = braced()
+    parameters = bitbucket(
+        sandbox, RoleName=f"hub-{tag}", AuditMode="enforce", DeploymentEnvironmentUuid=environment
+    )
+    hub = deploy(sandbox.aws, "audit-hub.yaml", parameters, name=f"hub-{tag}").outputs["RoleArn"]
+    assert web_identity(sandbox.aws, hub, sandbox.token(environment_uuid=environment))
+    sts = sandbox.aws.client("sts", region=REGION)
+    for token in (sandbox.token(), sandbox.token(environment_uuid=braced())):
+        with pytest.raises(sts.exceptions.ClientError, match="AccessDenied"):
+            sts.assume_role_with_web_identity(RoleArn=hub, RoleSessionName="other", WebIdentityToken=token)

@@ -5,15 +5,20 @@ pipe's own evaluator (pipe/trust_policy.py) and the stand-in STS's (tests/standi
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from cfnlint import api
 
 from pipe import oidc, trust_policy
+from pipe.audit import state as audit_state
+from pipe.rotation.marker import MANAGED_TAG, MARKER_TAG
 from pipe.targets import default_store_name
+from tests import iam_policy
 from tests.cloudformation import TEMPLATES, Stack, load
 from tests.standins import trust
 from tests.standins.issuer import Issuer, braced
@@ -138,6 +143,48 @@ def test_a_uuid_in_upper_case_is_refused_before_anything_is_created() -> None:
         _ = Stack("oidc.yaml", parameters("oidc.yaml", RepositoryUuid=REPO.upper())).resources
 
 
+@pytest.mark.parametrize("mode", ["revoke", "enforce"])
+@pytest.mark.parametrize("this_account", ["true", "false"])
+def test_a_hub_that_changes_keys_needs_a_deployment_environment(mode: str, this_account: str) -> None:
+    """revoke and enforce let the hub (and the members it assumes) change every user's keys:
+    the template's rule refuses them without DeploymentEnvironmentUuid, before anything is
+    created, so that not every branch's OIDC steps can assume the hub."""
+    acme = issuer("acme")
+    open_hub = parameters("audit-hub.yaml", AuditMode=mode, AuditThisAccount=this_account)
+    with pytest.raises(ValueError, match=r"ChangesNeedADeploymentEnvironment.*DeploymentEnvironmentUuid"):
+        _ = Stack("audit-hub.yaml", open_hub).resources
+    with pytest.raises(ValueError, match="DeploymentEnvironmentUuid"):
+        _ = Stack("audit-hub.yaml", open_hub).outputs
+    stack = Stack("audit-hub.yaml", open_hub | {"DeploymentEnvironmentUuid": ENVIRONMENT.strip("{}")})
+    policy = stack.trust_policy("HubRole")
+    assert verdict(policy, acme.mint(REPO, environment_uuid=ENVIRONMENT)) == (True, True, [])
+    assert verdict(policy, acme.mint(REPO))[:2] == (False, False)  # any branch's step
+    # report changes nothing: any step of the repository may run it.
+    report = Stack("audit-hub.yaml", parameters("audit-hub.yaml", AuditMode="report"))
+    assert verdict(report.trust_policy("HubRole"), acme.mint(REPO))[:2] == (True, True)
+
+
+def _hub_may_assume(stack: Stack, role_arn: str, context: dict[str, str]) -> bool:
+    statements = stack.statements_by_principal()[stack.attribute("HubRole", "Arn")]
+    base = {"aws:PrincipalArn": stack.attribute("HubRole", "Arn"), "aws:PrincipalAccount": ACCOUNT}
+    return bool(iam_policy.allowing(statements, "sts:AssumeRole", role_arn, base | context))
+
+
+def test_an_organization_hub_assumes_the_member_roles_of_its_organization_only() -> None:
+    """AuditOrganization=true: sts:AssumeRole on the member role name in any account, but only
+    where the role's account is in the hub's own organization (aws:ResourceOrgID =
+    ${aws:PrincipalOrgID}); without it, the member roles of any account (AUDIT_ACCOUNT_IDS)."""
+    member = "arn:aws:iam::222222222222:role/aws-credentials-audit"
+    ours = {"aws:PrincipalOrgID": "o-acme12345"}
+    organization = Stack("audit-hub.yaml", parameters("audit-hub.yaml", AuditOrganization="true"))
+    assert _hub_may_assume(organization, member, ours | {"aws:ResourceOrgID": "o-acme12345"})
+    assert not _hub_may_assume(organization, member, ours | {"aws:ResourceOrgID": "o-other6789"})
+    assert not _hub_may_assume(organization, member, ours)  # an account in no organization
+    assert not _hub_may_assume(organization, member.replace("audit", "admin"), ours)
+    plain = Stack("audit-hub.yaml", parameters("audit-hub.yaml"))
+    assert _hub_may_assume(plain, member, {})
+
+
 # -- the member role's trust (an AWS principal: the hub role) ----------------------------------
 HUB = "111111111111"
 
@@ -170,6 +217,61 @@ def test_with_an_external_id_the_member_role_wants_it() -> None:
     assert member_admits(stack, "aws-credentials-audit-hub", HUB, "acme-audit-7")
     assert not member_admits(stack, "aws-credentials-audit-hub", HUB, None)
     assert not member_admits(stack, "aws-credentials-audit-hub", HUB, "acme-audit-8")
+
+
+def _sts_external_id() -> tuple[int, int, str]:
+    """(min, max, pattern) of sts:AssumeRole's ExternalId in botocore's model of STS."""
+    shape = botocore.session.get_session().get_service_model("sts").operation_model("AssumeRole")
+    member = shape.input_shape.members["ExternalId"]
+    return int(member.metadata["min"]), int(member.metadata["max"]), str(member.metadata["pattern"])
+
+
+@pytest.mark.parametrize(
+    "value", ["a", "ab", "x" * 1224, "x" * 1225, "acme-audit_7+=,.@:/", "with space", "é" * 4, "a;b"]
+)
+def test_the_member_external_id_is_what_sts_accepts(value: str) -> None:
+    """Every ExternalId the template takes, STS takes (botocore's model): 2 to 1224 characters
+    of [\\w+=,.@:/-]; a value STS would refuse is refused before anything is created."""
+    low, high, pattern = _sts_external_id()
+    sts_accepts = low <= len(value) <= high and re.fullmatch(pattern, value, re.ASCII) is not None
+    stack = Stack("audit-member.yaml", {"HubAccountId": HUB, "ExternalId": value})
+    if sts_accepts:
+        assert member_admits(stack, "aws-credentials-audit-hub", HUB, value)
+    else:
+        with pytest.raises(ValueError, match="ExternalId"):
+            _ = stack.resources
+
+
+@pytest.mark.parametrize(
+    ("action", "keys", "allowed"),
+    [
+        ("iam:TagUser", [MARKER_TAG], True),
+        ("iam:TagUser", [MANAGED_TAG], True),
+        ("iam:TagUser", [MARKER_TAG, MANAGED_TAG], True),
+        ("iam:UntagUser", [MARKER_TAG], True),
+        ("iam:UntagUser", [MANAGED_TAG], False),
+        ("iam:TagUser", ["aws-credentials-pipe/anything"], False),
+        ("iam:TagUser", [MARKER_TAG, "email"], False),
+        *[("iam:TagUser", [key], False) for key in audit_state.TAGS],
+        *[("iam:UntagUser", [key], False) for key in audit_state.TAGS],
+        ("iam:TagUser", [MARKER_TAG, audit_state.DEACTIVATED_TAG], False),
+    ],
+)
+def test_self_service_tags_only_what_rotate_writes(action: str, keys: list[str], allowed: bool) -> None:
+    """A self-service user tags their own user with the marker and the managed tag (the keys
+    pipe/rotation writes) and takes the marker off; never ACTION=audit's state tags (the
+    recovery window's dates, the notices), which an explicit Deny keeps from them whatever else
+    they are granted."""
+    user = "jane"
+    arn = f"arn:aws:iam::{ACCOUNT}:user/{user}"
+    stack = Stack("self-service.yaml", {"Users": user})
+    statements = stack.statements_by_principal()[arn]
+    context = {"aws:username": user, "aws:PrincipalArn": arn, "aws:TagKeys": keys}
+    assert bool(iam_policy.allowing(statements, action, arn, context)) is allowed
+    assert not iam_policy.allowing(statements, action, arn.replace("jane", "joe"), context)
+    if set(keys) & set(audit_state.TAGS):
+        everything = {"Effect": "Allow", "Action": "iam:*", "Resource": "*"}
+        assert not iam_policy.allowing([*statements, everything], action, arn, context)
 
 
 # -- what else the templates compute -----------------------------------------------------------
