@@ -1,6 +1,8 @@
 """Legacy AWS keys in Bitbucket variables (ACTION=check): find them (repository, its deployment
-environments, the workspace), tell whether each is still in use (GetAccessKeyLastUsed), and
-retire the idle ones: delete their variables, then deactivate the key."""
+environments, the workspace), tell whether each is still in use (GetAccessKeyLastUsed; a key never
+used is idle from its creation, ListAccessKeys), and retire the idle ones of this repository:
+delete their variables, then deactivate the key. A key in a workspace variable, or of a user
+ACTION=rotate manages, is reported, never retired."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipe.bitbucket import Bitbucket, Scope, Variable
 from pipe.errors import PipeError, aws_error
+from pipe.rotation import marker as markers
 
 if TYPE_CHECKING:
     from pipe.config import Settings
@@ -32,6 +35,7 @@ class LegacyKey:
     secret_variable: str | None
     user: str = ""
     last_used: str | None = None
+    created: str | None = None  # read only for a key never used: it is idle from then
     service: str = ""
     region: str = ""
     idle_days: float | None = None
@@ -137,7 +141,32 @@ def find(bitbucket: Bitbucket, places: list[Scope]) -> list[tuple[Scope, LegacyK
     return out
 
 
-def last_use(iam: Any, key: LegacyKey, now: float, idle_days: int) -> None:
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# A user's keys' creation dates (ListAccessKeys), or why they could not be read: one call per user.
+Created = dict[str, dict[str, datetime] | str]
+
+
+def _created(iam: Any, user: str, cache: Created) -> dict[str, datetime] | str:
+    if user not in cache:
+        try:
+            listed = iam.list_access_keys(UserName=user).get("AccessKeyMetadata", [])
+        except Exception as exc:
+            code, message = aws_error(exc)
+            if not code:
+                raise
+            cache[user] = f"ListAccessKeys: {code} ({message})"
+        else:
+            cache[user] = {str(k["AccessKeyId"]): k["CreateDate"] for k in listed if "CreateDate" in k}
+    return cache[user]
+
+
+def last_use(iam: Any, key: LegacyKey, now: float, idle_days: int, created: Created | None = None) -> None:
+    """When the key was last used, and whether it is idle: unused for ``idle_days`` since its
+    last use or, for a key never used, since its creation (ListAccessKeys, once per user in
+    ``created``): a key published an hour ago is not idle."""
     if not key.key_id:
         return
     try:
@@ -154,9 +183,17 @@ def last_use(iam: Any, key: LegacyKey, now: float, idle_days: int) -> None:
     key.service = str(used.get("ServiceName", ""))
     key.region = str(used.get("Region", ""))
     if when is None:
-        key.idle_days, key.in_use = None, False
+        dates = _created(iam, key.user, {} if created is None else created) if key.user else "no user"
+        made = dates.get(key.key_id) if isinstance(dates, dict) else None
+        if made is None:
+            why = dates if isinstance(dates, str) else "ListAccessKeys does not list it"
+            key.not_read = f"never used, and its creation date is unknown ({why})"
+            return
+        key.created = _stamp(made)
+        key.idle_days = round(max(0.0, now - made.timestamp()) / DAY, 1)
+        key.in_use = key.idle_days < idle_days
         return
-    key.last_used = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    key.last_used = _stamp(when)
     key.idle_days = round((now - when.timestamp()) / DAY, 1)
     key.in_use = key.idle_days < idle_days
 
@@ -170,23 +207,35 @@ def retire(
     say: Callable[[str], None],
 ) -> tuple[list[str], list[str]]:
     """Idle keys only: delete their variables first (no pipeline picks up a dead key), then
-    deactivate the key. A key is retired whole or not at all: when any place that holds it
-    has no unambiguous secret variable for it, nothing of it is touched (no half pair left
-    behind, no secret deleted that another id may pair with). Returns what was done (or
-    would be) and what was left, with the reason, for a person to decide."""
+    deactivate the key. A key is retired whole or not at all: nothing of it is touched when a
+    workspace variable holds it (other repositories of the workspace may still use it), when
+    any place that holds it has no unambiguous secret variable for it (no half pair left
+    behind, no secret deleted that another id may pair with), or when its user carries the
+    tag ACTION=rotate puts on the users it manages (ListUserTags, once per user). Returns what
+    was done (or would be) and what was left, with the reason, for a person to decide."""
     actions: list[str] = []
     left: list[str] = []
     idle: dict[str, list[tuple[Scope, LegacyKey]]] = {}
     for scope, key in found:
         if key.key_id and key.in_use is False and key.user:
             idle.setdefault(key.key_id, []).append((scope, key))
+    tags: dict[str, dict[str, str] | str] = {}
     for key_id, places in idle.items():
+        shared = [(scope, key) for scope, key in places if not scope.repo]
+        if shared:
+            left.append(_workspace_refusal(key_id, shared))
+            continue
         unpaired = [(scope, key) for scope, key in places if key.unpaired or not key.secret_variable]
         if unpaired:
             reasons = "; ".join(f"{scope}: {key.unpaired}" for scope, key in unpaired)
             left.append(
                 f"{key_id} was not retired: {reasons}. Delete its variables by hand, then deactivate the key."
             )
+            continue
+        user = places[0][1].user
+        managed = _managed(iam, user, tags)
+        if managed:
+            left.append(f"{key_id} was not retired: {managed}")
             continue
         for scope, key in places:
             variables = {v.key: v for v in bitbucket.variables(scope)}
@@ -197,7 +246,6 @@ def retire(
                     if not dry_run:
                         bitbucket.delete_variable(scope, variables[name].uuid)
                     say(("DRY_RUN: would " if dry_run else "Did: ") + text)
-        user = places[0][1].user
         text = f"deactivate {key_id} of {user}"
         actions.append(("would " if dry_run else "") + text)
         if not dry_run:
@@ -206,17 +254,59 @@ def retire(
     return actions, left
 
 
+def _workspace_refusal(key_id: str, shared: list[tuple[Scope, LegacyKey]]) -> str:
+    names = " and ".join(
+        f"{name} of {scope}" for scope, key in shared for name in (key.variable, key.secret_variable) if name
+    )
+    return (
+        f"{key_id} was not retired: it is in the workspace variables ({names}), and other repositories "
+        "of the workspace may still use it, in a pipeline that runs rarely (a monthly release, say). "
+        "Once every repository of the workspace uses OIDC, delete those workspace variables by hand, "
+        "then deactivate the key."
+    )
+
+
+def _managed(iam: Any, user: str, cache: dict[str, dict[str, str] | str]) -> str:
+    """Why ``user``'s key must not be retired: ACTION=rotate manages it, or its tags could not
+    be read ("" when it may be retired)."""
+    if user not in cache:
+        try:
+            cache[user] = markers.tags(iam, user)
+        except Exception as exc:
+            code, message = aws_error(exc)
+            if not code:
+                raise
+            cache[user] = f"ListUserTags: {code} ({message})"
+    found = cache[user]
+    if isinstance(found, str):
+        return (
+            f"the tags of {user} could not be read ({found}), so whether ACTION=rotate manages its key "
+            "is unknown. Grant iam:ListUserTags on the user, or retire the key by hand."
+        )
+    if found.get(markers.MANAGED_TAG) == markers.MANAGED_VALUE:
+        return (
+            f"{user} carries {markers.MANAGED_TAG}={markers.MANAGED_VALUE}: ACTION=rotate manages its key. "
+            "Stop rotating it (and remove the tag) before retiring it, or leave it to rotate."
+        )
+    return ""
+
+
 def summary(key: LegacyKey, idle_days: int) -> tuple[str, str]:
     """(severity, message) for the report."""
     where = f"{key.scope}: {key.variable}"
     if not key.key_id or key.not_read:
         return "info", f"{where} holds an AWS key; {key.not_read or 'its id is unknown'}"
+    if key.in_use and not key.last_used:
+        return "warning", (
+            f"{where} holds {key.key_id} ({key.user}), not idle yet: never used, but created "
+            f"{key.created}, less than LEGACY_IDLE_DAYS={idle_days} days ago"
+        )
     if key.in_use:
         return "warning", (
             f"{where} holds {key.key_id} ({key.user}), still in use: last used {key.last_used} "
             f"on {key.service} in {key.region}"
         )
-    when = f"last used {key.last_used}" if key.last_used else "never used"
+    when = f"last used {key.last_used}" if key.last_used else f"never used since its creation {key.created}"
     return "info", f"{where} holds {key.key_id} ({key.user}), idle: {when} (LEGACY_IDLE_DAYS={idle_days})"
 
 
@@ -242,9 +332,10 @@ def review(
         report.unread.append(f"legacy keys in Bitbucket variables: {error.line()}")
         return
     idle_days = settings.check.legacy_idle_days
+    created: Created = {}
     for _, key in found:
         if iam is not None:
-            last_use(iam, key, time.time(), idle_days)
+            last_use(iam, key, time.time(), idle_days, created)
         else:
             key.not_read = key.not_read or "no credentials to read GetAccessKeyLastUsed"
         severity, message = summary(key, idle_days)

@@ -288,7 +288,8 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "LEGACY_IDLE_DAYS",
-        "check: a legacy key unused for this many days counts as idle (and may be retired).",
+        "check: a legacy key unused for this many days (since its last use, or its creation when never "
+        "used) counts as idle (and may be retired).",
         default="7",
         pattern=_INT,
         expects="a whole number of days from 1 to 365",
@@ -297,7 +298,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "RETIRE_LEGACY_KEYS",
         "check: `true` retires idle legacy keys when the verdict is READY: deletes their variables, "
-        "then deactivates the key. Honours DRY_RUN.",
+        "then deactivates the key. Never a key in a workspace variable, nor one ACTION=rotate manages. "
+        "Honours DRY_RUN.",
         default="false",
         pattern=_BOOL,
         expects="true or false",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from pipe import legacy, oidc, templates, trust_policy
+from pipe import legacy, oidc, sts, templates, trust_policy
 from pipe.aws import Clients
 from pipe.config import Settings
 from pipe.console import Console
@@ -164,7 +164,9 @@ def _provider(iam: Any, settings: Settings, report: CheckReport) -> None:
         )
 
 
-def _policy(iam: Any, settings: Settings, report: CheckReport) -> tuple[dict[str, Any] | None, int | None]:
+def _policy(
+    iam: Any, settings: Settings, report: CheckReport, why_not: str = ""
+) -> tuple[dict[str, Any] | None, int | None]:
     role = settings.role
     assert role is not None
     if iam is not None:
@@ -195,7 +197,8 @@ def _policy(iam: Any, settings: Settings, report: CheckReport) -> tuple[dict[str
     if path is None:
         if iam is None:
             report.unread.append(
-                "the role's trust policy: no credentials to read IAM with; set TRUST_POLICY_FILE to check it anyway"
+                f"the role's trust policy: {why_not or 'no credentials to read IAM with'}; "
+                "set TRUST_POLICY_FILE to check it anyway"
             )
         return None, None
     try:
@@ -266,14 +269,15 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     found.facts["region"] = settings.region
     _token(settings, found, time.time())
     assumed = _assume(settings, clients, console, found)
-    iam = _iam_reader(settings, clients, assumed, found)
+    iam, why_not = _iam_reader(settings, clients, assumed, found)
     if iam is not None:
         _provider(iam, settings, found)
     elif settings.claims:
         found.unread.append(
-            "the IAM OIDC provider: no credentials to read IAM with (the role could not be assumed, and no AWS_ACCESS_KEY_ID was given)"
+            f"the IAM OIDC provider: {why_not or 'no credentials to read IAM with'} (the role could not be "
+            "assumed, and no AWS_ACCESS_KEY_ID of its account was given)"
         )
-    policy, max_session = _policy(iam, settings, found)
+    policy, max_session = _policy(iam, settings, found, why_not)
     if policy is not None:
         _trust(policy, max_session, settings, found)
     _template(settings, found)
@@ -282,7 +286,7 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     legacy.review(
         settings=settings,
         bitbucket=clients.bitbucket(),
-        iam=iam,
+        iam=_legacy_reader(settings, clients, assumed),
         retire_iam=retire_iam,
         report=found,
         console=console,
@@ -318,15 +322,58 @@ def _template(settings: Settings, found: CheckReport) -> None:
     )
 
 
-def _iam_reader(settings: Settings, clients: Clients, assumed: Credentials | None, found: CheckReport) -> Any:
-    """IAM read with the fallback key when one is given, else with the assumed role (None: neither)."""
-    if settings.access_key:
-        found.facts["iam_read_with"] = f"the fallback key {settings.access_key.access_key_id}"
-        return clients.aws.client("iam", settings.access_key)
+def _iam_reader(
+    settings: Settings, clients: Clients, assumed: Credentials | None, found: CheckReport
+) -> tuple[Any, str]:
+    """IAM to read the role and the provider with: the fallback key when one is given and it is
+    of the role's account (GetCallerIdentity says which: IAM names are per account, so a key of
+    another account would read another role, or none), else the assumed role. (None, why) when
+    neither may read them."""
+    assert settings.role is not None
+    why = ""
+    key = settings.access_key
+    if key:
+        account, why = _key_account(settings, clients)
+        if account == settings.role.account:
+            found.facts["iam_read_with"] = f"the fallback key {key.access_key_id}"
+            return clients.aws.client("iam", key), ""
+        if account:
+            why = (
+                f"the fallback key {key.access_key_id} is of account {account}, not of the role's account "
+                f"{settings.role.account}, where IAM names the role and the provider"
+            )
+        found.add(
+            "info",
+            "iam-other-account",
+            f"IAM was not read with AWS_ACCESS_KEY_ID: {why}"
+            + ("; it was read with the assumed role instead" if assumed else ""),
+        )
     if assumed:
         found.facts["iam_read_with"] = "the assumed role"
-        return clients.aws.client("iam", assumed)
-    return None
+        return clients.aws.client("iam", assumed), ""
+    return None, why
+
+
+def _key_account(settings: Settings, clients: Clients) -> tuple[str, str]:
+    """(the fallback key's account, "") by GetCallerIdentity, or ("", why it is unknown)."""
+    assert settings.access_key is not None
+    try:
+        identity = sts.get_caller_identity(
+            clients.aws.client("sts", settings.access_key),
+            retry_timeout=settings.retry_timeout,
+            fallback_key=True,
+        )
+    except PipeError as error:
+        return "", f"the fallback key's account is unknown (GetCallerIdentity: {error.message})"
+    return identity.account, ""
+
+
+def _legacy_reader(settings: Settings, clients: Clients, assumed: Credentials | None) -> Any:
+    """IAM to read the legacy keys' last use with: the fallback key when one is given (the legacy
+    keys are most likely of its account), else the assumed role (None: neither)."""
+    if settings.access_key:
+        return clients.aws.client("iam", settings.access_key)
+    return clients.aws.client("iam", assumed) if assumed else None
 
 
 def _post(settings: Settings, found: CheckReport, console: Console) -> None:

@@ -16,7 +16,7 @@ from tests.standins.aws import ACCOUNT
 from tests.standins.bitbucket import Fault
 from tests.standins.http import Request, Response, Server
 from tests.standins.issuer import Issuer, braced, foreign_key
-from tests.standins.sandbox import Sandbox
+from tests.standins.sandbox import Sandbox, fresh_account
 
 PROVIDER = "api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc"
 
@@ -503,6 +503,112 @@ def test_a_key_without_one_unambiguous_secret_is_not_retired(
     assert len(refused) == 1 and why in refused[0]["message"], report["findings"]
     assert not [a for a in report["facts"]["retired"] if old_id in a or slug in a]
     assert f"{old_id} was not retired" in result.output
+
+
+# -- retiring legacy keys: only idle ones of this repository, never rotate's -----------------------
+
+
+def test_a_key_never_used_is_idle_only_from_its_creation(sandbox: Sandbox, clone: Path) -> None:
+    """A key published an hour ago (by ACTION=rotate, say) was never used yet: it is not idle.
+    One never used in 30 days is."""
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    user = f"legacy-user-{uuid.uuid4().hex[:6]}"
+    (new_id, new_secret), (old_id, old_secret) = sandbox.add_user(user, keys=2)
+    bb.put("acme", slug, "", "NEW_ACCESS_KEY_ID", new_id, secured=False)
+    bb.put("acme", slug, "", "NEW_SECRET_ACCESS_KEY", new_secret, secured=True)
+    bb.put("acme", slug, "", "OLD_ACCESS_KEY_ID", old_id, secured=False)
+    bb.put("acme", slug, "", "OLD_SECRET_ACCESS_KEY", old_secret, secured=True)
+    sandbox.aws.age(new_id, 1 / 24)
+    sandbox.aws.age(old_id, 30)
+
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), **access)
+    assert result.returncode == 0, result.output
+    # One ListAccessKeys per user with a key never used (the workspace holds other tests' keys).
+    never = {k["user"] for k in report["facts"]["legacy_keys"] if k["user"] and k["last_used"] is None}
+    assert user in never and sandbox.aws.calls("ListAccessKeys") == len(never), sandbox.aws.requests
+    assert sandbox.aws.keys(user) == {new_id: "Active", old_id: "Inactive"}
+    assert set(bb.stored("acme", slug)) == {"NEW_ACCESS_KEY_ID", "NEW_SECRET_ACCESS_KEY"}
+    keys = {k["key_id"]: k for k in report["facts"]["legacy_keys"] if slug in k["scope"]}
+    assert keys[new_id]["in_use"] is True and keys[new_id]["idle_days"] == 0.0, keys
+    assert keys[old_id]["in_use"] is False and keys[old_id]["idle_days"] == 30.0, keys
+    assert keys[new_id]["last_used"] is None and keys[new_id]["created"], keys
+
+
+def test_a_key_in_a_workspace_variable_is_never_retired(sandbox: Sandbox, clone: Path) -> None:
+    """Other repositories of the workspace may still use it (a monthly release pipeline)."""
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    user = f"legacy-user-{uuid.uuid4().hex[:6]}"
+    (shared_id, shared_secret), (own_id, own_secret) = sandbox.add_user(user, keys=2)
+    prefix = f"WS{uuid.uuid4().hex[:6].upper()}_"
+    bb.put("acme", "", "", f"{prefix}ACCESS_KEY_ID", shared_id, secured=False)
+    bb.put("acme", "", "", f"{prefix}SECRET_ACCESS_KEY", shared_secret, secured=True)
+    bb.put("acme", slug, "", "OLD_ACCESS_KEY_ID", own_id, secured=False)
+    bb.put("acme", slug, "", "OLD_SECRET_ACCESS_KEY", own_secret, secured=True)
+    sandbox.aws.age(shared_id, 60, last_used_days_ago=25)
+    sandbox.aws.age(own_id, 60, last_used_days_ago=25)
+
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), **access)
+    assert result.returncode == 0, result.output
+    assert sandbox.aws.keys(user) == {shared_id: "Active", own_id: "Inactive"}
+    assert {f"{prefix}ACCESS_KEY_ID", f"{prefix}SECRET_ACCESS_KEY"} <= set(bb.stored("acme"))
+    assert set(bb.stored("acme", slug)) == set()
+    refused = [f for f in report["findings"] if f["code"] == "retire-refused" and shared_id in f["message"]]
+    assert len(refused) == 1, report["findings"]
+    assert "other repositories of the workspace" in refused[0]["message"]
+    assert "by hand" in refused[0]["message"] and "every repository" in refused[0]["message"]
+    assert not [a for a in report["facts"]["retired"] if shared_id in a or prefix in a]
+
+
+def test_a_key_that_action_rotate_manages_is_not_retired(sandbox: Sandbox, clone: Path) -> None:
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    user = f"legacy-user-{uuid.uuid4().hex[:6]}"
+    ((key_id, secret),) = sandbox.add_user(user)
+    sandbox.iam.tag_user(UserName=user, Tags=[{"Key": "aws-credentials-pipe/managed", "Value": "rotate"}])
+    bb.put("acme", slug, "", "AWS_ACCESS_KEY_ID", key_id, secured=False)
+    bb.put("acme", slug, "", "AWS_SECRET_ACCESS_KEY", secret, secured=True)
+    sandbox.aws.age(key_id, 60, last_used_days_ago=25)
+
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), **access)
+    assert result.returncode == 0, result.output
+    assert sandbox.aws.keys(user) == {key_id: "Active"}
+    assert set(bb.stored("acme", slug)) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    refused = [f for f in report["findings"] if f["code"] == "retire-refused" and key_id in f["message"]]
+    assert len(refused) == 1 and "ACTION=rotate" in refused[0]["message"], report["findings"]
+
+
+# -- IAM is read in the role's account only (a fallback key of another account) ----------------
+
+
+def test_a_fallback_key_of_another_account_does_not_read_the_role(sandbox: Sandbox, clone: Path) -> None:
+    """The role's name exists in the key's account too, trusting another repository, and that
+    account has no provider: reading there would give NOT READY for the wrong role."""
+    name = f"check-{uuid.uuid4().hex[:8]}"
+    role = sandbox.add_role(name, sandbox.trust_policy())
+    other = fresh_account()
+    sandbox.account_iam(other).create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps(sandbox.trust_policy(sub=f"{braced()}:*"))
+    )
+    (key_id,) = sandbox.account_user(other, f"ci-{uuid.uuid4().hex[:6]}")
+    secret = sandbox.aws.issued[key_id]
+
+    result, report = check(sandbox, clone, role, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    assert report["facts"]["iam_read_with"].startswith("the assumed role"), json.dumps(report)
+    assert report["facts"]["trust_policy_source"] == "iam:GetRole"
+    assert report["facts"]["provider"]["arn"].startswith(f"arn:aws:iam::{ACCOUNT}:")
+    note = codes(report)["iam-other-account"]
+    assert other in note["message"] and ACCOUNT in note["message"] and key_id in note["message"]
+
+    # No role session to fall back on: the reads are not done, and the report says why.
+    broken = sandbox.add_role(f"check-{uuid.uuid4().hex[:8]}", sandbox.trust_policy(sub=f"{braced()}:*"))
+    result, report = check(sandbox, clone, broken, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
+    assert result.failed_with("NOT READY"), result.output
+    assert "no-role" not in codes(report) and "no-provider" not in codes(report), report["findings"]
+    unread = [item for item in report["not_read"] if other in item]
+    assert len(unread) == 2 and any("provider" in i for i in unread), report["not_read"]
 
 
 # -- ACTION=audit's Code Insights report (here: it binds the auth proxy's fixed port too) --------

@@ -249,13 +249,18 @@ def check(run: Run) -> None:
     parameters = run.trust(LegacyKeyUsers="legacy-*", RetireLegacyKeys="true")
     role = run.deploy("oidc.yaml", parameters).outputs["RoleArn"]
     used, idle = run.sandbox.add_user(user, keys=2)
+    # Published an hour ago and never used yet (its creation date is read): not idle.
+    (fresh,) = run.sandbox.add_user(f"{user}-new")
     run.put_key("AWS_", used)
     run.put_key("PROD_AWS_", idle, environment="production")
+    run.put_key("NEW_AWS_", fresh)
     run.sandbox.aws.age(used[0], 30, last_used_days_ago=1)
     run.sandbox.aws.age(idle[0], 30, last_used_days_ago=20)
+    run.sandbox.aws.age(fresh[0], 1 / 24)
     result = run.pipe("check", ACTION="check", AWS_OIDC_ROLE_ARN=role, RETIRE_LEGACY_KEYS="true")
     assert "READY" in result.last
     assert run.sandbox.aws.keys(user) == {used[0]: "Active", idle[0]: "Inactive"}
+    assert run.sandbox.aws.keys(f"{user}-new") == {fresh[0]: "Active"}
 
 
 def _rotation(run: Run, **store: str) -> tuple[str, str, str]:

@@ -382,12 +382,11 @@ class AwsStandIn:
         }
 
     def _key_active(self, key_id: str) -> bool:
+        """Is the key there and active, in whichever account it is (moto's own backend)?"""
         try:
-            user = self.iam.get_access_key_last_used(AccessKeyId=key_id)["UserName"]
-            keys = self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
-        except Exception:
+            return bool(self._moto_key(key_id).status == "Active")
+        except KeyError:
             return False
-        return any(k["AccessKeyId"] == key_id and k["Status"] == "Active" for k in keys)
 
     def _provider(self, provider: str) -> dict[str, Any] | None:
         for entry in self.iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]:
