@@ -140,7 +140,9 @@ class Executor:
             # No answer is not no key: AWS may have made it (a lost answer, then the SDK's retry
             # hears LimitExceeded). The tag (phase=create) stays: the next run deletes that key.
             entry.in_flight_left = True
-            created.reason += "; CreateAccessKey failed: a key AWS made all the same is deleted by the next run"
+            created.reason += (
+                "; CreateAccessKey failed: a key AWS made all the same is deleted by the next run"
+            )
             raise
         pair = Credentials(answer["AccessKeyId"], answer["SecretAccessKey"])
         self.console.secrets(pair.secret_access_key)

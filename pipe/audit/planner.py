@@ -30,6 +30,9 @@ is announced only while Active (revoke may have deactivated it since); otherwise
 as any other key.
 """
 
+# Over 300 lines: one pure plan; each rule of the age policy, and who it applies to, sits beside
+# the others so they read as the contract's list.
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -133,7 +136,15 @@ class UserPlan:
     @property
     def needs_keys(self) -> bool:
         """The user needs an action, a warning or a clean-up: list its keys (ids) before acting."""
-        return bool(self.actions or self.warnings or self.in_flight or self.announce or self.overruled)
+        # A deferred deactivation too: its note names the key, and the credential report has no ids.
+        return bool(
+            self.actions
+            or self.warnings
+            or self.in_flight
+            or self.announce
+            or self.overruled
+            or self.deferred
+        )
 
 
 def email_of(tags: Mapping[str, str], tag: str) -> str | None:
@@ -261,7 +272,9 @@ def _enforce(user: User, keys: list[Key], policy: Policy, result: UserPlan) -> N
             )
             continue
         at = next((i for i, a in enumerate(result.actions) if a.action == "create"), len(result.actions))
-        result.actions.insert(at, Action("deactivate", key.id, f"{age} days old (>= {policy.deactivate_after})"))
+        result.actions.insert(
+            at, Action("deactivate", key.id, f"{age} days old (>= {policy.deactivate_after})")
+        )
     _warn(kept, policy, result)
 
 

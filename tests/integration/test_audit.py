@@ -585,3 +585,40 @@ def test_rotates_tag_on_a_user_whose_key_rotate_no_longer_renews_exempts_nobody(
     revoked = fleet.run("audit-revoke-managed", AUDIT_MODE="revoke", IAM_USERS="ci")
     assert revoked.returncode == 0, revoked.output
     assert fleet.keys("ci") == {young: "Inactive"} and fleet.entry("ci")["status"] == "audited"
+
+
+def test_the_replaced_key_stays_active_until_the_new_key_is_a_day_old(fleet: Fleet) -> None:
+    """The new key's secret is read with the user's own credentials: the run that delivers it
+    does not deactivate the old key; the first run on a later day does, and the e-mail says when."""
+    old = fleet.user("alice", 120)[0]
+    result = fleet.run("audit-replace")
+    assert result.returncode == 0, result.output
+    [new] = set(fleet.keys("alice")) - {old}
+    assert fleet.keys("alice") == {old: "Active", new: "Active"} and fleet.secret("alice") is not None
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    [mail] = fleet.mails("alice@example.com")
+    assert f"Your access key {old} will be deactivated on {tomorrow}. Switch to your new key" in mail["text"]
+    assert "get-secret-value" in mail["text"] and new in mail["text"]
+    again = fleet.run("audit-replace-same-day")
+    assert again.returncode == 0 and fleet.keys("alice") == {old: "Active", new: "Active"}, again.output
+    fleet.sandbox.aws.age(new, 1)  # the next day
+    fleet.sandbox.aws.expire_credential_reports(fleet.account)
+    next_day = fleet.run("audit-replace-next-day")
+    assert next_day.returncode == 0, next_day.output
+    assert fleet.keys("alice") == {old: "Inactive", new: "Active"}
+    assert f"Your access key {old} was deactivated" in fleet.mails("alice@example.com")[-1]["text"]
+
+
+def test_a_create_secret_whose_answer_is_lost_finds_the_secret_and_delivers(fleet: Fleet) -> None:
+    """The secret is made, the answer lost, the SDK's retry hears ResourceExistsException: the
+    secret is the one just made; the key is delivered, not deleted."""
+    from tests.standins.aws import Fault
+
+    old = fleet.user("alice", 95)[0]
+    fleet.sandbox.aws.inject(Fault("CreateSecret", kind="lost"))
+    result = fleet.run("audit-create-secret-lost")
+    assert result.returncode == 0, result.output
+    assert fleet.sandbox.aws.calls("CreateSecret") == 2
+    [new] = set(fleet.keys("alice")) - {old}
+    assert fleet.secret("alice")["AccessKeyId"] == new  # type: ignore[index]
+    assert "aws-credentials-pipe/audit" not in fleet.tags("alice")

@@ -175,9 +175,7 @@ def test_exempt_and_managed_users_are_left_alone(
     tags: dict[str, str], groups: tuple[str, ...], status: str
 ) -> None:
     for mode in ("enforce", "revoke") if status == "exempt" else ("enforce",):
-        result = plan(
-            user(key(50), key(300, "Inactive", key_id=NEW), tags=tags, groups=groups), policy(mode)
-        )
+        result = plan(user(key(50), key(300, "Inactive", key_id=NEW), tags=tags, groups=groups), policy(mode))
         assert result.status == status and result.actions == []
 
 
@@ -272,7 +270,9 @@ def test_the_old_key_is_deactivated_once_its_replacement_is_from_an_earlier_day(
 ) -> None:
     """NOW is 06:00 UTC: a replacement made more than 6 hours ago was made yesterday."""
     newer = key(new_age_hours / 24, key_id=NEW)
-    assert (datetime.fromtimestamp(newer.created, UTC).date() < datetime.fromtimestamp(NOW, UTC).date()) is later_day
+    assert (
+        datetime.fromtimestamp(newer.created, UTC).date() < datetime.fromtimestamp(NOW, UTC).date()
+    ) is later_day
     result = plan(user(key(120), newer), policy())
     assert (("deactivate", OLD) in acts(result)) is deactivated
     assert (OLD in result.deferred) is not deactivated
@@ -329,7 +329,15 @@ def test_the_recovery_window_counts_from_a_use_after_audit_deactivated_the_key()
     result = plan(user(key(200, "Inactive", used_days_ago=3), key(1, key_id=NEW), tags=tags), policy())
     assert ("delete", OLD) not in acts(result)
     assert any("last used 3 days ago" in note for note in result.notes)
-    used_before = plan(
-        user(key(200, "Inactive", used_days_ago=31), key(1, key_id=NEW), tags=tags), policy()
-    )
+    used_before = plan(user(key(200, "Inactive", used_days_ago=31), key(1, key_id=NEW), tags=tags), policy())
     assert ("delete", OLD) in acts(used_before)
+
+
+def test_rotates_tag_is_overruled_only_on_keys_listed_afresh() -> None:
+    """The credential report may predate rotate's newest key: a tagged user it shows with an
+    old key (or none) lists its keys before being audited."""
+    tags = {"aws-credentials-pipe/managed": "rotate"}
+    reported = User("ci", "arn", tags, frozenset(), (Key(None, "Active", NOW - 400 * DAY),))
+    assert plan(reported, policy("report")).needs_keys
+    listed = User("ci", "arn", tags, frozenset(), (key(400), key(1, key_id=NEW)), listed=True)
+    assert plan(listed, policy()).status == "managed"
