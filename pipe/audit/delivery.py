@@ -79,8 +79,14 @@ def _secret(secrets: Any, name: str, user: str) -> str:
                 f"Restore it (aws secretsmanager restore-secret --secret-id {name}) or delete it for good, then re-run.",
             )
         return str(described["ARN"])
-    created = secrets.create_secret(
-        Name=name,
-        Description=f"The access key of IAM user {user}, delivered by aws-credentials-pipe (ACTION=audit).",
-    )
+    try:
+        created = secrets.create_secret(
+            Name=name,
+            Description=f"The access key of IAM user {user}, delivered by aws-credentials-pipe (ACTION=audit).",
+        )
+    except Exception as exc:
+        # A retry after a lost answer (or another run) finds the secret made: it is the one.
+        if not is_aws_code(exc, "ResourceExistsException"):
+            raise
+        return _secret(secrets, name, user)
     return str(created["ARN"])

@@ -10,7 +10,9 @@
 6. one TagUser for what the user was told, and the in-flight tag taken off.
 
 A run killed anywhere leaves the in-flight tag: the next run deletes the key the secret does not
-hold and creates it again (pipe.audit.planner). Every action done is marked ``done``."""
+hold and creates it again (pipe.audit.planner). So does a CreateAccessKey that failed: with no
+answer (a timeout, a dropped connection), AWS may have made the key all the same (and the SDK's
+retry then hears LimitExceeded). Every action done is marked ``done``."""
 
 from __future__ import annotations
 
@@ -21,15 +23,36 @@ from typing import TYPE_CHECKING, Any
 from pipe.audit import delivery, notify, state
 from pipe.audit.planner import Action, Policy, User, UserPlan, secret_name
 from pipe.credentials import Credentials
-from pipe.errors import aws_error, is_aws_code
+from pipe.errors import aws_error, aws_status, is_aws_code
 
 if TYPE_CHECKING:
     from pipe.console import Console
 
-ACTION_HINT = (
-    "Grant the audit role the permissions of docs/audit.md#permissions (or fix what AWS says), then "
-    "re-run: the next run finishes what this one started."
+DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
+THROTTLED = ("Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded")
+PERMISSIONS_HINT = (
+    "Grant the audit role the permissions of docs/audit.md#permissions, then re-run: the next run "
+    "finishes what this one started."
 )
+RERUN_HINT = "Re-run: AWS did not answer (or was busy); the next run finishes what this one started."
+FIX_HINT = "Fix what AWS says, then re-run: the next run finishes what this one started."
+ORPHAN_HINT = (
+    "Re-run: the next run removes a key this run may have made (the user's aws-credentials-pipe/audit "
+    "tag records the attempt) and creates the user's new key again."
+)
+
+
+def hint_for(exc: Exception, *, key_in_doubt: bool = False) -> str:
+    """What to change, from the kind of error: refused permissions, a key AWS may have made, an
+    error AWS may not give again (no answer, throttling, 5xx), or anything else AWS said."""
+    if is_aws_code(exc, *DENIED):
+        return PERMISSIONS_HINT
+    if key_in_doubt:
+        return ORPHAN_HINT
+    code, _ = aws_error(exc)
+    if not code or code in THROTTLED or aws_status(exc)[0] >= 500:
+        return RERUN_HINT
+    return FIX_HINT
 
 
 @dataclass
@@ -72,7 +95,7 @@ class Executor:
             for action in plan.of("deactivate"):
                 self._deactivate(plan.user, action)
         except Exception as exc:
-            entry.errors.append((self._why(exc), ACTION_HINT))
+            entry.errors.append((self._why(exc), hint_for(exc, key_in_doubt=entry.in_flight_left)))
         self._tell(entry, pair)
         self._finish(entry, pair)
 
@@ -111,7 +134,16 @@ class Executor:
         created, delivered = plan.of("create")[0], plan.of("deliver")[0]
         name = secret_name(self.secret_prefix, plan.user)
         assert name is not None, "the planner creates no key it cannot deliver"
-        answer = self.iam.create_access_key(UserName=plan.user)["AccessKey"]
+        try:
+            answer = self.iam.create_access_key(UserName=plan.user)["AccessKey"]
+        except Exception:
+            # No answer is not no key: AWS may have made it (a lost answer, then the SDK's retry
+            # hears LimitExceeded). The tag (phase=create) stays: the next run deletes that key.
+            entry.in_flight_left = True
+            created.reason += (
+                "; CreateAccessKey failed: a key AWS made all the same is deleted by the next run"
+            )
+            raise
         pair = Credentials(answer["AccessKeyId"], answer["SecretAccessKey"])
         self.console.secrets(pair.secret_access_key)
         created.key, created.done = pair.access_key_id, True
@@ -163,8 +195,10 @@ class Executor:
         new_key = pair.access_key_id if pair else (plan.announce or None)
         done = [a for a in plan.actions if a.done]
         gone = {a.key for a in done if a.action in ("deactivate", "delete")}
+        # A key left Active for its replacement's first day: deactivated on the day the plan says.
+        deferred = plan.deferred if new_key or not plan.of("create") else {}
         active = [
-            (k.id or "", policy.on(k.created, policy.deactivate_after))
+            (k.id or "", deferred.get(k.id or "") or policy.on(k.created, policy.deactivate_after))
             for k in entry.user.keys
             if k.active and k.id not in gone and k.id
         ]
@@ -217,7 +251,7 @@ class Executor:
             if untag:
                 self.iam.untag_user(UserName=plan.user, TagKeys=untag)
         except Exception as exc:
-            entry.errors.append((self._why(exc), ACTION_HINT))
+            entry.errors.append((self._why(exc), hint_for(exc)))
 
     @staticmethod
     def _why(exc: Exception) -> str:

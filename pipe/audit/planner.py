@@ -6,18 +6,32 @@ enforce (ages in whole days since the key was created):
 - a key a stopped run created and never delivered (``state.InFlight``) is deleted, and the rest
   is planned without it (so it is created again);
 - an Inactive key at least DELETE_AFTER_DAYS old is deleted once it has been inactive for the
-  recovery window (DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS days), counted from the date audit
-  deactivated it (its tag), else from its last use, else from its creation;
+  recovery window (DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS days), counted from the later of
+  the date audit deactivated it (its tag) and its last use, else from its creation;
 - an Active key at least DEACTIVATE_AFTER_DAYS old is deactivated; it is never deleted in the
-  same run (only Inactive keys are), nor the next day (the window is at least one day);
+  same run (only Inactive keys are), nor the next day (the window is at least one day). Not while
+  its replacement (a newer Active key, or the key this run creates) is younger than a day: the
+  user fetches the new key with the old one, so the old key is deactivated at the first run on a
+  later day (UTC) than the replacement was created (a daily schedule: the next day);
 - the newest Active key at least ROTATE_AFTER_DAYS old, with no newer key: a new key is created
   and delivered, unless the user would then have more than two keys (said, not done);
 - an Active key that will be deactivated within NOTIFY_BEFORE_DAYS: the user is warned once.
 revoke: every Active key is deactivated, every Inactive key deleted; never both to one key.
 
+Who: a member of EXEMPT_GROUP is never changed. A user tagged as rotate's
+(``aws-credentials-pipe/managed`` = ``rotate``, or a rotation marker) is left to rotate only while
+its newest Active key is younger than DEACTIVATE_AFTER_DAYS (rotate is doing its job): the tags
+are the user's own to write (templates/self-service.yaml), so they exempt nobody from the age
+policy, and never from revoke (an explicit list of users; EXEMPT_GROUP is the exemption).
+
 A stopped run's key in flight is settled by enforce only (it alone reads the user's secret);
-report and revoke plan it as any other key and leave the tag.
+report and revoke plan it as any other key and leave the tag. A key in flight the secret holds
+is announced only while Active (revoke may have deactivated it since); otherwise it is planned
+as any other key.
 """
+
+# Over 300 lines: one pure plan; each rule of the age policy, and who it applies to, sits beside
+# the others so they read as the contract's list.
 
 from __future__ import annotations
 
@@ -109,6 +123,8 @@ class UserPlan:
     in_flight: state.InFlight | None = None  # a stopped run's tag, taken off when this run acts
     deactivated: dict[str, date] = field(default_factory=dict)  # audit's deactivation dates (tag)
     notified: state.Notified = field(default_factory=state.Notified)
+    deferred: dict[str, date] = field(default_factory=dict)  # key id -> the day its deactivation is due
+    overruled: bool = False  # rotate's tag overruled: its keys are read again before acting on it
 
     def of(self, kind: str) -> list[Action]:
         return [a for a in self.actions if a.action == kind]
@@ -120,7 +136,15 @@ class UserPlan:
     @property
     def needs_keys(self) -> bool:
         """The user needs an action, a warning or a clean-up: list its keys (ids) before acting."""
-        return bool(self.actions or self.warnings or self.in_flight or self.announce)
+        # A deferred deactivation too: its note names the key, and the credential report has no ids.
+        return bool(
+            self.actions
+            or self.warnings
+            or self.in_flight
+            or self.announce
+            or self.overruled
+            or self.deferred
+        )
 
 
 def email_of(tags: Mapping[str, str], tag: str) -> str | None:
@@ -135,13 +159,28 @@ def secret_name(prefix: str, user: str) -> str | None:
     return name if set(name) <= _SECRET_NAME and len(name) <= 512 else None
 
 
+def _who(user: User, policy: Policy) -> tuple[str, str]:
+    """The user's status (audited | exempt | managed), and a note when rotate's tag is overruled."""
+    tagged = state.managed(user.tags)
+    active = [k for k in user.keys if k.active]
+    newest = max(active, key=lambda k: k.created) if active else None
+    fresh = newest is not None and newest.age(policy.now) < policy.deactivate_after
+    if tagged and policy.mode != "revoke" and fresh:
+        return "managed", ""
+    if policy.exempt_group and policy.exempt_group in user.groups:
+        return "exempt", ""
+    if not tagged:
+        return "audited", ""
+    if policy.mode == "revoke":
+        return "audited", "tagged as managed by rotate: AUDIT_MODE=revoke revokes it all the same"
+    if newest is None:
+        return "audited", "tagged as managed by rotate, but it has no Active key: audited"
+    return "audited", f"managed by rotate, but its newest key is {newest.age(policy.now)} days old: audited"
+
+
 def plan(user: User, policy: Policy) -> UserPlan:
     """The user's plan. Exempt and managed users get none."""
-    status = "audited"
-    if state.managed(user.tags):
-        status = "managed"
-    elif policy.exempt_group and policy.exempt_group in user.groups:
-        status = "exempt"
+    status, overruled = _who(user, policy)
     flight = state.InFlight.parse(user.tags.get(state.AUDIT_TAG))
     result = UserPlan(
         user.name,
@@ -154,6 +193,11 @@ def plan(user: User, policy: Policy) -> UserPlan:
     if status != "audited":
         result.in_flight = None  # never changed: a stopped run's key is left to whoever manages it
         return result
+    if overruled:
+        # The credential report may be hours old (rotate may have made a key since): decided
+        # again on ListAccessKeys.
+        result.overruled = not user.listed
+        result.notes.append(overruled)
     if flight is not None and result.in_flight is None:
         # Only enforce settles a stopped run's key: which key the user's secret holds takes
         # DescribeSecret, which only the enforce role may call. report and revoke leave the tag.
@@ -183,7 +227,12 @@ def _in_flight(user: User, result: UserPlan) -> list[Key]:
     )
     for key in covered[:1]:
         if key.id and user.secret_holds == key.id:
-            if result.notified.new != key.id:
+            if not key.active:
+                result.notes.append(
+                    f"{key.id}: delivered by an audit run that stopped, but now {key.status}: not "
+                    "announced; planned as any other key"
+                )
+            elif result.notified.new != key.id:
                 result.announce = key.id  # delivered, never announced
             continue
         keys.remove(key)
@@ -205,20 +254,39 @@ def _revoke(keys: list[Key], result: UserPlan) -> None:
 
 def _enforce(user: User, keys: list[Key], policy: Policy, result: UserPlan) -> None:
     kept = [key for key in keys if not _delete(key, policy, result)]
+    creates = _rotate(user, kept, policy, result)
     for key in kept:
         age = key.age(policy.now)
-        if key.active and age >= policy.deactivate_after:
-            result.actions.append(
-                Action("deactivate", key.id, f"{age} days old (>= {policy.deactivate_after})")
+        if not key.active or age < policy.deactivate_after:
+            continue
+        newer = [k for k in kept if k.active and k.created > key.created]
+        made = policy.today if creates else max(_day(k.created) for k in newer) if newer else None
+        if made is not None and made >= policy.today:
+            due = made + timedelta(days=1)
+            result.deferred[key.id or ""] = due
+            what = "the new key this run creates" if creates else "its replacement"
+            result.notes.append(
+                f"{key.id or 'an active key'}: {age} days old (>= {policy.deactivate_after}), deactivated "
+                f"on {due.isoformat()} (the first run from then on), once {what} is a day old: the "
+                "user fetches the new key with the old one"
             )
-    _rotate(user, kept, policy, result)
+            continue
+        at = next((i for i, a in enumerate(result.actions) if a.action == "create"), len(result.actions))
+        result.actions.insert(
+            at, Action("deactivate", key.id, f"{age} days old (>= {policy.deactivate_after})")
+        )
     _warn(kept, policy, result)
+
+
+def _day(when: float) -> date:
+    return datetime.fromtimestamp(when, UTC).date()
 
 
 def _inactive_days(key: Key, policy: Policy, result: UserPlan) -> tuple[int, str]:
     """How long the key has been inactive, as far as anyone can tell, and since what."""
     recorded = result.deactivated.get(key.id or "")
-    if recorded is not None:
+    used = _day(key.last_used) if key.last_used is not None else None
+    if recorded is not None and (used is None or used <= recorded):
         return (policy.today - recorded).days, f"deactivated by audit on {recorded.isoformat()}"
     if key.last_used is not None:
         days = int((policy.now - key.last_used) // DAY)
@@ -246,29 +314,31 @@ def _delete(key: Key, policy: Policy, result: UserPlan) -> bool:
     return True
 
 
-def _rotate(user: User, keys: list[Key], policy: Policy, result: UserPlan) -> None:
+def _rotate(user: User, keys: list[Key], policy: Policy, result: UserPlan) -> bool:
+    """Plan a new key when the newest is due; whether one is planned."""
     active = [k for k in keys if k.active]
     if not active:
-        return
+        return False
     newest = max(active, key=lambda k: k.created)
     age = newest.age(policy.now)
     if age < policy.rotate_after or any(k.created > newest.created for k in keys):
-        return
+        return False
     if len(keys) >= 2:
         result.notes.append(
             f"{newest.id or 'the newest key'} is {age} days old (>= {policy.rotate_after}) but "
             f"{user.name} already has two keys: no new key is created (IAM allows two)"
         )
-        return
+        return False
     name = secret_name(policy.secret_prefix, user.name)
     if name is None:
         result.notes.append(
             f"no new key: Secrets Manager refuses the secret name {policy.secret_prefix + user.name!r}"
         )
-        return
+        return False
     why = f"{newest.id or 'the newest key'} is {age} days old (>= {policy.rotate_after})"
     result.actions.append(Action("create", None, why))
     result.actions.append(Action("deliver", None, f"into the secret {name}, readable by {user.name} only"))
+    return True
 
 
 def _warn(keys: list[Key], policy: Policy, result: UserPlan) -> None:
@@ -297,5 +367,6 @@ def _notify(user: User, policy: Policy, result: UserPlan) -> None:
     parts = [words[a.action].format(a.key or "a key") for a in result.actions if a.action in words]
     if result.announce:
         parts.append(f"a new key ({result.announce})")
-    parts += [f"{k or 'a key'} to be deactivated on {d.isoformat()}" for k, d in result.warnings.items()]
+    later = result.warnings | (result.deferred if result.of("create") or result.announce else {})
+    parts += [f"{k or 'a key'} to be deactivated on {d.isoformat()}" for k, d in later.items()]
     result.actions.append(Action("notify", None, f"e-mail {result.email}: " + "; ".join(parts)))

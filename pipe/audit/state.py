@@ -14,7 +14,9 @@ against botocore's model for TagUser). Never a secret, never JSON.
   last e-mail's date, the keys whose deactivation the user was warned of (once per key), and the
   last new key the user was told about.
 - ``aws-credentials-pipe/managed`` = ``rotate``: written by ACTION=rotate on the user whose key
-  it manages; audit reports such a user ``managed`` and leaves it alone.
+  it manages; audit reports such a user ``managed`` and leaves it alone while its newest Active
+  key is younger than DEACTIVATE_AFTER_DAYS (pipe.audit.planner: users may write these tags on
+  themselves, so they are no exemption beyond that, and none from revoke).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,10 +151,9 @@ def test_report_mode_reads_only_and_writes_the_contracts_report(fleet: Fleet) ->
     )
     assert fleet.writes() == [] and fleet.mails("alice@example.com") == []
     assert fleet.sandbox.aws.calls("ListAccessKeys") == 1  # only alice needs an action
-    assert (
-        "credential report generated" in result.output
-        and f"- deactivate {old}: 122 days old (>= 100)" in result.output
-    )
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert "credential report generated" in result.output
+    assert f"{old}: 122 days old (>= 100), deactivated on {tomorrow}" in result.output
     report = fleet.report()
     assert set(report) == {"version", "mode", "dry_run", "generated_at", "policy", "accounts", "summary"}
     assert (report["version"], report["mode"], report["dry_run"]) == (1, "report", False)
@@ -177,18 +176,13 @@ def test_report_mode_reads_only_and_writes_the_contracts_report(fleet: Fleet) ->
         }
     ]
     assert datetime.fromisoformat(alice["keys"][0]["last_used"].replace("Z", "+00:00")) < datetime.now(UTC)
-    assert {
-        "action": "deactivate",
-        "access_key_id": old,
-        "reason": "122 days old (>= 100)",
-        "done": False,
-    } in alice["actions"]
-    assert all(not a["done"] for a in alice["actions"]) and {a["action"] for a in alice["actions"]} == {
-        "deactivate",
+    # The key is deactivated once the new one is a day old (the user fetches it with the old one).
+    assert all(not a["done"] for a in alice["actions"]) and [a["action"] for a in alice["actions"]] == [
         "create",
         "deliver",
         "notify",
-    }
+    ]
+    assert f"{old} to be deactivated on {tomorrow}" in alice["actions"][2]["reason"]
     bob = fleet.entry("bob")
     assert bob["keys"][0]["access_key_id"] is None and bob["actions"] == []  # not listed: nothing to do
     assert report["summary"] == {
@@ -196,7 +190,7 @@ def test_report_mode_reads_only_and_writes_the_contracts_report(fleet: Fleet) ->
         "users": 2,
         "keys": 2,
         "actions_done": 0,
-        "actions_planned": 4,
+        "actions_planned": 3,
         "errors": 0,
     }
     markdown = (fleet.report_dir / "audit.md").read_text()
@@ -256,11 +250,11 @@ def test_enforce_at_and_around_each_threshold(fleet: Fleet) -> None:
 
 def test_exempt_and_managed_users_are_never_changed(fleet: Fleet) -> None:
     exempt = fleet.user("breakglass", 400, groups=("exempt-admins",))[0]
-    managed = fleet.user("ci", 400, tags={"aws-credentials-pipe/managed": "rotate"})[0]
+    managed = fleet.user("ci", 400, 40, tags={"aws-credentials-pipe/managed": "rotate"})[0]
     fleet.sandbox.aws.forget_requests()
     result = fleet.run("audit-exempt", EXEMPT_GROUP="exempt-admins")
     assert result.returncode == 0, result.output
-    assert fleet.keys("breakglass") == {exempt: "Active"} and fleet.keys("ci") == {managed: "Active"}
+    assert fleet.keys("breakglass") == {exempt: "Active"} and fleet.keys("ci")[managed] == "Active"
     assert fleet.entry("breakglass")["status"] == "exempt" and fleet.entry("ci")["status"] == "managed"
     assert fleet.writes() == [] and fleet.mails("ci@example.com") == []
 
@@ -546,3 +540,85 @@ def test_an_account_aws_stops_answering_is_an_error_entry_not_a_crash(fleet: Fle
     assert result.failed_with(fleet.account, "could not be read"), result.output
     assert "Unexpected internal error" not in result.output
     assert fleet.report()["accounts"][0]["status"] == "error"
+
+
+# -- answers lost on the way -------------------------------------------------------------------------
+def test_a_create_access_key_whose_answer_is_lost_keeps_the_tag_and_the_next_run_cleans_up(
+    fleet: Fleet,
+) -> None:
+    """AWS makes the key, the answer is lost, the SDK asks again and IAM says LimitExceeded (two
+    keys): the in-flight tag stays, the hint says re-run, and the next run deletes the orphan
+    and delivers a new key."""
+    from tests.standins.aws import Fault
+
+    old = fleet.user("alice", 95)[0]
+    fleet.sandbox.aws.inject(Fault("CreateAccessKey", kind="lost"))
+    result = fleet.run("audit-create-lost")
+    assert result.failed_with("alice", "Re-run", "removes a key this run may have made"), result.output
+    assert "Grant the audit role" not in result.last
+    [orphan] = set(fleet.keys("alice")) - {old}
+    assert fleet.tags("alice")["aws-credentials-pipe/audit"].startswith("phase=create ")
+    assert fleet.secret("alice") is None
+    fixed = fleet.run("audit-create-lost-again")
+    assert fixed.returncode == 0, fixed.output
+    keys = fleet.keys("alice")
+    assert orphan not in keys and old in keys and len(keys) == 2
+    assert fleet.secret("alice")["AccessKeyId"] in keys  # type: ignore[index]
+    assert "aws-credentials-pipe/audit" not in fleet.tags("alice")
+
+
+def test_rotates_tag_on_a_user_whose_key_rotate_no_longer_renews_exempts_nobody(fleet: Fleet) -> None:
+    """Users may tag themselves (templates/self-service.yaml): the tag is honoured only while
+    the newest key is younger than DEACTIVATE_AFTER_DAYS, and never by revoke."""
+    tags = {"aws-credentials-pipe/managed": "rotate"}
+    stale = fleet.user("self-tagged", 400, tags=tags)[0]
+    marked = fleet.user("marker", 400, tags={"aws-credentials-pipe/rotation": "anything"})[0]
+    young = fleet.user("ci", 10, tags=tags)[0]
+    result = fleet.run("audit-stale-managed")
+    assert result.returncode == 0, result.output
+    assert "managed by rotate, but its newest key is 400 days old: audited" in result.output
+    assert fleet.entry("self-tagged")["status"] == "audited" and fleet.entry("marker")["status"] == "audited"
+    assert fleet.secret("self-tagged") is not None and len(fleet.keys("self-tagged")) == 2
+    assert fleet.keys("marker")[marked] == "Active" and len(fleet.keys("marker")) == 2
+    assert fleet.keys("self-tagged")[stale] == "Active"  # deactivated once the new key is a day old
+    assert fleet.entry("ci")["status"] == "managed" and fleet.keys("ci") == {young: "Active"}
+    revoked = fleet.run("audit-revoke-managed", AUDIT_MODE="revoke", IAM_USERS="ci")
+    assert revoked.returncode == 0, revoked.output
+    assert fleet.keys("ci") == {young: "Inactive"} and fleet.entry("ci")["status"] == "audited"
+
+
+def test_the_replaced_key_stays_active_until_the_new_key_is_a_day_old(fleet: Fleet) -> None:
+    """The new key's secret is read with the user's own credentials: the run that delivers it
+    does not deactivate the old key; the first run on a later day does, and the e-mail says when."""
+    old = fleet.user("alice", 120)[0]
+    result = fleet.run("audit-replace")
+    assert result.returncode == 0, result.output
+    [new] = set(fleet.keys("alice")) - {old}
+    assert fleet.keys("alice") == {old: "Active", new: "Active"} and fleet.secret("alice") is not None
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    [mail] = fleet.mails("alice@example.com")
+    assert f"Your access key {old} will be deactivated on {tomorrow}. Switch to your new key" in mail["text"]
+    assert "get-secret-value" in mail["text"] and new in mail["text"]
+    again = fleet.run("audit-replace-same-day")
+    assert again.returncode == 0 and fleet.keys("alice") == {old: "Active", new: "Active"}, again.output
+    fleet.sandbox.aws.age(new, 1)  # the next day
+    fleet.sandbox.aws.expire_credential_reports(fleet.account)
+    next_day = fleet.run("audit-replace-next-day")
+    assert next_day.returncode == 0, next_day.output
+    assert fleet.keys("alice") == {old: "Inactive", new: "Active"}
+    assert f"Your access key {old} was deactivated" in fleet.mails("alice@example.com")[-1]["text"]
+
+
+def test_a_create_secret_whose_answer_is_lost_finds_the_secret_and_delivers(fleet: Fleet) -> None:
+    """The secret is made, the answer lost, the SDK's retry hears ResourceExistsException: the
+    secret is the one just made; the key is delivered, not deleted."""
+    from tests.standins.aws import Fault
+
+    old = fleet.user("alice", 95)[0]
+    fleet.sandbox.aws.inject(Fault("CreateSecret", kind="lost"))
+    result = fleet.run("audit-create-secret-lost")
+    assert result.returncode == 0, result.output
+    assert fleet.sandbox.aws.calls("CreateSecret") == 2
+    [new] = set(fleet.keys("alice")) - {old}
+    assert fleet.secret("alice")["AccessKeyId"] == new  # type: ignore[index]
+    assert "aws-credentials-pipe/audit" not in fleet.tags("alice")

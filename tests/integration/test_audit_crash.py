@@ -2,15 +2,16 @@
 creating, delivering and announcing a key), once by killing the process after the call took
 effect and once by an API error at that call, then re-run the same day: it must converge.
 
-The user: an Active key 100 days old (deactivated, and replaced), an Inactive key 120 days old
-unused for 30 days (deleted first, making room). After every interruption:
+The user: an Active key 100 days old (replaced; deactivated by the first run on a later day, so
+not by these runs of one day), an Inactive key 120 days old unused for 30 days (deleted first,
+making room). After every interruption:
   S1 no key is lost that was in use: the Active key is never deleted;
   S2 every key is the old one, the one the user's secret holds, or the one the in-flight tag
      records (so the next run knows it);
 and after the re-run:
-  C1 the user has the old key (Inactive) and one new Active key, which the secret holds and
-     which works (its secret is the one IAM issued);
-  C2 no in-flight tag is left; the deactivation date is recorded;
+  C1 the user has the old key (still Active: the user fetches the new key with it) and one new
+     Active key, which the secret holds and which works (its secret is the one IAM issued);
+  C2 no in-flight tag is left, and no deactivation is recorded;
   C3 the user was e-mailed about that key, and no e-mail holds a secret.
 """
 
@@ -68,12 +69,12 @@ def converged(fleet: Fleet, old: str, result: Result, where: str) -> list[str]:
     keys, holds = fleet.keys("alice"), held(fleet)
     problems = [] if result.returncode == 0 else [f"{where}: the re-run ended {result.last!r}"]
     new = [k for k in keys if k != old]
-    if keys.get(old) != "Inactive" or len(new) != 1 or keys[new[0]] != "Active" or holds != new[0]:
+    if keys.get(old) != "Active" or len(new) != 1 or keys[new[0]] != "Active" or holds != new[0]:
         problems.append(f"{where}: C1 keys {keys}, the secret holds {holds}")
     elif fleet.sandbox.aws.issued.get(new[0]) != (fleet.secret("alice") or {}).get("SecretAccessKey"):
         problems.append(f"{where}: C1 the secret's pair is not the one IAM issued")
     tags = fleet.tags("alice")
-    if AUDIT_TAG in tags or not tags.get("aws-credentials-pipe/deactivated", "").startswith(f"{old}="):
+    if AUDIT_TAG in tags or "aws-credentials-pipe/deactivated" in tags:
         problems.append(f"{where}: C2 tags {tags}")
     mails = fleet.mails("alice@example.com")
     if not new or not any(new[0] in m["text"] and new[0] in m["html"] for m in mails):

@@ -487,9 +487,10 @@ class Audit:
 
 def audit_enforce(run: Run) -> None:
     """AUDIT_MODE=enforce in the hub's own account and a member account (with an external id):
-    per account, an inactive key past its window deleted, a 105-day key deactivated, a new key
-    created and delivered into the user's secret (created, its resource policy, its value), the
-    user e-mailed through SES from NOTIFY_FROM, the state in user tags."""
+    per account, an inactive key past its window deleted, a new key created and delivered into
+    the user's secret (created, its resource policy, its value), the user e-mailed through SES
+    from NOTIFY_FROM, the state in user tags; the next day, the 105-day key deactivated (not the
+    day its replacement was made: the user fetches the new key with it)."""
     audit = Audit(run, "enforce", [ACCOUNT, fresh_account()])
     sender = f"key-audit-{run.tag}@example.com"
     run.sandbox.verify_sender(sender)
@@ -498,10 +499,12 @@ def audit_enforce(run: Run) -> None:
     first_mail = len(run.sandbox.aws.emails)
     report = audit.pipe("audit-enforce", AUDIT_EXTERNAL_ID=f"ext-{run.tag}", NOTIFY_FROM=sender)
     assert [a["status"] for a in report["accounts"]] == ["ok", "ok"]
+    made: dict[str, str] = {}
     for account, (gone, old) in before.items():
         keys, tags = audit.state(account)
         [new] = set(keys) - {old}
-        assert keys == {old: "Inactive", new: "Active"} and gone not in keys
+        made[account] = new
+        assert keys == {old: "Active", new: "Active"} and gone not in keys
         secrets = run.sandbox.aws.account_client("secretsmanager", account)
         value = json.loads(secrets.get_secret_value(SecretId=f"aws-credentials/{audit.user}")["SecretString"])
         assert value["AccessKeyId"] == new
@@ -509,12 +512,17 @@ def audit_enforce(run: Run) -> None:
             audit.user
             in secrets.get_resource_policy(SecretId=f"aws-credentials/{audit.user}")["ResourcePolicy"]
         )
-        assert AUDIT_TAG not in tags and old in tags["aws-credentials-pipe/deactivated"]
-        assert f"new={new}" in tags["aws-credentials-pipe/notified"]
+        assert AUDIT_TAG not in tags and f"new={new}" in tags["aws-credentials-pipe/notified"]
+        run.sandbox.aws.age(new, 1)  # the next day
+        run.sandbox.aws.expire_credential_reports(account)
+    report = audit.pipe("audit-enforce-next-day", AUDIT_EXTERNAL_ID=f"ext-{run.tag}", NOTIFY_FROM=sender)
+    assert [a["status"] for a in report["accounts"]] == ["ok", "ok"]
+    for account, (_, old) in before.items():
+        keys, tags = audit.state(account)
+        assert keys == {old: "Inactive", made[account]: "Active"}
+        assert old in tags["aws-credentials-pipe/deactivated"]
     mails = [m for m in run.sandbox.aws.emails[first_mail:] if f"{audit.user}@example.com" in m["to"]]
-    assert sorted(m["account"] for m in mails) == [ACCOUNT, ACCOUNT] and {m["from"] for m in mails} == {
-        sender
-    }
+    assert sorted(m["account"] for m in mails) == [ACCOUNT] * 4 and {m["from"] for m in mails} == {sender}
 
 
 def audit_report(run: Run) -> None:
@@ -531,7 +539,8 @@ def audit_report(run: Run) -> None:
     report = audit.pipe("audit-report")
     assert {account: audit.state(account) for account in audit.accounts} == before
     planned = [a for account in report["accounts"] for u in account["users"] for a in u["actions"]]
-    assert {a["action"] for a in planned} == {"deactivate"} and not any(a["done"] for a in planned)
+    # The 122-day key's deactivation waits for a day: the key in flight (a replacement) is from today.
+    assert planned == [] and all(u["status"] == "audited" for a in report["accounts"] for u in a["users"])
     assert not [c for c in run.calls if c.service == "secretsmanager"]
 
 

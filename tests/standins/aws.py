@@ -21,7 +21,8 @@ moto accepts any web identity token and any access key. The front, in front of m
 - a test knob, `session_lifetime`: AssumeRole* sessions then end that many seconds after they
   are issued (the answer's Expiration says so), and the front refuses their keys afterwards
   with `ExpiredToken`, as STS does, so the SDK's refresh shows within seconds.
-- injects faults by action: AWS errors, dropped connections, delays, another identity.
+- injects faults by action: AWS errors, dropped connections, delays, another identity, and lost
+  answers (the call is served, then the connection dropped: AWS did it, the caller never hears).
 - records every secret that passes through it (for the leak check) and every request.
 - serves the IAM credential report as IAM does (moto's is generated live at every read, dated
   2015): GenerateCredentialReport starts a report (STARTED, then COMPLETE once ready, after
@@ -82,7 +83,7 @@ _SECRET_TAGS = re.compile(rb"<(SecretAccessKey|SessionToken)>([^<]+)</")
 @dataclass
 class Fault:
     action: str
-    kind: str = "error"  # error | drop | delay | identity
+    kind: str = "error"  # error | drop | delay | identity | lost (served, then the answer dropped)
     code: str = ""
     message: str = ""
     times: int = 1
@@ -279,9 +280,12 @@ class AwsStandIn:
             if recorder
             else None
         )
-        response = self._serve(request, params, action, key_id, self._take_fault(action))
+        fault = self._take_fault(action)
+        response = self._serve(request, params, action, key_id, fault)
         if recorder and entry:
             recorder.finish(entry, response.status)
+        if fault and fault.kind == "lost":  # AWS did it; the answer never reaches the caller
+            return Response(drop=True)
         return response
 
     def _serve(
