@@ -95,11 +95,15 @@ def publish(
                 skipped += 1
             elif error:
                 failures.append(f"{name}: {error}")
-            elif readback not in (None, pair.access_key_id):
+            elif readback is None:
+                # Nothing to read back (a secured id variable, a store that lost it): the target
+                # may not hold the key, so it does not count as published.
+                failures.append(f"{name}: the key id could not be read back after the write")
+            elif readback != pair.access_key_id:
                 failures.append(f"{name}: read back {readback}, expected {pair.access_key_id}")
             else:
                 report.targets.setdefault(name, {})["after"] = pair.access_key_id
-                say(f"Published {pair.access_key_id} to {name}" + (" (read back)" if readback else ""))
+                say(f"Published {pair.access_key_id} to {name} (read back)")
     if lease is not None:
         lease.check()
     if failures:

@@ -423,6 +423,33 @@ def test_a_write_that_fails_after_the_probe_is_repaired_by_the_rerun(
     assert again.returncode == 0 and "nothing was due" in again.last, again.output
 
 
+@pytest.mark.parametrize("action", ["rotate", "sync"])
+def test_a_secured_key_id_variable_stops_the_run_with_nothing_changed(
+    world: World, sandbox: Sandbox, action: str
+) -> None:
+    """Bitbucket never returns a secured variable's value: a target whose key id variable is
+    secured cannot say which key it holds (nor read a new id back). The run stops before any key
+    is created or any variable written, naming the target and ACCESS_KEY_ID_VARIABLE."""
+    if action == "sync":
+        assert world.run("rotate-first").returncode == 0
+    world.seed()
+    secured = world.targets[-1]
+    repo, env_uuid = world.place(secured)
+    sandbox.bitbucket.put(WORKSPACE, repo, env_uuid, "AWS_ACCESS_KEY_ID", world.initial[0], secured=True)
+    before, keys = world.held(), world.iam_keys()
+    sandbox.bitbucket.reset()
+    extra = (
+        {"SOURCE": f"secretsmanager:{world.secret_name}"} if action == "sync" else {"FORCE_ROTATE": "true"}
+    )
+    failed = world.run(f"secured-id-{action}", ACTION=action, **extra)
+    assert failed.failed_with(secured, "AWS_ACCESS_KEY_ID", "ACCESS_KEY_ID_VARIABLE", "unsecured"), (
+        failed.output
+    )
+    assert world.held() == before and world.iam_keys() == keys and world.marker() is None
+    assert {method for method, _ in sandbox.bitbucket.requests} == {"GET"}
+    assert sandbox.bitbucket.stored(WORKSPACE, repo, env_uuid)["AWS_ACCESS_KEY_ID"]["secured"] is True
+
+
 def test_sync_publishes_the_store_key(world: World, sandbox: Sandbox) -> None:
     assert world.run("rotate-1").returncode == 0
     current = world.report()["current_key"]
