@@ -425,13 +425,13 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "ROTATION_LEASE_SECONDS",
-        "rotate: a rotation whose pending marker has not been refreshed for this long is taken for "
-        "dead, and a re-run resumes or cleans up after it; a fresher one makes other runs stop cleanly. "
-        "A running rotation refreshes it every third of this time. 30-3600.",
+        "rotate, sync: a rotation whose pending marker has not been refreshed for this long is taken "
+        "for dead, and a re-run resumes or cleans up after it; a fresher one makes other runs (and sync) "
+        "stop cleanly. A running rotation refreshes it every third of this time. 30-3600.",
         default="300",
         pattern=_INT,
         expects="a whole number of seconds from 30 to 3600",
-        actions=("rotate",),
+        actions=("rotate", "sync"),
     ),
     Variable(
         "PUBLISH_CONCURRENCY",

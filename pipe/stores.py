@@ -60,13 +60,20 @@ class SecretsManagerStore:
             return None, answer.get("VersionId")
 
     def state(self) -> StoreState:
-        current, _ = self._version("AWSCURRENT")
-        pending, _ = self._version("AWSPENDING")
+        """The current and the pending key. One version that is both AWSCURRENT and AWSPENDING is
+        the secret's first version, put as AWSPENDING by a rotation that has not finished:
+        Secrets Manager attaches AWSCURRENT to a secret's first version whatever VersionStages
+        says (PutSecretValue). That key was never proven nor published, so it is pending only:
+        the store holds no current key yet (promotion moves AWSPENDING off it)."""
+        current, current_version = self._version("AWSCURRENT")
+        pending, pending_version = self._version("AWSPENDING")
         self._state_read = True
+        if current_version is not None and current_version == pending_version:
+            current = None
         return StoreState(current, pending)
 
     def read(self) -> str | None:
-        current, _ = self._version("AWSCURRENT")
+        current = self.state().current
         return current.access_key_id if current else None
 
     def probe(self) -> None:

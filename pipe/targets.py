@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from pipe.console import shown
+from pipe.errors import TargetError
 from pipe.schema import DEFAULT_STORE_PREFIX, invalid
 
 if TYPE_CHECKING:
@@ -204,16 +205,38 @@ class BitbucketTarget:
 
     def read(self) -> str | None:
         self._listing = self.client.variables(self.scope())
-        held = next((v for v in self._listing if v.key == self.id_variable), None)
+        held = self._held(self._listing)
         return held.value if held else None
+
+    def _held(self, listing: list[Variable]) -> Variable | None:
+        """The id variable; a secured one stops the run: Bitbucket never returns a secured
+        value, so which key the target holds cannot be known (and a write cannot be read back)."""
+        held = next((v for v in listing if v.key == self.id_variable), None)
+        if held is not None and held.secured:
+            raise self._secured_id()
+        return held
+
+    def _secured_id(self, written: bool = False) -> TargetError:
+        what = (
+            "came back secured after it was written, so the new id cannot be read back"
+            if written
+            else "is secured, and Bitbucket never returns a secured value, so the pipe cannot tell "
+            "which key this target holds nor read a new id back; nothing was changed here"
+        )
+        return TargetError(
+            f"{self.spec.text}: its key id variable {self.id_variable} (ACCESS_KEY_ID_VARIABLE) {what}",
+            f"Delete the secured variable {self.id_variable} in {self.spec.text}, or re-create it "
+            "unsecured (a key id is not a secret), or set ACCESS_KEY_ID_VARIABLE to another name.",
+        )
 
     def probe(self) -> None:
         """One request that changes nothing: the id variable PUT back with its own (unsecured,
         readable) value; when there is none yet, a PUT to a variable that does not exist, which
-        Bitbucket answers 404 once the token's scope is checked (403 names a missing scope)."""
+        Bitbucket answers 404 once the token's scope is checked (403 names a missing scope). A
+        secured id variable stops the run here, before any key is created."""
         scope = self.scope()
         listing = self._listing if self._listing is not None else self.client.variables(scope)
-        held = next((v for v in listing if v.key == self.id_variable), None)
+        held = self._held(listing)
         if (
             held is not None
             and held.value is not None
@@ -226,9 +249,11 @@ class BitbucketTarget:
     def publish(self, pair: Credentials) -> str | None:
         """The secret first, then the id: the id is the commit mark. A target whose id names a
         key holds that key's secret too; one interrupted between the two writes still shows the
-        old id, and every recovery rewrites both variables of such targets."""
+        old id, and every recovery rewrites both variables of such targets. An id that comes
+        back secured (someone secured it since it was read) is a failure: it cannot be read."""
         scope = self.scope()
         listing = self._listing if self._listing is not None else self.client.variables(scope)
+        self._held(listing)
         self.client.upsert(
             scope, self.secret_variable, pair.secret_access_key, secured=True, existing=listing
         )
@@ -236,6 +261,8 @@ class BitbucketTarget:
             scope, self.id_variable, pair.access_key_id, secured=False, existing=listing
         )
         self._listing = None
+        if written.secured:
+            raise self._secured_id(written=True)
         return written.value
 
     def sign_with(self, credentials: Credentials) -> None:

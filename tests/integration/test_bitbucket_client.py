@@ -11,7 +11,11 @@ import pytest
 import requests
 
 from pipe.bitbucket import Bitbucket, Scope, auth_from
-from pipe.errors import BitbucketError, InputError
+from pipe.credentials import Credentials
+from pipe.errors import BitbucketError, InputError, StateError, TargetError
+from pipe.report import RotationReport
+from pipe.rotation.publish import probe, publish
+from pipe.targets import BitbucketTarget, TargetSpec
 from tests.standins.bitbucket import BitbucketStandIn, Fault
 from tests.standins.http import Request, Response, Server
 from tests.standins.sandbox import Sandbox
@@ -66,6 +70,92 @@ def test_secured_values_are_stored_but_never_returned(bb: BitbucketStandIn) -> N
     assert written.secured and written.value is None
     assert api.variables(scope)[0].value is None
     assert bb.stored("acme", scope.repo)["AWS_SECRET_ACCESS_KEY"]["value"] == "s3cr3t-value-xyz"
+
+
+def test_a_put_never_makes_a_secured_variable_unsecured(bb: BitbucketStandIn) -> None:
+    """As in Bitbucket's UI: once secured, a variable stays secured; its value is never returned."""
+    scope = new_repo(bb)
+    api = client(bb)
+    api.upsert(scope, "AWS_ACCESS_KEY_ID", "AKIAOLD", secured=True)
+    written = api.upsert(scope, "AWS_ACCESS_KEY_ID", "AKIANEW", secured=False)
+    assert written.secured and written.value is None
+    assert [(v.secured, v.value) for v in api.variables(scope)] == [(True, None)]
+    assert bb.stored("acme", scope.repo)["AWS_ACCESS_KEY_ID"] == {
+        "uuid": written.uuid,
+        "key": "AWS_ACCESS_KEY_ID",
+        "value": "AKIANEW",
+        "secured": True,
+    }
+
+
+def _target(bb: BitbucketStandIn, scope: Scope) -> BitbucketTarget:
+    return BitbucketTarget(
+        TargetSpec("repository", f"acme/{scope.repo}", "acme", scope.repo),
+        client(bb),
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    )
+
+
+def test_a_secured_key_id_variable_stops_the_probe_naming_access_key_id_variable(
+    bb: BitbucketStandIn,
+) -> None:
+    """Bitbucket never returns a secured value: the target's key id cannot be read, so the probe
+    (before any key is created) stops the run, changing nothing."""
+    scope = new_repo(bb)
+    bb.put("acme", scope.repo, "", "AWS_ACCESS_KEY_ID", "AKIAOLD", secured=True)
+    before = bb.stored("acme", scope.repo)
+    bb.reset()
+    with pytest.raises(StateError) as raised:
+        probe([_target(bb, scope)], concurrency=1, store=None)
+    line = raised.value.line()
+    assert f"acme/{scope.repo}" in line and "ACCESS_KEY_ID_VARIABLE" in line
+    assert "unsecured" in line and "AKIAOLD" not in line
+    assert bb.stored("acme", scope.repo) == before
+    assert {e["method"] for e in bb.log} == {"GET"}
+    with pytest.raises(TargetError) as read:
+        _target(bb, scope).read()
+    assert "ACCESS_KEY_ID_VARIABLE" in read.value.line()
+
+
+def test_a_key_id_that_cannot_be_read_back_is_not_published(bb: BitbucketStandIn) -> None:
+    """A write whose read-back is empty (the id variable is secured) is a failure, not a success."""
+    scope = new_repo(bb)
+    bb.put("acme", scope.repo, "", "AWS_ACCESS_KEY_ID", "AKIAOLD", secured=True)
+    report = RotationReport("ci", "due", False)
+    said: list[str] = []
+    with pytest.raises(StateError) as raised:
+        publish(
+            [_target(bb, scope)],
+            Credentials("AKIANEWKEY000001", "new-secret-value-0001"),
+            {},
+            report,
+            concurrency=1,
+            say=said.append,
+        )
+    assert f"acme/{scope.repo}" in raised.value.line() and "ACCESS_KEY_ID_VARIABLE" in raised.value.line()
+    assert said == [] and report.targets == {}
+    assert "AWS_SECRET_ACCESS_KEY" not in bb.stored("acme", scope.repo)  # refused before any write
+
+
+def test_an_id_variable_secured_between_the_read_and_the_write_is_a_failure(bb: BitbucketStandIn) -> None:
+    scope = new_repo(bb)
+    bb.put("acme", scope.repo, "", "AWS_ACCESS_KEY_ID", "AKIAOLD", secured=False)
+    target = _target(bb, scope)
+    assert target.read() == "AKIAOLD"
+    bb.put("acme", scope.repo, "", "AWS_ACCESS_KEY_ID", "AKIAOLD", secured=True)  # someone secures it
+    report = RotationReport("ci", "due", False)
+    with pytest.raises(StateError) as raised:
+        publish(
+            [target],
+            Credentials("AKIANEWKEY000001", "new-secret-value-0001"),
+            {target.spec.text: "AKIAOLD"},
+            report,
+            concurrency=1,
+            say=lambda line: None,
+        )
+    assert "came back secured" in raised.value.line() and "ACCESS_KEY_ID_VARIABLE" in raised.value.line()
+    assert report.targets == {}
 
 
 def test_upsert_puts_by_uuid_posts_when_missing_and_recovers_from_409(bb: BitbucketStandIn) -> None:

@@ -423,6 +423,33 @@ def test_a_write_that_fails_after_the_probe_is_repaired_by_the_rerun(
     assert again.returncode == 0 and "nothing was due" in again.last, again.output
 
 
+@pytest.mark.parametrize("action", ["rotate", "sync"])
+def test_a_secured_key_id_variable_stops_the_run_with_nothing_changed(
+    world: World, sandbox: Sandbox, action: str
+) -> None:
+    """Bitbucket never returns a secured variable's value: a target whose key id variable is
+    secured cannot say which key it holds (nor read a new id back). The run stops before any key
+    is created or any variable written, naming the target and ACCESS_KEY_ID_VARIABLE."""
+    if action == "sync":
+        assert world.run("rotate-first").returncode == 0
+    world.seed()
+    secured = world.targets[-1]
+    repo, env_uuid = world.place(secured)
+    sandbox.bitbucket.put(WORKSPACE, repo, env_uuid, "AWS_ACCESS_KEY_ID", world.initial[0], secured=True)
+    before, keys = world.held(), world.iam_keys()
+    sandbox.bitbucket.reset()
+    extra = (
+        {"SOURCE": f"secretsmanager:{world.secret_name}"} if action == "sync" else {"FORCE_ROTATE": "true"}
+    )
+    failed = world.run(f"secured-id-{action}", ACTION=action, **extra)
+    assert failed.failed_with(secured, "AWS_ACCESS_KEY_ID", "ACCESS_KEY_ID_VARIABLE", "unsecured"), (
+        failed.output
+    )
+    assert world.held() == before and world.iam_keys() == keys and world.marker() is None
+    assert {method for method, _ in sandbox.bitbucket.requests} == {"GET"}
+    assert sandbox.bitbucket.stored(WORKSPACE, repo, env_uuid)["AWS_ACCESS_KEY_ID"]["secured"] is True
+
+
 def test_sync_publishes_the_store_key(world: World, sandbox: Sandbox) -> None:
     assert world.run("rotate-1").returncode == 0
     current = world.report()["current_key"]
@@ -435,6 +462,82 @@ def test_sync_publishes_the_store_key(world: World, sandbox: Sandbox) -> None:
     stored = sandbox.bitbucket.stored(WORKSPACE, extra)
     assert stored["AWS_ACCESS_KEY_ID"]["value"] == current
     assert sandbox.aws.works(current, stored["AWS_SECRET_ACCESS_KEY"]["value"])
+
+
+def test_sync_does_not_publish_a_pending_key_that_aws_made_current(world: World, sandbox: Sandbox) -> None:
+    """A rotation stored its new key as pending in a new secret, then stopped. On AWS the
+    secret's first version is AWSCURRENT as well as AWSPENDING (PutSecretValue), but the key
+    was never proven nor published: sync must not take it for the current key."""
+    key, secret = world.initial
+    client = sandbox.aws.client("secretsmanager")
+    client.create_secret(Name=world.secret_name)
+    client.put_secret_value(
+        SecretId=world.secret_name,
+        SecretString=json.dumps({"AccessKeyId": key, "SecretAccessKey": secret}),
+        VersionStages=["AWSPENDING"],
+        ClientRequestToken=f"aws-credentials-pipe-{key}",
+    )
+    extra = f"app-{uuid.uuid4().hex[:8]}"
+    sandbox.bitbucket.add_repo(WORKSPACE, extra)
+    result = world.run(
+        "sync-pending",
+        ACTION="sync",
+        SOURCE=f"secretsmanager:{world.secret_name}",
+        TARGETS=f"{WORKSPACE}/{extra}",
+    )
+    assert result.failed_with(f"secretsmanager:{world.secret_name}", key, "pending", "ACTION=rotate"), (
+        result.output
+    )
+    assert sandbox.bitbucket.stored(WORKSPACE, extra) == {}
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_sync_changes_nothing_while_a_rotation_is_live(world: World, sandbox: Sandbox, live: bool) -> None:
+    """A live marker on the key's user: a rotation is replacing the key, and sync would publish
+    the key being replaced. Sync ends ✔ changing nothing; a dead marker does not stop it."""
+    assert world.run("rotate-1").returncode == 0
+    current = world.report()["current_key"]
+    extra = f"app-{uuid.uuid4().hex[:8]}"
+    sandbox.bitbucket.add_repo(WORKSPACE, extra)
+    beat = int(time.time()) - (0 if live else 1000)
+    world.set_marker(f"started={beat} beat={beat} phase=create run=0123abcd")
+    (world.report_dir / "rotation.json").unlink()
+    result = world.run(
+        "sync-live" if live else "sync-dead",
+        ACTION="sync",
+        SOURCE=f"secretsmanager:{world.secret_name}",
+        TARGETS=f"{WORKSPACE}/{extra}",
+        ROTATION_LEASE_SECONDS="300",
+    )
+    assert result.returncode == 0, result.output
+    stored = sandbox.bitbucket.stored(WORKSPACE, extra)
+    report = world.report()
+    if live:
+        assert result.last == (
+            f"✔ A rotation of {world.user} is in progress; sync changed nothing "
+            "(re-run it once that rotation ends)."
+        )
+        assert stored == {} and report["state"] == "busy" and report["user"] == world.user
+    else:
+        assert stored["AWS_ACCESS_KEY_ID"]["value"] == current and report["state"] == "sync"
+    assert world.marker() is not None  # sync never writes the marker
+
+
+def test_a_sync_that_fails_to_publish_still_writes_its_report(world: World, sandbox: Sandbox) -> None:
+    assert world.run("rotate-1").returncode == 0
+    extra = f"app-{uuid.uuid4().hex[:8]}"
+    sandbox.bitbucket.add_repo(WORKSPACE, extra)
+    (world.report_dir / "rotation.json").unlink()
+    sandbox.bitbucket.inject(Fault(method="POST", path=extra, **REFUSE))  # type: ignore[arg-type]
+    failed = world.run(
+        "sync-fails",
+        ACTION="sync",
+        SOURCE=f"secretsmanager:{world.secret_name}",
+        TARGETS=f"{WORKSPACE}/{extra}",
+    )
+    assert failed.failed_with("did not take", extra, "429"), failed.output
+    report = world.report()
+    assert report["state"] == "failed" and report["targets"] == {f"{WORKSPACE}/{extra}": {"before": None}}
 
 
 def test_targets_as_a_yaml_list(world: World) -> None:

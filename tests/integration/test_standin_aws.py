@@ -56,6 +56,22 @@ def test_a_secret_too_long_is_refused_without_echoing_it(sandbox: Sandbox) -> No
     assert secret not in str(err.value)
 
 
+def test_a_secrets_first_version_is_awscurrent_whatever_its_stages_say(sandbox: Sandbox) -> None:
+    """PutSecretValue: "If this is the first version of the secret, Secrets Manager automatically
+    attaches the staging label AWSCURRENT to it", even when VersionStages names only AWSPENDING.
+    moto does so too (pinned here: a store protocol that forgot it would pass on a lenient one)."""
+    client = sandbox.aws.client("secretsmanager")
+    name = unique("first-version")
+    client.create_secret(Name=name)
+    put = client.put_secret_value(SecretId=name, SecretString="{}", VersionStages=["AWSPENDING"])
+    assert sorted(put["VersionStages"]) == ["AWSCURRENT", "AWSPENDING"]
+    current = client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+    assert current["VersionId"] == put["VersionId"]
+    second = client.put_secret_value(SecretId=name, SecretString='{"a": 1}', VersionStages=["AWSPENDING"])
+    assert second["VersionStages"] == ["AWSPENDING"]
+    assert client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["VersionId"] == put["VersionId"]
+
+
 def test_ssm_names_follow_the_documented_rules(sandbox: Sandbox) -> None:
     ssm = sandbox.aws.client("ssm")
     for name, expected in [

@@ -5,7 +5,7 @@ shared/bitbucket-api/openapi-excerpt.json.
   names (access tokens, Bearer) or the API-token scopes of `x-atlassian-oauth2-scopes`
   (Basic with an Atlassian email and API token).
 - Pagination: `page` and `pagelen` (default 10, at most 100), `size`, `next`.
-- Secured values are stored but never returned.
+- Secured values are stored but never returned; a PUT never makes a secured variable unsecured.
 - 409 on a duplicate key, 404 for unknown workspaces, repositories, environments, variables.
 - A rate limit: N requests per hour per credential, then 429 with Retry-After.
 - Injectable faults: a status, a delay, a dropped connection, a missing `next`, a `next`
@@ -420,7 +420,13 @@ class BitbucketStandIn:
                     and any(v["key"] == body["key"] for v in store.variables.values())
                 ):
                     return _error(409, f"A variable with the key {body['key']} already exists.")
-                current.update({k: body[k] for k in ("key", "value", "secured") if k in body})
+                current.update({k: body[k] for k in ("key", "value") if k in body})
+                # A secured variable stays secured: Bitbucket's UI offers no way back (a secured
+                # value is never shown again), and the excerpt documents none. Keeping it
+                # secured (rather than refusing the PUT) is the stricter of the two for a client:
+                # the write "succeeds", and only a client that checks the answer's `secured`
+                # (and finds no value to read back) notices that the id was not made readable.
+                current["secured"] = bool(current["secured"] or body.get("secured"))
                 return _json(200, _public(current, kind))
             if request.method == "DELETE":
                 del store.variables[current["uuid"]]
