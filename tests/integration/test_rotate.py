@@ -565,7 +565,11 @@ def test_mixed_keys_without_a_store_are_explained_then_rolled_back_with_a_known_
     rolled = run_process(env, world.clone, "mixed-3", timeout=120)
     assert rolled.returncode == 0, rolled.output
     assert world.converged() == old_id
-    assert set(world.iam_keys()) == {old_id}
+    # The new key was published (the first repository held it with its secret): steps running
+    # with it keep working, so the rollback keeps it active and says so.
+    new_id = held[world.targets[0]][0]
+    assert world.iam_keys() == {old_id: "Active", new_id: "Active"}
+    assert f"{new_id} was published ({world.targets[0]} held it)" in rolled.output, rolled.output
 
 
 def test_default_store_is_an_ssm_parameter_named_after_the_user(sandbox: Sandbox, clone: Path) -> None:
