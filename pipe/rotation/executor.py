@@ -21,9 +21,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipe.audit import state as audit_state
 from pipe.credentials import Credentials
 from pipe.errors import StateError, is_aws_code
 from pipe.report import RotationReport
@@ -170,7 +172,8 @@ class Executor:
                 )
             )
             stored = store_state.result() if store_state is not None else None
-        return Facts(self.clock(), self.user, tuple(keys), held, stored, marker, own)
+        deactivated = audit_state.parse_dates(tags.get(audit_state.DEACTIVATED_TAG))
+        return Facts(self.clock(), self.user, tuple(keys), held, stored, marker, own, deactivated)
 
     def marker(self) -> Marker | None:
         return markers.read(self.iam, self.user)
@@ -227,7 +230,7 @@ class Executor:
                 raise
         elif plan.clear_marker and facts.marker is not None and self.clear_dead_marker(facts.marker):
             report.actions.append("cleared the marker of a stopped rotation")
-        self.retire(plan, report)
+        self.retire(plan, report, facts)
         if not self.managed:
             markers.mark_managed(self.iam, self.user)
             self.managed = True
@@ -451,11 +454,31 @@ class Executor:
             "Raise VERIFY_TIMEOUT_SECONDS (IAM can take a while to accept a new key) and re-run.",
         )
 
-    def retire(self, plan: Plan, report: RotationReport) -> None:
+    def retire(self, plan: Plan, report: RotationReport, facts: Facts) -> None:
+        """Deactivate and delete by the plan; then record the day each key was deactivated (the
+        recovery window counts from it), in the tag ACTION=audit uses, for keys that still exist.
+        Killed between the two, a key has no date: its age alone decides, as for a key someone
+        else deactivated."""
+        dates = dict(facts.deactivated)
+        inactive = {k.id for k in facts.keys if k.status == "Inactive"} - {
+            key for key, _ in plan.delete_first
+        }
         for action, key, why in plan.retire:
             if action == "deactivate":
                 self.iam.update_access_key(UserName=self.user, AccessKeyId=key, Status="Inactive")
+                dates[key] = datetime.fromtimestamp(self.clock(), UTC).date()
+                inactive.add(key)
             else:
                 self.delete_key(key)
+                inactive.discard(key)
             report.actions.append(f"{action}d {key}: {why}")
             self.say(f"{action.capitalize()}d {key}: {why}.")
+        # Only keys that exist and are inactive keep a date (a key reactivated since loses it).
+        dates = {k: d for k, d in dates.items() if k in inactive}
+        if dates == dict(facts.deactivated):
+            return
+        if dates:
+            value = audit_state.render_dates(dates)
+            self.iam.tag_user(UserName=self.user, Tags=[{"Key": audit_state.DEACTIVATED_TAG, "Value": value}])
+        else:
+            self.iam.untag_user(UserName=self.user, TagKeys=[audit_state.DEACTIVATED_TAG])

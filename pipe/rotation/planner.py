@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pipe.credentials import Credentials
@@ -59,6 +59,8 @@ class Facts:
     store: StoreState | None  # None: no store (STORE=none)
     marker: Marker | None
     own: Credentials | None = None  # the run's own credentials, when it runs with a long-lived key
+    # When this pipe deactivated each key (the aws-credentials-pipe/deactivated tag, audit's format)
+    deactivated: Mapping[str, date] = field(default_factory=dict)
 
     @property
     def self_service(self) -> bool:
@@ -507,6 +509,8 @@ def _retire(
                     ("deactivate", key.id, f"{age:.0f} days old, unused since the current key was created")
                 )
         elif key.status == "Inactive" and age >= policy.delete_after:
+            if _in_recovery_window(plan, facts, policy, key):
+                continue
             plan.retire.append(
                 (
                     "delete",
@@ -514,6 +518,26 @@ def _retire(
                     f"inactive and {age:.0f} days old (DELETE_AFTER_DAYS={policy.delete_after})",
                 )
             )
+
+
+def _in_recovery_window(plan: Plan, facts: Facts, policy: Policy, key: AccessKey) -> bool:
+    """A key this pipe deactivated is deleted only once it has been inactive for
+    DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS days, counted from the end of the recorded day (a
+    key deactivated late, for its grace period or its use, keeps the whole window). A key with no
+    date recorded (deactivated by someone else) goes by its age alone."""
+    since = facts.deactivated.get(key.id)
+    if since is None:
+        return False
+    window = policy.delete_after - policy.deactivate_after
+    start = datetime(since.year, since.month, since.day, tzinfo=UTC) + timedelta(days=1)
+    inactive = (facts.now - start.timestamp()) / DAY
+    if inactive >= window:
+        return False
+    plan.notes.append(
+        f"{key.id} was deactivated on {since.isoformat()}: deleted once it has been inactive {window} days "
+        "(DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS), so it can still be reactivated until then"
+    )
+    return True
 
 
 def _holders(facts: Facts, key: str) -> str:

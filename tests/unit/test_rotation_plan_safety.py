@@ -5,6 +5,7 @@ deleted by a rollback or a repair."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 
 from pipe.credentials import Credentials
 from pipe.rotation.marker import Marker
@@ -112,3 +113,24 @@ def test_a_repair_of_every_target_keeps_keys_a_target_named() -> None:
         facts([key("C", 95), key("K", 0)], {"a/b": "C"}, None, dead, Credentials("C", "c")), POLICY
     )
     assert "K" in deleted(unnamed), unnamed.lines({})
+
+
+# -- finding 4: a key this pipe deactivated gets the recovery window --------------------------
+
+
+def _day(days_ago: float) -> date:
+    return datetime.fromtimestamp(NOW - days_ago * DAY, UTC).date()
+
+
+def test_a_key_deactivated_by_this_pipe_is_kept_for_the_recovery_window() -> None:
+    """O is 150 days old (past DELETE_AFTER_DAYS) but was deactivated yesterday: it is kept
+    until it has been inactive DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS = 10 days."""
+    keys = [key("C", 20), key("O", 150, "Inactive")]
+    recent = Facts(NOW, "ci", tuple(keys), {"a/b": "C"}, None, None, None, {"O": _day(1)})
+    plan = make_plan(recent, POLICY)
+    assert "O" not in deleted(plan), plan.lines({})
+    assert any("O was deactivated on" in note and "inactive 10 days" in note for note in plan.notes)
+    later = Facts(NOW, "ci", tuple(keys), {"a/b": "C"}, None, None, None, {"O": _day(11)})
+    assert ("delete", "O") in [(a, k) for a, k, _ in make_plan(later, POLICY).retire]
+    # No date recorded (someone else deactivated it): its age alone decides, as before.
+    assert "O" in deleted(make_plan(facts(keys, {"a/b": "C"}), POLICY))
