@@ -21,9 +21,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipe.audit import state as audit_state
 from pipe.credentials import Credentials
 from pipe.errors import StateError, is_aws_code
 from pipe.report import RotationReport
@@ -32,6 +34,7 @@ from pipe.rotation import publish
 from pipe.rotation.lease import Lease
 from pipe.rotation.marker import Marker
 from pipe.rotation.planner import AccessKey, Facts, Plan
+from pipe.stores import StoreState
 from pipe.targets import build, build_store
 
 if TYPE_CHECKING:
@@ -69,8 +72,17 @@ class Outcome:
         )
 
 
+# LimitExceeded on CreateAccessKey: how many times at least (a second apart) the marker and the
+# store are read for the other rotation that created a key first.
+LIMIT_READS = 10
+
+
 class _Preempted(Exception):
     """Another run created a key first."""
+
+
+class _Refused(StateError):
+    """IAM refused a new key (LimitExceeded) and no other rotation explains it."""
 
 
 class Executor:
@@ -160,7 +172,8 @@ class Executor:
                 )
             )
             stored = store_state.result() if store_state is not None else None
-        return Facts(self.clock(), self.user, tuple(keys), held, stored, marker, own)
+        deactivated = audit_state.parse_dates(tags.get(audit_state.DEACTIVATED_TAG))
+        return Facts(self.clock(), self.user, tuple(keys), held, stored, marker, own, deactivated)
 
     def marker(self) -> Marker | None:
         return markers.read(self.iam, self.user)
@@ -207,21 +220,30 @@ class Executor:
                 pair = self._leased(plan, facts, report, lease)
             except _Preempted:
                 lease.abandon()
-                return Outcome(
-                    report, f"Another rotation of {self.user} created a key first; this run changed nothing."
-                )
+                return Outcome(report, self._preempted_line(plan))
+            except _Refused as exc:
+                lease.abandon()  # no key of this run's is in flight: nothing for a next run to finish
+                report.state = "failed"
+                return Outcome(report, error=exc)
             except BaseException:
                 lease.release()
                 raise
         elif plan.clear_marker and facts.marker is not None and self.clear_dead_marker(facts.marker):
             report.actions.append("cleared the marker of a stopped rotation")
-        self.retire(plan, report)
+        self.retire(plan, report, facts)
         if not self.managed:
             markers.mark_managed(self.iam, self.user)
             self.managed = True
             report.actions.append(f"tagged {self.user} {markers.MANAGED_TAG}={markers.MANAGED_VALUE}")
         report.state = DONE.get(plan.state, plan.state)
         return Outcome(report, published=pair)
+
+    def _preempted_line(self, plan: Plan) -> str:
+        first = f"Another rotation of {self.user} created a key first"
+        if not plan.delete_first:
+            return f"{first}; this run changed nothing."
+        deleted = "; ".join(f"{key} ({why})" for key, why in plan.delete_first)
+        return f"{first}; this run only deleted {deleted}."
 
     def _leased(self, plan: Plan, facts: Facts, report: RotationReport, lease: Lease) -> Credentials | None:
         """Under the lease: make room, get the pair (a new key, or the plan's), publish it."""
@@ -233,7 +255,8 @@ class Executor:
             self.say(f"Deleted {key}: {why}.")
         pair = plan.resume
         if plan.rotate:
-            pair = self._new_key(lease, report, self_service=facts.self_service)
+            before = {k.id for k in facts.keys}
+            pair = self._new_key(lease, report, self_service=facts.self_service, before=before)
         elif pair is not None and plan.prove:
             self.console.secrets(pair.secret_access_key)
             self.prove(pair, report, ours=False)
@@ -242,10 +265,12 @@ class Executor:
         lease.finish()
         return pair
 
-    def _new_key(self, lease: Lease, report: RotationReport, *, self_service: bool) -> Credentials:
+    def _new_key(
+        self, lease: Lease, report: RotationReport, *, self_service: bool, before: set[str]
+    ) -> Credentials:
         """Create, store as pending, prove. _Preempted when another run created a key first. A
         key that cannot be stored is deleted again: nothing was published."""
-        pair = self.create(lease, report)
+        pair = self.create(lease, report, before)
         if pair is None:
             raise _Preempted
         self.console.secrets(pair.secret_access_key)
@@ -327,12 +352,13 @@ class Executor:
             if not is_aws_code(exc, "NoSuchEntity"):
                 raise
 
-    def create(self, lease: Lease, report: RotationReport) -> Credentials | None:
+    def create(self, lease: Lease, report: RotationReport, before: set[str]) -> Credentials | None:
         """Create the key under the lease; None when another run got there first."""
         try:
             answer = self.iam.create_access_key(UserName=self.user)["AccessKey"]
         except Exception as exc:
             if is_aws_code(exc, "LimitExceeded"):
+                self._limit_exceeded(lease, report, before)
                 return None
             raise
         pair = Credentials(answer["AccessKeyId"], answer["SecretAccessKey"])
@@ -346,6 +372,42 @@ class Executor:
         report.actions.append(f"created {pair.access_key_id}")
         self.say(f"Created {pair.access_key_id} for {self.user}.")
         return pair
+
+    def _limit_exceeded(self, lease: Lease, report: RotationReport, before: set[str]) -> None:
+        """IAM refused a new key: the user has two. Returns when another rotation explains it:
+        another run's marker is on the user or took this run's off (that run finished), or the
+        store holds a key that was not there when this run read the keys. Else (this run's marker
+        untouched for a heartbeat interval, a person created a key meanwhile, say) raises
+        _Refused: the run must not end ✔. This run's marker may have replaced the other run's,
+        which writes its own again at its next step or heartbeat: hence the wait."""
+        unexpected: list[str] = []
+        reads = max(LIMIT_READS, int(lease.interval) + 2)
+        for attempt in range(reads):
+            listed = self.iam.list_access_keys(UserName=self.user)["AccessKeyMetadata"]
+            unexpected = [m["AccessKeyId"] for m in listed if m["AccessKeyId"] not in before]
+            found = self.marker()
+            if found is None or found.run != lease.run:
+                return
+            stored = self.store.state() if self.store is not None else StoreState()
+            if any(pair and pair.access_key_id in unexpected for pair in (stored.current, stored.pending)):
+                return
+            if attempt + 1 < reads:
+                self.sleep(1.0)
+        deleted = [line for line in report.actions if line.startswith("deleted ")]
+        done = f" This run {'; '.join(deleted)}." if deleted else " This run changed nothing."
+        if unexpected:
+            ids = ", ".join(unexpected)
+            raise _Refused(
+                f"IAM refused a new key for {self.user} (LimitExceeded): {ids} was created after this run "
+                f"read the user's keys, and no other rotation is at work (no other run's marker, not in the store).{done}",
+                f"If a person created {ids}, delete or deactivate the key of {self.user} that no target "
+                "uses (or wait until the other rotation ends), then re-run.",
+            )
+        raise _Refused(
+            f"IAM refused a new key for {self.user} (LimitExceeded), though no key was created since this "
+            f"run read the user's keys.{done}",
+            f"Check the access keys of {self.user} (two at most), then re-run.",
+        )
 
     def prove(
         self,
@@ -392,11 +454,31 @@ class Executor:
             "Raise VERIFY_TIMEOUT_SECONDS (IAM can take a while to accept a new key) and re-run.",
         )
 
-    def retire(self, plan: Plan, report: RotationReport) -> None:
+    def retire(self, plan: Plan, report: RotationReport, facts: Facts) -> None:
+        """Deactivate and delete by the plan; then record the day each key was deactivated (the
+        recovery window counts from it), in the tag ACTION=audit uses, for keys that still exist.
+        Killed between the two, a key has no date: its age alone decides, as for a key someone
+        else deactivated."""
+        dates = dict(facts.deactivated)
+        inactive = {k.id for k in facts.keys if k.status == "Inactive"} - {
+            key for key, _ in plan.delete_first
+        }
         for action, key, why in plan.retire:
             if action == "deactivate":
                 self.iam.update_access_key(UserName=self.user, AccessKeyId=key, Status="Inactive")
+                dates[key] = datetime.fromtimestamp(self.clock(), UTC).date()
+                inactive.add(key)
             else:
                 self.delete_key(key)
+                inactive.discard(key)
             report.actions.append(f"{action}d {key}: {why}")
             self.say(f"{action.capitalize()}d {key}: {why}.")
+        # Only keys that exist and are inactive keep a date (a key reactivated since loses it).
+        dates = {k: d for k, d in dates.items() if k in inactive}
+        if dates == dict(facts.deactivated):
+            return
+        if dates:
+            value = audit_state.render_dates(dates)
+            self.iam.tag_user(UserName=self.user, Tags=[{"Key": audit_state.DEACTIVATED_TAG, "Value": value}])
+        else:
+            self.iam.untag_user(UserName=self.user, TagKeys=[audit_state.DEACTIVATED_TAG])

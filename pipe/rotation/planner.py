@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pipe.credentials import Credentials
@@ -59,6 +59,8 @@ class Facts:
     store: StoreState | None  # None: no store (STORE=none)
     marker: Marker | None
     own: Credentials | None = None  # the run's own credentials, when it runs with a long-lived key
+    # When this pipe deactivated each key (the aws-credentials-pipe/deactivated tag, audit's format)
+    deactivated: Mapping[str, date] = field(default_factory=dict)
 
     @property
     def self_service(self) -> bool:
@@ -234,12 +236,18 @@ def _repair(
             everywhere=everywhere,
             reasons=[what],
         )
-        # Once every target holds the chosen pair, the keys being replaced, whose secret is lost,
-        # are deleted: the in-flight key, and with a rewrite of every target, any key but the chosen
-        # one whose secret is not known (the key a stopped rollback was moving away from).
+        # Once every target holds the chosen pair, the keys being replaced, whose secret is lost
+        # here, are deleted: the in-flight key, and with a rewrite of every target, any key but the
+        # chosen one whose secret is not known (the key a stopped rollback was moving away from).
+        # Not a key a target's id named: that target may hold it with its secret (a working,
+        # published key that running steps use), so it stays active.
         for key in facts.keys:
             lost = key.id != choice and key.id not in known
-            if lost and (key.id == inflight or marker.everywhere):
+            if not (lost and (key.id == inflight or marker.everywhere)):
+                continue
+            if key.id in named:
+                plan.warnings.append(_kept_published(key.id, facts, choice))
+            else:
                 plan.retire.append(("delete", key.id, f"its secret is lost; every target now holds {choice}"))
         return plan
     if len(named) > 1:
@@ -265,8 +273,19 @@ def _repair(
     return plan
 
 
+def _kept_published(key: str, facts: Facts, choice: str) -> str:
+    """Why a key the targets are moved away from stays active: a target held it, with its secret
+    (the id is written last), so steps running with it would fail at once if it were deleted."""
+    return (
+        f"{key} was published ({_holders(facts, key)} held it) and may be in use by running steps: kept "
+        f"active, though every target now holds {choice}. Deactivate it once nothing uses it (a "
+        "rotation needs its slot)."
+    )
+
+
 _KNOWN_PAIR_HINT = (
-    "Re-run this rotation from a step of one of these repositories with its own pair passed as "
+    "Re-run this rotation from a step of one of these repositories (one that holds the newest key, "
+    "so that no working key is left behind) with its own pair passed as "
     "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (the run then rewrites every target with it), or keep "
     "a store (leave STORE unset) so a rotation can always resume."
 )
@@ -293,7 +312,7 @@ def _mixed(
         plan = Plan("rollback", old, resume=known[old], prove=old != own, everywhere=True)
         plan.reasons.append(f"the secret of {new} is not known here")
         if new in keys:
-            plan.retire.append(("delete", new, "its secret is lost; every target is put back on " + old))
+            plan.warnings.append(_kept_published(new, facts, old))
         return plan
     where = "; ".join(f"{target} holds {key}" for target, key in facts.held.items())
     return Plan(
@@ -320,7 +339,7 @@ def _single(
     if current is None and facts.store and facts.store.current:
         current = facts.store.current.access_key_id
     plan = Plan("clean", current)
-    resumed = _unpublished(plan, facts, named=named, known=known, marker=marker)
+    resumed = _unpublished(plan, facts, named=named, known=known, marker=marker, lease=policy.lease)
     if resumed is not None:
         return resumed
     plan.reasons += _due(facts, policy, keys.get(current) if current else None, current)
@@ -339,12 +358,13 @@ def _unpublished(
     named: Counter[str],
     known: Mapping[str, Credentials],
     marker: Marker | None,
+    lease: float,
 ) -> Plan | None:
     """Keys of ours that were created and never published: resumed when the secret is known (the
     plan to follow instead), else deleted first (nobody can be using them)."""
     pending = facts.store.pending.access_key_id if facts.store and facts.store.pending else ""
     for key in facts.keys:
-        if key.id in named or key.id == plan.current or not _ours(key, pending, marker):
+        if key.id in named or key.id == plan.current or not _ours(key, pending, marker, lease):
             continue
         if key.id in known:
             resumed = Plan("resume", key.id, resume=known[key.id], prove=True)
@@ -356,14 +376,21 @@ def _unpublished(
     return None
 
 
-def _ours(key: AccessKey, pending: str, marker: Marker | None) -> bool:
+def _ours(key: AccessKey, pending: str, marker: Marker | None, lease: float) -> bool:
     """A key a rotation created: the store's pending key, the marker's, or (a marker naming
-    none) one created after the marker was."""
+    none) one created while the marker's run was alive: from its start (less a slack for clock
+    skew) to its last heartbeat plus a lease. The run creates its key right after it writes the
+    marker, and names it at once; a key created later is someone else's (an admin's) and is
+    never deleted as a stopped run's. The last heartbeat may read 0 (a failing run hands its
+    marker over so), so the start counts as a heartbeat too."""
     if key.id == pending:
         return True
     if marker is None:
         return False
-    return key.id == marker.key or (not marker.key and key.created >= marker.started - MAKE_ROOM_SLACK)
+    if marker.key:
+        return key.id == marker.key
+    alive_until = max(marker.started, marker.beat) + max(lease, MAKE_ROOM_SLACK)
+    return marker.started - MAKE_ROOM_SLACK <= key.created <= alive_until
 
 
 def _due(facts: Facts, policy: Policy, current_key: AccessKey | None, current: str | None) -> list[str]:
@@ -482,6 +509,8 @@ def _retire(
                     ("deactivate", key.id, f"{age:.0f} days old, unused since the current key was created")
                 )
         elif key.status == "Inactive" and age >= policy.delete_after:
+            if _in_recovery_window(plan, facts, policy, key):
+                continue
             plan.retire.append(
                 (
                     "delete",
@@ -489,6 +518,26 @@ def _retire(
                     f"inactive and {age:.0f} days old (DELETE_AFTER_DAYS={policy.delete_after})",
                 )
             )
+
+
+def _in_recovery_window(plan: Plan, facts: Facts, policy: Policy, key: AccessKey) -> bool:
+    """A key this pipe deactivated is deleted only once it has been inactive for
+    DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS days, counted from the end of the recorded day (a
+    key deactivated late, for its grace period or its use, keeps the whole window). A key with no
+    date recorded (deactivated by someone else) goes by its age alone."""
+    since = facts.deactivated.get(key.id)
+    if since is None:
+        return False
+    window = policy.delete_after - policy.deactivate_after
+    start = datetime(since.year, since.month, since.day, tzinfo=UTC) + timedelta(days=1)
+    inactive = (facts.now - start.timestamp()) / DAY
+    if inactive >= window:
+        return False
+    plan.notes.append(
+        f"{key.id} was deactivated on {since.isoformat()}: deleted once it has been inactive {window} days "
+        "(DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS), so it can still be reactivated until then"
+    )
+    return True
 
 
 def _holders(facts: Facts, key: str) -> str:

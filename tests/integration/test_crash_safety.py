@@ -157,8 +157,18 @@ def converge(world: World, check: Check, where: str) -> None:
         check.counts["re-runs needed more than one"] += 1
     if "different keys" in result.output:
         check.counts["STORE=none, mixed: re-run explained it"] += 1
-        old_id, old_secret = world.initial
-        result = rerun(world, f"recover-{where}", AWS_ACCESS_KEY_ID=old_id, AWS_SECRET_ACCESS_KEY=old_secret)
+        # What the hint says: the pair of a repository that holds the newest key, so that no
+        # working key is left behind (a rollback to the old pair keeps the newer key active).
+        aws = world.sandbox.aws
+        pair = next(
+            (
+                (k, s)
+                for k, s in world.held().values()
+                if k and s and k != world.initial[0] and aws.works(k, s)
+            ),
+            world.initial,
+        )
+        result = rerun(world, f"recover-{where}", AWS_ACCESS_KEY_ID=pair[0], AWS_SECRET_ACCESS_KEY=pair[1])
         check.counts["STORE=none, mixed: recovered with a known pair"] += int(result.returncode == 0)
     held = world.held()
     ids = {k for k, _ in held.values()}

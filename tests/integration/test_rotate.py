@@ -7,11 +7,13 @@ import json
 import re
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipe.audit.state import DEACTIVATED_TAG
 from tests.runner import Result, run_process
 from tests.standins.aws import ACCOUNT
 from tests.standins.bitbucket import Fault
@@ -136,6 +138,13 @@ class World:
         tags = self.sandbox.aws.iam.list_user_tags(UserName=self.user)["Tags"]
         return next((t["Value"] for t in tags if t["Key"] == MARKER_TAG), None)
 
+    def tags(self) -> dict[str, str]:
+        tags = self.sandbox.aws.iam.list_user_tags(UserName=self.user)["Tags"]
+        return {t["Key"]: t["Value"] for t in tags}
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.sandbox.aws.iam.tag_user(UserName=self.user, Tags=[{"Key": key, "Value": value}])
+
     def set_marker(self, value: str) -> None:
         self.sandbox.aws.iam.tag_user(UserName=self.user, Tags=[{"Key": MARKER_TAG, "Value": value}])
 
@@ -235,10 +244,19 @@ def test_age_policy_deactivates_then_deletes_the_previous_key_after_the_grace_pe
     result = world.run("rotate-deactivate")
     assert result.returncode == 0, result.output
     assert world.iam_keys()[old] == "Inactive" and world.all_work()
+    today = datetime.now(UTC).date()
+    assert world.tags().get(DEACTIVATED_TAG) == f"{old}={today.isoformat()}"  # the recovery window's start
+    # Past DELETE_AFTER_DAYS by age, but deactivated today: kept for the recovery window
+    # (DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS = 10 days), so it can still be reactivated.
     aws.age(old, 111)
+    kept = world.run("rotate-recovery-window")
+    assert kept.returncode == 0, kept.output
+    assert world.iam_keys()[old] == "Inactive" and "inactive 10 days" in kept.output, kept.output
+    world.set_tag(DEACTIVATED_TAG, f"{old}={(today - timedelta(days=11)).isoformat()}")
     result = world.run("rotate-delete")
     assert result.returncode == 0, result.output
     assert old not in world.iam_keys()
+    assert DEACTIVATED_TAG not in world.tags()  # no date is kept for a key that is gone
 
 
 def test_a_shorter_grace_period_is_honoured(world: World) -> None:
@@ -668,7 +686,11 @@ def test_mixed_keys_without_a_store_are_explained_then_rolled_back_with_a_known_
     rolled = run_process(env, world.clone, "mixed-3", timeout=120)
     assert rolled.returncode == 0, rolled.output
     assert world.converged() == old_id
-    assert set(world.iam_keys()) == {old_id}
+    # The new key was published (the first repository held it with its secret): steps running
+    # with it keep working, so the rollback keeps it active and says so.
+    new_id = held[world.targets[0]][0]
+    assert world.iam_keys() == {old_id: "Active", new_id: "Active"}
+    assert f"{new_id} was published ({world.targets[0]} held it)" in rolled.output, rolled.output
 
 
 def test_default_store_is_an_ssm_parameter_named_after_the_user(sandbox: Sandbox, clone: Path) -> None:

@@ -84,10 +84,11 @@ def test_an_unpublished_key_of_a_dead_run() -> None:
     assert with_store.state == "resume" and with_store.resume == Credentials("P", "s")
     lost = make_plan(facts([key("C", 95), key("P", 0)], {"a/b": "C"}, None, dead), POLICY)
     assert lost.delete_first[0][0] == "P" and lost.rotate
+    made = AccessKey("P", "Active", NOW - 990)
     no_id = make_plan(
-        facts([key("C", 95), key("P", 0)], {"a/b": "C"}, None, Marker(NOW - 1000, NOW - 1000, "")), POLICY
+        facts([key("C", 95), made], {"a/b": "C"}, None, Marker(NOW - 1000, NOW - 1000, "")), POLICY
     )
-    assert no_id.delete_first[0][0] == "P"  # created after the marker: ours
+    assert no_id.delete_first[0][0] == "P"  # created just after the marker, while its run lived: ours
 
 
 def test_a_live_run_makes_others_stop() -> None:
@@ -105,7 +106,8 @@ def test_mixed_targets() -> None:
     assert (
         rollback.state == "rollback"
         and rollback.resume == Credentials("C", "c")
-        and rollback.retire[0][:2] == ("delete", "P")
+        and rollback.retire == []  # P was published (a/b holds it): kept active, warned
+        and "P was published" in rollback.warnings[0]
     )
     blocked = make_plan(facts(keys, held, None, dead), POLICY)
     assert blocked.state == "blocked" and "a/b holds P; a/c holds C" in blocked.blocked
@@ -222,7 +224,8 @@ def test_publishing_with_targets_on_both_keys_and_no_secret_known_is_blocked() -
     )
     assert rollback.state == "rollback" and rollback.resume == Credentials("A", "a") and not rollback.prove
     assert rollback.everywhere  # a/c's id names A but may hold P's secret: both variables are rewritten
-    assert rollback.retire == [("delete", "P", "its secret is lost; every target now holds A")]
+    assert rollback.retire == []  # a/b held P with its secret (the id is written last): P stays active
+    assert "P was published (a/b held it)" in rollback.warnings[0]
 
 
 def test_publishing_finished_on_every_target_is_clean() -> None:
