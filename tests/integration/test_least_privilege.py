@@ -33,6 +33,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +271,17 @@ def _rotation(run: Run, **store: str) -> tuple[str, str, str]:
     return outputs["RoleArn"], user, outputs["Store"]
 
 
+def past_the_recovery_window(run: Run, user: str, key_id: str) -> None:
+    """What waiting DELETE_AFTER_DAYS - DEACTIVATE_AFTER_DAYS days would do: the day rotate
+    recorded for the key's deactivation (a user tag, written by the pipe's own recorded call)
+    moves 11 days back, straight in moto (not a recorded call)."""
+    tag = "aws-credentials-pipe/deactivated"
+    tags = {t["Key"]: t["Value"] for t in run.sandbox.aws.iam.list_user_tags(UserName=user)["Tags"]}
+    assert tags.get(tag, "").startswith(f"{key_id}="), tags  # rotate recorded the day
+    day = (datetime.now(UTC).date() - timedelta(days=11)).isoformat()
+    run.sandbox.aws.iam.tag_user(UserName=user, Tags=[{"Key": tag, "Value": f"{key_id}={day}"}])
+
+
 def rotate_default_store(run: Run) -> None:
     """ACTION=rotate to a repository, a deployment environment and the workspace, with the
     default SSM store; then the key ages: rotated, the old one deactivated, then deleted; then
@@ -293,6 +305,7 @@ def rotate_default_store(run: Run) -> None:
     rotate("rotate-deactivate")
     assert aws.keys(user) == {first: "Inactive", second: "Active"}
     aws.age(first, 111)
+    past_the_recovery_window(run, user, first)
     rotate("rotate-delete")
     assert aws.keys(user) == {second: "Active"}
     run.pipe(
@@ -390,6 +403,7 @@ def self_service_pipeline(run: Run) -> None:
     rotate("self-service-deactivate")
     assert aws.keys(user) == {pair[0]: "Inactive", current: "Active"}
     aws.age(pair[0], 111)
+    past_the_recovery_window(run, user, pair[0])
     rotate("self-service-delete")
     assert aws.keys(user) == {current: "Active"}
 

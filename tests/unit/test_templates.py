@@ -242,6 +242,9 @@ def test_the_member_external_id_is_what_sts_accepts(value: str) -> None:
             _ = stack.resources
 
 
+AUDITS_OWN = (audit_state.AUDIT_TAG, audit_state.NOTIFIED_TAG)  # the tags only ACTION=audit writes
+
+
 @pytest.mark.parametrize(
     ("action", "keys", "allowed"),
     [
@@ -250,18 +253,21 @@ def test_the_member_external_id_is_what_sts_accepts(value: str) -> None:
         ("iam:TagUser", [MARKER_TAG, MANAGED_TAG], True),
         ("iam:UntagUser", [MARKER_TAG], True),
         ("iam:UntagUser", [MANAGED_TAG], False),
+        # rotate records the day it deactivates a key (the recovery window), and drops it
+        ("iam:TagUser", [audit_state.DEACTIVATED_TAG], True),
+        ("iam:UntagUser", [audit_state.DEACTIVATED_TAG], True),
         ("iam:TagUser", ["aws-credentials-pipe/anything"], False),
         ("iam:TagUser", [MARKER_TAG, "email"], False),
-        *[("iam:TagUser", [key], False) for key in audit_state.TAGS],
-        *[("iam:UntagUser", [key], False) for key in audit_state.TAGS],
-        ("iam:TagUser", [MARKER_TAG, audit_state.DEACTIVATED_TAG], False),
+        *[("iam:TagUser", [key], False) for key in AUDITS_OWN],
+        *[("iam:UntagUser", [key], False) for key in AUDITS_OWN],
+        ("iam:TagUser", [MARKER_TAG, audit_state.AUDIT_TAG], False),
     ],
 )
 def test_self_service_tags_only_what_rotate_writes(action: str, keys: list[str], allowed: bool) -> None:
-    """A self-service user tags their own user with the marker and the managed tag (the keys
-    pipe/rotation writes) and takes the marker off; never ACTION=audit's state tags (the
-    recovery window's dates, the notices), which an explicit Deny keeps from them whatever else
-    they are granted."""
+    """A self-service user tags their own user with the marker, the managed tag and the
+    deactivation dates (the keys pipe/rotation writes) and takes the marker and the dates off;
+    never the tags only ACTION=audit writes (a key in flight, the notices), which an explicit
+    Deny keeps from them whatever else they are granted."""
     user = "jane"
     arn = f"arn:aws:iam::{ACCOUNT}:user/{user}"
     stack = Stack("self-service.yaml", {"Users": user})
@@ -269,7 +275,7 @@ def test_self_service_tags_only_what_rotate_writes(action: str, keys: list[str],
     context = {"aws:username": user, "aws:PrincipalArn": arn, "aws:TagKeys": keys}
     assert bool(iam_policy.allowing(statements, action, arn, context)) is allowed
     assert not iam_policy.allowing(statements, action, arn.replace("jane", "joe"), context)
-    if set(keys) & set(audit_state.TAGS):
+    if set(keys) & set(AUDITS_OWN):
         everything = {"Effect": "Allow", "Action": "iam:*", "Resource": "*"}
         assert not iam_policy.allowing([*statements, everything], action, arn, context)
 
