@@ -1,3 +1,3 @@
 """aws-credentials-pipe: AWS credentials for Bitbucket Pipelines steps."""
 
-__version__ = "1.0.0"
+__version__ = "1.0.1"
