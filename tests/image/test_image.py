@@ -132,12 +132,16 @@ def test_image_audit_report_mode_makes_read_calls_only(image: str, sandbox: Sand
     assert [a for a, _ in sandbox.aws.requests if a not in READS] == [] and fleet.mails() == []
     report = fleet.report()
     assert [a["status"] for a in report["accounts"]] == ["ok", "ok"]
+    # What enforce would do, none of it done: a new key now, the old one deactivated a day later.
+    actions = fleet.entry("alice")["actions"]
     assert {
-        "action": "deactivate",
-        "access_key_id": old,
-        "reason": "120 days old (>= 100)",
+        "action": "create",
+        "access_key_id": None,
+        "reason": f"{old} is 120 days old (>= 90)",
         "done": False,
-    } in (fleet.entry("alice")["actions"])
+    } in actions, actions
+    assert any(a["action"] == "notify" and f"{old} to be deactivated on" in a["reason"] for a in actions)
+    assert not any(a["done"] for a in actions)
     assert (fleet.report_dir / "audit.md").read_text().startswith("# IAM access key audit (report)")
 
 
@@ -152,7 +156,8 @@ def test_image_audit_enforces_delivers_mails_and_a_second_run_does_nothing(
     result = docker_run(image, fleet.env(), clone, "image-audit-enforce")
     assert result.returncode == 0, result.output
     [new] = set(fleet.keys("alice")) - {old}
-    assert fleet.keys("alice") == {old: "Inactive", new: "Active"}
+    # The old key stays active until the new one is a day old: its secret is read with it.
+    assert fleet.keys("alice") == {old: "Active", new: "Active"}
     pair = fleet.secret("alice")
     assert (
         pair is not None and pair["AccessKeyId"] == new and sandbox.aws.issued[new] == pair["SecretAccessKey"]
