@@ -4,30 +4,13 @@ deleted by a rollback or a repair."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
 from pipe.credentials import Credentials
 from pipe.rotation.marker import Marker
-from pipe.rotation.planner import DAY, AccessKey, Facts, Plan, Policy, make_plan
+from pipe.rotation.planner import DAY, AccessKey, Facts, Plan, make_plan
 from pipe.stores import StoreState
-
-NOW = 1_800_000_000.0
-POLICY = Policy(rotate_after=90, deactivate_after=100, delete_after=110, lease=300)
-
-
-def key(name: str, age: float, status: str = "Active") -> AccessKey:
-    return AccessKey(name, status, NOW - age * DAY)
-
-
-def facts(
-    keys: list[AccessKey],
-    held: Mapping[str, str | None],
-    store: StoreState | None = None,
-    marker: Marker | None = None,
-    own: Credentials | None = None,
-) -> Facts:
-    return Facts(NOW, "ci", tuple(keys), held, store, marker, own)
+from tests.unit.test_rotation_plan import NOW, POLICY, facts, key
 
 
 def deleted(plan: Plan) -> set[str]:
