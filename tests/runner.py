@@ -89,15 +89,15 @@ def mode(path: Path) -> int:
 
 
 def source_and_call(env_file: Path, endpoint: str, home: Path, label: str) -> str:
-    """Source credentials.env in a real shell, then call AWS from a separate process."""
+    """Source credentials.env in bash, then call AWS from a separate process. The SDK's every
+    call, its own AssumeRole* included, goes to the stand-in (AWS_ENDPOINT_URL): loopback only."""
     script = (
-        'set -e; source "$1"; exec python -c "import boto3, os; '
-        "print(boto3.client('sts', endpoint_url=os.environ['PROBE_ENDPOINT']).get_caller_identity()['Arn'])\""
+        'set -e; source "$1"; exec python -c "import boto3; '
+        "print(boto3.client('sts').get_caller_identity()['Arn'])\""
     )
-    env = base_process_env(home) | {"PROBE_ENDPOINT": endpoint}
     proc = subprocess.run(
         ["bash", "-c", script, "probe", str(env_file)],
-        env=env,
+        env=base_process_env(home) | {"AWS_ENDPOINT_URL": endpoint},
         capture_output=True,
         text=True,
         timeout=60,

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests import leakcheck
-from tests.integration.test_assume_parity import REFRESH, add_role_in, sdk, web_identity_calls
+from tests.integration.test_assume_parity import add_role_in, outlives_its_sessions
 from tests.runner import docker_run, image_python, mode
 from tests.standins.aws import ACCOUNT
 from tests.standins.proxy import Proxy, TlsFront, closed_port, make_ca
@@ -107,19 +107,7 @@ def test_image_web_identity_mode_outlives_its_session(image: str, sandbox: Sandb
     assert result.returncode == 0, result.output
     directory = clone / ".bitbucket/pipelines/generated/pipeline/pipes/aws-credentials"
     assert mode(directory / "web-identity-token") == 0o600
-    sandbox.aws.forget_requests()
-    files = {
-        "AWS_CONFIG_FILE": str(directory / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(directory / "credentials"),
-        "AWS_ENDPOINT_URL": sandbox.aws.url,
-    }
-    proc = sdk(
-        REFRESH.replace("sys.argv[1]", "'deploy'").replace("sys.argv[2]", "6"), files, clone.parent, "img"
-    )
-    assert proc.returncode == 0, proc.stderr
-    first, second, key, again = proc.stdout.split()
-    assert first == second == f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/{SESSION}" and key != again
-    assert len(web_identity_calls(sandbox)) >= 2
+    outlives_its_sessions(sandbox, directory, clone.parent, "img")
 
 
 def test_image_chains_into_another_account_with_policies_and_masked_ids(

@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from tests import leakcheck
-from tests.runner import Result, mode, run_process
+from tests.runner import Result, mode, run_process, source_and_call
 from tests.standins.aws import ACCOUNT, STUB_CREDENTIALS
 from tests.standins.sandbox import Sandbox, base_process_env
 
@@ -86,33 +86,30 @@ def sdk(script: str, env: dict[str, str], home: Path, label: str) -> subprocess.
     return proc
 
 
-SOURCE_AND_CALL = (
-    'set -e; source "$1"; exec python -c "import boto3; '
-    "print(boto3.client('sts').get_caller_identity()['Arn'])\""
-)
-
-
-def source_and_call(env_file: Path, endpoint: str, home: Path, label: str) -> str:
-    """Source credentials.env in bash, then call AWS from a separate process. The SDK's every
-    call, its own AssumeRole* included, goes to the stand-in (AWS_ENDPOINT_URL): loopback only."""
-    proc = subprocess.run(
-        ["bash", "-c", SOURCE_AND_CALL, "probe", str(env_file)],
-        env=base_process_env(home) | {"AWS_ENDPOINT_URL": endpoint},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    leakcheck.capture(label, proc.stdout + proc.stderr)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
-
-
 def web_identity_calls(sandbox: Sandbox) -> list[dict[str, Any]]:
     return [c for c in sandbox.aws.assume_calls if c["Action"] == "AssumeRoleWithWebIdentity"]
 
 
 # -- 1. SDK-refreshed credentials ---------------------------------------------------------------
+
+
+def outlives_its_sessions(sandbox: Sandbox, directory: Path, home: Path, label: str) -> str:
+    """The profile the pipe wrote in ``directory`` (profile deploy) serves two calls 6 s apart,
+    across the stand-in's session end, with the same role and a new session: the SDK assumed
+    the role again by itself. The first session's key."""
+    sandbox.aws.forget_requests()
+    env = {
+        "AWS_CONFIG_FILE": str(directory / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(directory / "credentials"),
+        "AWS_ENDPOINT_URL": sandbox.aws.url,
+    }
+    proc = sdk(REFRESH.replace("sys.argv[1]", "'deploy'").replace("sys.argv[2]", "6"), env, home, label)
+    assert proc.returncode == 0, proc.stderr
+    first, second, key, again = proc.stdout.split()
+    assert first == second == f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/{SESSION}"
+    assert key != again  # a new session
+    assert len(web_identity_calls(sandbox)) >= 2
+    return key
 
 
 def test_web_identity_mode_writes_the_token_and_a_profile_the_sdk_uses(sandbox: Sandbox, clone: Path) -> None:
@@ -171,20 +168,7 @@ def test_a_step_that_outlives_its_session_keeps_working_through_the_sdks_refresh
         AWS_PROFILE_NAME="deploy",
     )
     assert result.returncode == 0, result.output
-    directory = creds_dir(clone)
-    sandbox.aws.forget_requests()
-    env = {
-        "AWS_CONFIG_FILE": str(directory / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(directory / "credentials"),
-        "AWS_ENDPOINT_URL": sandbox.aws.url,
-    }
-    proc = sdk(
-        REFRESH.replace("sys.argv[1]", "'deploy'").replace("sys.argv[2]", "6"), env, clone.parent, "sdk"
-    )
-    assert proc.returncode == 0, proc.stderr
-    first, second, key, again = proc.stdout.split()
-    assert first == second == f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/{SESSION}"
-    assert key != again  # a new session
+    key = outlives_its_sessions(sandbox, creds_dir(clone), clone.parent, "sdk")
     calls = web_identity_calls(sandbox)
     assert len(calls) >= 2 and all(c["RoleArn"] == ROLE and c["RoleSessionName"] == SESSION for c in calls)
     # The first session really ended: its key is refused now.
