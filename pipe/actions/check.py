@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from pipe import legacy, oidc, sts, templates, trust_policy
+from pipe import bootstrap, legacy, oidc, sts, templates, trust_policy
 from pipe.aws import Clients
 from pipe.config import Settings
 from pipe.console import Console
@@ -264,7 +264,8 @@ def _trust(policy: dict[str, Any], max_session: int | None, settings: Settings, 
 
 
 def run(settings: Settings, clients: Clients, console: Console) -> str:
-    assert settings.role is not None
+    if settings.role is None:
+        return bootstrap.run(settings, console)  # no role yet: the AWS side to deploy
     found = CheckReport(settings.role.arn)
     found.facts["region"] = settings.region
     _token(settings, found, time.time())
