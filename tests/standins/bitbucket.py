@@ -9,7 +9,8 @@ shared/bitbucket-api/openapi-excerpt.json.
 - 409 on a duplicate key, 404 for unknown workspaces, repositories, environments, variables.
 - A rate limit: N requests per hour per credential, then 429 with Retry-After.
 - Injectable faults: a status, a delay, a dropped connection, a missing `next`, a `next`
-  pointing elsewhere, a redirect, a body of one's choosing; and a latency for every request.
+  pointing elsewhere (`hostile_next`: another host behind a backslash), a redirect, a body of
+  one's choosing; and a latency for every request.
 - A request log.
 - Each workspace's OIDC discovery document and JWKS (the issuer's keys).
 """
@@ -209,6 +210,16 @@ class BitbucketStandIn:
     def inject(self, fault: Fault) -> None:
         with self._lock:
             self.faults.append(fault)
+
+    def hostile_next(self, path: str, elsewhere: str) -> str:
+        """The knob for a hostile answer (issue 15, item 12): the next page of the next list whose
+        path matches ``path`` (a regex) is ``<scheme>://<elsewhere>\\@<this stand-in>/...``, which
+        urlsplit reads as this stand-in and urllib3 (which sends the request) as ``elsewhere``
+        (host:port). Returns the link."""
+        own = urlsplit(self.api_url)
+        url = f"{own.scheme}://{elsewhere}\\@{own.netloc}{own.path}/repositories/hostile?page=2"
+        self.inject(Fault(method="GET", path=path, kind="next", url=url))
+        return url
 
     def reset(self) -> None:
         with self._lock:
