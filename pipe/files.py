@@ -21,11 +21,13 @@ The rules (issue 7, items 8 to 10):
   except a private file: it keeps its owner only when that owner also owns the directory (who
   could replace it anyway); otherwise it becomes the pipe's (or the given owner's). A private
   file never passes to whoever planted the file it replaces (issue 15, item 11).
-- The pipe's own private directory (CREDENTIALS_DIR) must belong to the pipe's uid or to the
-  owner it hands the files to (the clone directory's owner). One made by another user (say a
-  0777 directory an earlier step created) is refused, before any call and again when writing:
-  its owner could read the credentials, or swap credentials.env before the step sources it.
-  Taking it over is no cure: its owner may hold it open, or have made the parent too.
+- The pipe's own private directory (CREDENTIALS_DIR), and every directory on its path, must
+  belong to root, the pipe's uid or the owner it hands the files to (the clone directory's
+  owner). One made by another user (say a 0777 directory an earlier step created) is refused,
+  before any call (every directory on the path) and again when writing (the directory itself):
+  its owner could read the credentials, or rename the directory and put another in its place
+  before the step sources credentials.env. Taking it over is no cure: its owner may hold it
+  open, or own the directory above it.
 - A temp left by a killed run (``.<name>.<digits or 16 hex>.tmp``: the old pid naming too; a
   regular file, same owner) is removed before writing. Writers hold a shared ``flock`` on the
   directory while their temp exists, and the sweep runs only under the exclusive lock, so it
@@ -78,25 +80,27 @@ def _absolute(path: Path) -> Path:
     return Path(os.path.normpath(os.path.abspath(path)))
 
 
-def _foreign(
-    info: os.stat_result, directory: Path, variable: str, owner: tuple[int, int] | None
-) -> str | None:
-    """Why a private directory of the pipe's cannot be used (another user owns it), or None."""
-    allowed = {os.geteuid()} | ({owner[0]} if owner else set())
+def _foreign(info: os.stat_result, path: Path, variable: str, owner: tuple[int, int] | None) -> str | None:
+    """Why a directory on the way to a private directory of the pipe's cannot be used (a user
+    other than root, the pipe's or ``owner`` owns it), or None."""
+    allowed = {0, os.geteuid()} | ({owner[0]} if owner else set())
     if info.st_uid in allowed:
         return None
-    whose = " or ".join(
-        [f"the pipe's (uid {os.geteuid()})"]
+    whose = ", ".join(
+        ["root's", f"the pipe's (uid {os.geteuid()})"]
         + ([f"the clone directory owner's (uid {owner[0]})"] if owner else [])
     )
     return (
-        f"{variable}: {directory} belongs to uid {info.st_uid}, not {whose}; its owner could read the "
+        f"{variable}: {path} belongs to uid {info.st_uid}, not {whose}; its owner could read the "
         "credentials written there or replace them before the step uses them"
     )
 
 
-def _foreign_hint(directory: Path, variable: str) -> str:
-    return f"Remove {directory} (the pipe creates it, 0700), or point {variable} at a directory of the step's own user."
+def _foreign_hint(path: Path, variable: str) -> str:
+    return (
+        f"Remove {path} (the pipe creates what is missing, 0700), or point {variable} at a directory "
+        "of the step's own user."
+    )
 
 
 def preflight(
@@ -109,20 +113,19 @@ def preflight(
 ) -> None:
     """Before any call to AWS: refuse a path with a symlink in it, a component that is not a
     directory, and final names that are symlinks or directories. Missing parts are fine.
-    ``private``: the directory is the pipe's own (see the rules above), and must not belong to
-    another user than the pipe's or ``owner``."""
+    ``private``: the directory is the pipe's own (see the rules above): no directory on its path
+    may belong to another user than root, the pipe's or ``owner``."""
     directory = _absolute(directory)
     current = Path(directory.anchor)
-    info: os.stat_result | None = None
     for part in directory.parts[1:]:
         current = current / part
         try:
             info = os.lstat(current)
-            mode = info.st_mode
         except FileNotFoundError:
             return
         except OSError as exc:
             raise InputError(variable, f"{variable} {directory} cannot be read ({exc.strerror})") from None
+        mode = info.st_mode
         if stat.S_ISLNK(mode):
             raise InputError(
                 variable,
@@ -135,9 +138,9 @@ def preflight(
                 f"{variable} {directory}: {current} is not a directory",
                 f"Point {variable} at a directory.",
             )
-    problem = _foreign(info, directory, variable, owner) if private and info is not None else None
-    if problem:
-        raise InputError(variable, problem, _foreign_hint(directory, variable))
+        problem = _foreign(info, current, variable, owner) if private else None
+        if problem:
+            raise InputError(variable, problem, _foreign_hint(current, variable))
     for name in names:
         try:
             mode = os.lstat(directory / name).st_mode

@@ -53,22 +53,26 @@ def test_image_refuses_a_planted_default_section(image: str, sandbox: Sandbox, c
 
 
 # -- item 11: a directory or a file made by another user ----------------------------------------
+@pytest.mark.parametrize("made", ["aws-credentials", ".bitbucket"])
 def test_image_refuses_a_credentials_dir_made_by_another_user(
-    image: str, sandbox: Sandbox, clone: Path
+    image: str, sandbox: Sandbox, clone: Path, made: str
 ) -> None:
-    """CREDENTIALS_DIR made by another uid, 0777, with a credentials.env of theirs in it: they
-    could read the secret or swap the file before the step sources it. Refused before any call;
-    their file is left as it was (nothing is written there)."""
+    """CREDENTIALS_DIR (or a directory above it, in the clone) made by another uid, 0777, with a
+    credentials.env of theirs in it: they could read the secret, or swap the file (or the whole
+    directory) before the step sources it. Refused before any call; their file is left as it was
+    (nothing is written there)."""
     directory = credentials_dir(clone)
+    theirs = clone / ".bitbucket" if made == ".bitbucket" else directory
     as_root(
         image,
         clone,
-        f"import os; d = {str(directory)!r}; os.makedirs(d); os.chmod(d, 0o777); os.chown(d, {STRANGER}, {STRANGER});"
+        f"import os; d = {str(directory)!r}; os.makedirs(d)\n"
+        f"for p in (d, {str(theirs)!r}): os.chmod(p, 0o777); os.chown(p, {STRANGER}, {STRANGER})\n"
         f"f = os.path.join(d, 'credentials.env'); open(f, 'w').write('# theirs\\n'); os.chown(f, {STRANGER}, {STRANGER})",
     )
     env = sandbox.step_env(clone, token=sandbox.token(), AWS_OIDC_ROLE_ARN=ROLE)
     result = docker_run(image, env, clone, "image-foreign-dir")
-    assert result.failed_with("CREDENTIALS_DIR", f"belongs to uid {STRANGER}"), result.output
+    assert result.failed_with("CREDENTIALS_DIR", f"{theirs} belongs to uid {STRANGER}"), result.output
     assert sandbox.aws.requests == []
     assert (directory / "credentials.env").read_text() == "# theirs\n"
     assert sorted(p.name for p in directory.iterdir()) == ["credentials.env"]

@@ -51,41 +51,70 @@ def test_an_empty_default_section_is_harmless_and_not_written_back(tmp_path: Pat
 
 
 # -- item 11 -------------------------------------------------------------------------------------
+STRANGER = 4242
+
+
 @pytest.fixture
-def stranger(monkeypatch: pytest.MonkeyPatch) -> int:
-    """The pipe runs as a uid that owns nothing here: every existing directory is another user's."""
-    uid = os.geteuid() + 4242
-    monkeypatch.setattr(os, "geteuid", lambda: uid)
-    return uid
-
-
-def test_a_credentials_dir_of_another_user_is_refused_before_any_call(tmp_path: Path, stranger: int) -> None:
+def foreign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 0777 directory of another user than the pipe's: really chowned when the tests run as
+    root, else the pipe pretends to run as another uid (the directory is then the tester's)."""
     directory = tmp_path / "creds"
-    directory.mkdir(mode=0o777)
+    directory.mkdir()
+    directory.chmod(0o777)
+    if os.geteuid() == 0:
+        os.chown(directory, STRANGER, STRANGER)
+    else:
+        uid = os.geteuid() + STRANGER
+        monkeypatch.setattr(os, "geteuid", lambda: uid)
+    return directory
+
+
+def test_a_credentials_dir_of_another_user_is_refused_before_any_call(foreign: Path) -> None:
     with pytest.raises(InputError) as err:
-        handoff.preflight(directory)
-    assert f"belongs to uid {os.stat(directory).st_uid}, not the pipe's (uid {stranger})" in err.value.line()
+        handoff.preflight(foreign)
+    assert f"{foreign} belongs to uid {os.stat(foreign).st_uid}, not root's, the pipe's" in err.value.line()
+    assert f"Remove {foreign}" in err.value.line()
 
 
-def test_a_credentials_dir_of_another_user_is_refused_when_writing(tmp_path: Path, stranger: int) -> None:
-    directory = tmp_path / "creds"
-    directory.mkdir(mode=0o777)
+def test_a_directory_of_another_user_on_the_way_is_refused(foreign: Path) -> None:
+    with pytest.raises(InputError, match=f"{foreign} belongs to uid"):
+        handoff.preflight(foreign / "aws-credentials")
+
+
+def test_a_credentials_dir_of_another_user_is_refused_when_writing(foreign: Path) -> None:
     with pytest.raises(OutputError, match="belongs to uid"):
         files.write_files(
-            directory, {"credentials.env": "x"}, variable="CREDENTIALS_DIR", private=True, tighten=True
+            foreign, {"credentials.env": "x"}, variable="CREDENTIALS_DIR", private=True, tighten=True
         )
-    assert list(directory.iterdir()) == []
+    assert list(foreign.iterdir()) == []
 
 
-def test_the_clone_owners_directory_is_accepted(tmp_path: Path, stranger: int) -> None:
+def test_the_clone_owners_directory_is_accepted_and_tightened(foreign: Path) -> None:
+    info = os.stat(foreign)
+    owner = (info.st_uid, info.st_gid)
+    handoff.preflight(foreign, owner)  # no error
+    if os.geteuid() == 0:  # only root can hand a directory over
+        handoff.write(foreign, {"credentials.env": "x"}, owner)
+        assert os.stat(foreign).st_mode & 0o777 == 0o700
+        assert os.stat(foreign / "credentials.env").st_uid == owner[0]
+
+
+def test_a_missing_directory_is_fine(tmp_path: Path) -> None:
+    handoff.preflight(tmp_path / "not-yet" / "creds")  # nothing exists yet: nothing to refuse
+
+
+def test_a_private_file_planted_by_another_user_is_taken_over(tmp_path: Path) -> None:
+    """Root replacing a private file another uid planted in root's own directory: the new file is
+    root's, 0600 (before the fix it kept the planter's uid). Without root, nothing can be planted."""
     directory = tmp_path / "creds"
     directory.mkdir(mode=0o700)
-    info = os.stat(directory)
-    handoff.preflight(directory, (info.st_uid, info.st_gid))  # no error
-
-
-def test_a_directory_the_pipe_made_missing_is_fine(tmp_path: Path, stranger: int) -> None:
-    handoff.preflight(tmp_path / "not-yet" / "creds")  # nothing exists yet: nothing to refuse
+    planted = directory / "credentials.env"
+    planted.write_text("# theirs\n")
+    if os.geteuid() == 0:
+        os.chown(planted, STRANGER, STRANGER)
+    handoff.write(directory, {"credentials.env": "x"})
+    info = os.stat(planted)
+    assert info.st_uid == os.geteuid() and info.st_mode & 0o777 == 0o600
 
 
 # -- item 12 -------------------------------------------------------------------------------------
