@@ -139,7 +139,8 @@ def test_image_masks_account_ids_in_the_reports_and_code_insights(
     image: str, sandbox: Sandbox, clone: Path
 ) -> None:
     bb = sandbox.bitbucket
-    bb.start_proxy()
+    # The proxy's port is fixed (29418): another loopback address keeps parallel runs apart.
+    proxy_host = bb.start_proxy(host=f"127.0.{os.urandom(1)[0]}.{10 + os.urandom(1)[0] % 240}")
     slug = "masked-" + os.urandom(3).hex()
     bb.add_repo("acme", slug)
     commit = os.urandom(20).hex()
@@ -154,7 +155,7 @@ def test_image_masks_account_ids_in_the_reports_and_code_insights(
         CI="true",
         BITBUCKET_REPO_SLUG=slug,
         BITBUCKET_COMMIT=commit,
-        BITBUCKET_AUTH_PROXY_HOST="127.0.0.1",
+        BITBUCKET_AUTH_PROXY_HOST=proxy_host,
     )
     result = docker_run(image, env, clone, "image-masked-reports")
     assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output

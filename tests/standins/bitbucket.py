@@ -142,11 +142,13 @@ class BitbucketStandIn:
         if self._proxy:
             self._proxy.stop()
 
-    def start_proxy(self, port: int = 29418) -> None:
+    def start_proxy(self, port: int = 29418, host: str = "127.0.0.1") -> str:
         """The Pipelines auth proxy: plain-HTTP requests to api.bitbucket.org sent through it
-        get the step's own credentials (here: a token with the repository scope)."""
+        get the step's own credentials (here: a token with the repository scope). The port is
+        the pipe's fixed one; another loopback ``host`` keeps parallel runs apart. Returns the
+        host it listens on (the first one asked for: it is started once)."""
         if self._proxy:
-            return
+            return self._proxy.host
         self.credentials["Proxy pipelines-auth"] = Credential({"repository", "pipeline"}, "proxy")
 
         def forward(request: Request) -> Response:
@@ -154,7 +156,8 @@ class BitbucketStandIn:
             headers = {**request.headers, "authorization": "Proxy pipelines-auth"}
             return self._handle(Request(request.method, path, headers, request.body))
 
-        self._proxy = Server(forward, port=port).start()
+        self._proxy = Server(forward, port=port, host=host).start()
+        return host
 
     @property
     def api_url(self) -> str:
