@@ -292,7 +292,7 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
         report=found,
         console=console,
     )
-    path = found.write(settings.report_dir)
+    path = found.write(settings.report_dir, console.clean)
     _post(settings, found, console)
     return _verdict(settings.role.arn, found, path, console)
 
@@ -402,6 +402,7 @@ def _post(settings: Settings, found: CheckReport, console: Console) -> None:
         insights_notes(found.findings, paths),
         say=console.info,
         warn=console.warning,
+        clean=console.clean,
     )
 
 
