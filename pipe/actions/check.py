@@ -282,12 +282,18 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
         _trust(policy, max_session, settings, found)
     _template(settings, found)
     found.verdict = "READY" if assumed and not found.errors else "NOT READY"
-    retire_iam = clients.aws.client("iam", assumed) if assumed else None
+    retirer = (
+        legacy.Retirer(
+            clients.aws.client("iam", assumed), clients.aws.client("sts", assumed), settings.role.account
+        )
+        if assumed
+        else None
+    )
     legacy.review(
         settings=settings,
         bitbucket=clients.bitbucket(),
         iam=_legacy_reader(settings, clients, assumed),
-        retire_iam=retire_iam,
+        retirer=retirer,
         report=found,
         console=console,
     )

@@ -13,6 +13,7 @@ import pytest
 
 from tests.runner import Result, run_process
 from tests.standins.aws import ACCOUNT
+from tests.standins.aws import Fault as AwsFault
 from tests.standins.bitbucket import Fault
 from tests.standins.http import Request, Response, Server
 from tests.standins.issuer import Issuer, braced, foreign_key
@@ -649,3 +650,70 @@ def test_audit_posts_its_code_insights_report_through_the_auth_proxy(sandbox: Sa
     )
     posted = [e for e in exchanges_from_log(bb.log) if "/reports/" in str(e.request.url)]
     assert len(posted) == 2 and follows_the_excerpt(posted) == 2
+
+
+# -- retiring legacy keys in the key's own account only (issue 15, item 5) -----------------------
+
+
+@pytest.mark.parametrize("namesake", [True, False], ids=["namesake-user-in-role-account", "no-namesake"])
+def test_a_legacy_key_of_another_account_is_not_retired(
+    sandbox: Sandbox, clone: Path, namesake: bool
+) -> None:
+    """The legacy keys are of the fallback key's account, the role of another: the last use is
+    read in the key's account, but the retirement would act in the role's. With a user of the
+    same name in the role's account, the variables were deleted, then UpdateAccessKey failed
+    with NoSuchEntity: the key stayed active and nothing held it any more. The key's account
+    (sts:GetAccessKeyInfo) is read before any variable is touched."""
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    other = fresh_account()
+    user = f"ci-{uuid.uuid4().hex[:6]}"
+    fallback_id, idle_id = sandbox.account_user(other, user, keys=2)
+    fallback_secret, idle_secret = sandbox.aws.issued[fallback_id], sandbox.aws.issued[idle_id]
+    if namesake:
+        sandbox.add_user(user)
+    bb.put("acme", slug, "", "OLD_ACCESS_KEY_ID", idle_id, secured=False)
+    bb.put("acme", slug, "", "OLD_SECRET_ACCESS_KEY", idle_secret, secured=True)
+    sandbox.aws.age(idle_id, 60, last_used_days_ago=25)
+
+    result, report = check(
+        sandbox,
+        clone,
+        role_with(sandbox, sandbox.trust_policy()),
+        AWS_ACCESS_KEY_ID=fallback_id,
+        AWS_SECRET_ACCESS_KEY=fallback_secret,
+        **access,
+    )
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    keys = {k["key_id"]: k for k in report["facts"]["legacy_keys"] if slug in k["scope"]}
+    assert keys[idle_id]["in_use"] is False and keys[idle_id]["user"] == user, keys
+    assert set(bb.stored("acme", slug)) == {"OLD_ACCESS_KEY_ID", "OLD_SECRET_ACCESS_KEY"}
+    listed = sandbox.aws.account_client("iam", other).list_access_keys(UserName=user)["AccessKeyMetadata"]
+    assert {k["AccessKeyId"]: k["Status"] for k in listed} == {fallback_id: "Active", idle_id: "Active"}
+    refused = [f for f in report["findings"] if f["code"] == "retire-refused" and idle_id in f["message"]]
+    assert len(refused) == 1, report["findings"]
+    assert other in refused[0]["message"] and ACCOUNT in refused[0]["message"], refused
+    assert not [a for a in report["facts"]["retired"] if idle_id in a or slug in a]
+    assert sandbox.aws.calls("GetAccessKeyInfo") >= 1
+
+
+def test_a_deactivation_that_fails_after_the_variables_went_is_reported(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """UpdateAccessKey refused once the variables are deleted: the run says what is left to do by
+    hand (a retire-refused warning) instead of ending on AWS's error."""
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    user = f"legacy-user-{uuid.uuid4().hex[:6]}"
+    ((key_id, secret),) = sandbox.add_user(user)
+    bb.put("acme", slug, "", "OLD_ACCESS_KEY_ID", key_id, secured=False)
+    bb.put("acme", slug, "", "OLD_SECRET_ACCESS_KEY", secret, secured=True)
+    sandbox.aws.age(key_id, 60, last_used_days_ago=25)
+    sandbox.aws.inject(AwsFault("UpdateAccessKey", code="AccessDenied", message="not authorized"))
+
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), **access)
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    assert sandbox.aws.keys(user) == {key_id: "Active"} and set(bb.stored("acme", slug)) == set()
+    refused = [f for f in report["findings"] if f["code"] == "retire-refused" and key_id in f["message"]]
+    assert len(refused) == 1 and "deactivate the key by hand" in refused[0]["message"], report["findings"]
+    assert not [a for a in report["facts"]["retired"] if "deactivate" in a and key_id in a]
