@@ -44,6 +44,8 @@ TEMPLATE_FIXES = {
     "no-aud",
     "principal-any",
     "other-principal",
+    "other-workspace",
+    "other-environment",
 }
 NO_PROVIDER = "No OpenIDConnect provider found"
 # IAM's MaxSessionDuration of a role that does not say (GetRole always does; a trust policy

@@ -140,6 +140,84 @@ def test_trust_that_is_too_broad_is_ready_with_warnings(sandbox: Sandbox, clone:
     assert "every repository in the workspace" in result.output
 
 
+@pytest.mark.parametrize("sub", ["{*}:{*}", "{*", "**", "{*}*"])
+def test_a_sub_pattern_that_admits_every_repository_is_flagged(
+    sandbox: Sandbox, clone: Path, sub: str
+) -> None:
+    """Issue 15, item 13: decided by the evaluator, not by the pattern's spelling."""
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy(sub=sub)))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    finding = codes(report)["sub-any"]
+    assert finding["severity"] == "warning" and sub in finding["message"], finding
+    assert finding["fix"] == f'"StringLike": {{"{PROVIDER}:sub": "{sandbox.repo_uuid}:*"}}'
+
+
+def test_a_second_workspace_trusted_under_for_all_values_is_flagged(sandbox: Sandbox, clone: Path) -> None:
+    """ForAllValues on this provider's sub holds for a token that has no such key: every token
+    of the other workspace's provider gets in."""
+    other = f"api.bitbucket.org/2.0/workspaces/other-{uuid.uuid4().hex[:6]}/pipelines-config/identity/oidc"
+    sandbox.iam.create_open_id_connect_provider(
+        Url=f"https://{other}",
+        ClientIDList=["ari:cloud:bitbucket::workspace/other"],
+        ThumbprintList=["0" * 40],
+    )
+    policy = sandbox.trust_policy()
+    statement = policy["Statement"][0]
+    statement["Principal"]["Federated"] = [
+        statement["Principal"]["Federated"],
+        f"arn:aws:iam::{ACCOUNT}:oidc-provider/{other}",
+    ]
+    statement["Condition"] = {"ForAllValues:StringLike": statement["Condition"]["StringLike"]}
+    result, report = check(sandbox, clone, role_with(sandbox, policy))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    finding = codes(report)["other-workspace"]
+    assert finding["severity"] == "warning" and other in finding["message"], finding
+
+
+def test_a_deployment_step_is_warned_of_trust_in_every_environment(sandbox: Sandbox, clone: Path) -> None:
+    env = braced()
+    token = sandbox.token(environment_uuid=env)
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), token=token)
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    finding = codes(report)["other-environment"]
+    assert finding["fix"] == f'"StringLike": {{"{PROVIDER}:sub": "{sandbox.repo_uuid}:{env}:*"}}', finding
+    narrow = sandbox.trust_policy(sub=f"{sandbox.repo_uuid}:{env}:*")
+    result, report = check(
+        sandbox, clone, role_with(sandbox, narrow), token=sandbox.token(environment_uuid=env)
+    )
+    assert result.returncode == 0 and "other-environment" not in codes(report), report["findings"]
+
+
+@pytest.mark.parametrize(
+    ("operator", "key", "value"),
+    [("IpAddress", "aws:SourceIp", "127.0.0.0/8"), ("StringLike", "sts:RoleSessionName", "bitbucket-*")],
+)
+def test_a_condition_the_check_cannot_evaluate_does_not_make_it_not_ready(
+    sandbox: Sandbox, clone: Path, operator: str, key: str, value: str
+) -> None:
+    """Issue 15, item 14: STS admits the token (the stand-in evaluates the request's own keys);
+    the check says which condition it did not evaluate, and READY rests on AWS's answer."""
+    policy = sandbox.trust_policy()
+    policy["Statement"][0]["Condition"][operator] = {key: value}
+    result, report = check(sandbox, clone, role_with(sandbox, policy))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    finding = codes(report)["not-evaluated"]
+    assert finding["severity"] == "info" and f"{operator} {key}" in finding["message"], finding
+    assert report["facts"]["trust_policy_admits_token"] is True
+
+
+def test_a_condition_not_evaluated_that_aws_refuses_is_not_ready(sandbox: Sandbox, clone: Path) -> None:
+    policy = sandbox.trust_policy()
+    policy["Statement"][0]["Condition"]["IpAddress"] = {"aws:SourceIp": "203.0.113.0/24"}
+    key_id, secret = sandbox.add_user_key(f"legacy-{uuid.uuid4().hex[:6]}")  # IAM read with it
+    result, report = check(
+        sandbox, clone, role_with(sandbox, policy), AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret
+    )
+    assert result.failed_with("NOT READY"), result.output
+    assert "IpAddress aws:SourceIp" in codes(report)["not-evaluated"]["message"]
+    assert "AccessDenied" in report["facts"]["assume"]["error"]
+
+
 def test_max_session_duration(sandbox: Sandbox, clone: Path) -> None:
     role = role_with(sandbox, sandbox.trust_policy(), max_session=3600)
     key_id, secret = sandbox.add_user_key(f"legacy-{uuid.uuid4().hex[:6]}")
