@@ -181,6 +181,8 @@ def test_a_deployment_step_is_warned_of_trust_in_every_environment(sandbox: Sand
     assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
     finding = codes(report)["other-environment"]
     assert finding["fix"] == f'"StringLike": {{"{PROVIDER}:sub": "{sandbox.repo_uuid}:{env}:*"}}', finding
+    # The deploy that narrows it: templates/oidc.yaml with this deployment environment.
+    assert f"DeploymentEnvironmentUuid={env.strip('{}')}" in codes(report)["deploy-template"]["fix"], report
     narrow = sandbox.trust_policy(sub=f"{sandbox.repo_uuid}:{env}:*")
     result, report = check(
         sandbox, clone, role_with(sandbox, narrow), token=sandbox.token(environment_uuid=env)
