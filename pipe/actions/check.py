@@ -44,6 +44,8 @@ TEMPLATE_FIXES = {
     "no-aud",
     "principal-any",
     "other-principal",
+    "other-workspace",
+    "other-environment",
 }
 NO_PROVIDER = "No OpenIDConnect provider found"
 # IAM's MaxSessionDuration of a role that does not say (GetRole always does; a trust policy
@@ -283,12 +285,18 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
         _trust(policy, max_session, settings, found)
     _template(settings, found)
     found.verdict = "READY" if assumed and not found.errors else "NOT READY"
-    retire_iam = clients.aws.client("iam", assumed) if assumed else None
+    retirer = (
+        legacy.Retirer(
+            clients.aws.client("iam", assumed), clients.aws.client("sts", assumed), settings.role.account
+        )
+        if assumed
+        else None
+    )
     legacy.review(
         settings=settings,
         bitbucket=clients.bitbucket(),
         iam=_legacy_reader(settings, clients, assumed),
-        retire_iam=retire_iam,
+        retirer=retirer,
         report=found,
         console=console,
     )

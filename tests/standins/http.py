@@ -14,6 +14,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    client: str = ""  # the caller's address (aws:SourceIp)
 
 
 @dataclass
@@ -39,7 +40,11 @@ class Server:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 request = Request(
-                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    str(self.client_address[0]),
                 )
                 response = outer.handler(request)
                 if response.drop:
