@@ -88,7 +88,7 @@ def bb(sandbox: Sandbox) -> BitbucketStandIn:
 # copy is checked against it in every clone (shared/ is beside the repository only in CI and the
 # main checkout), the shared file too where it is there: a change to either one alone fails.
 # To take a new excerpt: copy it to tests/standins/ and put its sha256 here.
-EXCERPT_SHA256 = "10e01a74e99e883c2938204da153ff23b8aab766f04a57c95364d1336d5d9133"
+EXCERPT_SHA256 = "e3dc8672593bbee191ec3cb610ebfdacbe0abed386803d53f606785146547c58"
 
 
 def test_the_copy_of_the_excerpt_is_the_pinned_one() -> None:
