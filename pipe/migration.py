@@ -271,7 +271,8 @@ def markdown(doc: Mapping[str, Any], now: datetime) -> str:
     for repo in doc["repositories"]:
         oidc = {True: "yes", False: "no", None: f"unknown ({repo['pipeline_file']})"}[repo["uses_oidc"]]
         keys = "<br>".join(
-            f"{_cell(k['variable'])} ({_cell(_where(k))}): {_key_text(k)}, {_aws_text(k)}"
+            f"{_cell(k['variable'])} ({_cell(_where(k))}): {_key_text(k)}"
+            + (f", {_aws_text(k)}" if k["access_key_id"] else "")
             for k in repo["keys"]
         )
         lines.append(
