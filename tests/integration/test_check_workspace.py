@@ -171,7 +171,11 @@ class Workspace:
 
     def only_reads(self) -> None:
         """Bitbucket saw GETs only; AWS only reads; each key was looked up once."""
-        log = [e for e in self.sandbox.bitbucket.log if f"/{self.name}" in e["path"]]
+        log = [
+            e
+            for e in self.sandbox.bitbucket.log
+            if f"/{self.name}" in e["path"] and "/commit/" not in e["path"]  # the Code Insights report
+        ]
         assert log and {e["method"] for e in log} == {"GET"}
         listing = [e for e in log if e["path"] == f"/2.0/repositories/{self.name}"]
         assert len(listing) == 3  # 13 repositories, 5 to a page
@@ -187,6 +191,39 @@ def test_the_workspace_report(sandbox: Sandbox, clone: Path) -> None:
     result = run_process(world.env(clone), clone, "check-workspace", timeout=120)
     world.check(result, clone)
     world.only_reads()
+
+
+def insights(world: Workspace, commit: str) -> dict[str, Any]:
+    """The Code Insights report the run posted on ``commit`` of app (where the step ran)."""
+    bb = world.sandbox.bitbucket
+    report: dict[str, Any] = bb.reports[(world.name, "app", commit, "aws-credentials-pipe-migration")]
+    assert report["details"].startswith("13 repositories, 3 with static keys, 5 key variables, 5 using OIDC")
+    notes = bb.annotations[(world.name, "app", commit, "aws-credentials-pipe-migration")]
+    assert sorted(n["summary"].split(":")[0] for n in notes.values()) == [
+        f"{world.name}/app",
+        f"{world.name}/web",
+    ]
+    return report
+
+
+def in_pipelines(world: Workspace, clone: Path, commit: str) -> dict[str, str]:
+    """The step's environment in Pipelines (CI, the auth proxy), the step in app."""
+    world.sandbox.bitbucket.start_proxy()
+    return world.env(
+        clone,
+        CI="true",
+        BITBUCKET_REPO_SLUG="app",
+        BITBUCKET_COMMIT=commit,
+        BITBUCKET_AUTH_PROXY_HOST="127.0.0.1",
+    )
+
+
+def test_in_pipelines_the_summary_is_a_code_insights_report(sandbox: Sandbox, clone: Path) -> None:
+    world = Workspace(sandbox)
+    commit = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    result = run_process(in_pipelines(world, clone, commit), clone, "check-workspace-ci", timeout=120)
+    world.check(result, clone)
+    assert insights(world, commit)["result"] == "FAILED"
 
 
 def test_a_workspace_that_cannot_be_listed_names_the_scope(sandbox: Sandbox, clone: Path) -> None:
