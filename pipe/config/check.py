@@ -13,6 +13,7 @@ from pipe.schema import BITBUCKET_AUTH, default, invalid
 
 # CHECK_SCOPE=workspace: the repositories read at once (and the Bitbucket client's connections).
 WORKSPACE_CONCURRENCY = 24
+SCOPES = ("repository", "workspace")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ def _scope(values: Mapping[str, str]) -> str:
     """CHECK_SCOPE; ``workspace`` needs the workspace and Bitbucket credentials, checked here,
     before anything calls AWS or Bitbucket."""
     scope = (values.get("CHECK_SCOPE") or default("CHECK_SCOPE")).lower()
+    if scope not in SCOPES:
+        raise invalid("CHECK_SCOPE", values.get("CHECK_SCOPE"))
     if scope != "workspace" or (values.get("ACTION") or "").lower() != "check":
         return scope
     if not values.get("BITBUCKET_WORKSPACE"):
