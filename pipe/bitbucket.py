@@ -1,5 +1,6 @@
 """Bitbucket REST client: pipeline variables of a repository, a deployment environment or a
-workspace, and a repository's deployment environments.
+workspace, and a repository's deployment environments; the repositories of a workspace and a
+file of a repository (CHECK_SCOPE=workspace).
 
 requests with urllib3's Retry: 429 honours Retry-After, 5xx and dropped connections are
 retried, each request within a time cap. Pagination does not trust ``next`` alone (Bitbucket

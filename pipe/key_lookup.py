@@ -37,10 +37,16 @@ class Calls:
 
 
 def _failure(call: str, exc: Exception) -> str:
+    """The key's error for an AWS refusal, or for an SDK failure (no answer, after the SDK's
+    own retries); anything else is a bug, raised."""
+    from botocore.exceptions import BotoCoreError
+
     code, message = aws_error(exc)
-    if not code:
-        raise exc
-    return f"{call}: {code}" + (f" ({message})" if message else "")
+    if code:
+        return f"{call}: {code}" + (f" ({message})" if message else "")
+    if isinstance(exc, BotoCoreError):
+        return f"{call}: {type(exc).__name__}"
+    raise exc
 
 
 def _iso(value: Any) -> str | None:
