@@ -31,6 +31,10 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
             "CHECK_SCOPE=workspace needs Bitbucket credentials",
             "Set BITBUCKET_ACCESS_TOKEN to a workspace access token with the scopes repository and pipeline.",
         )
+    if settings.check.retire_legacy_keys or settings.check.trust_policy_file:
+        console.warning(
+            "RETIRE_LEGACY_KEYS and TRUST_POLICY_FILE are not read with CHECK_SCOPE=workspace, which reads only: ignored."
+        )
     console.info(
         f"Workspace migration report of {workspace}: reading every repository's variables, deployment "
         "variables and bitbucket-pipelines.yml, and the workspace's variables; nothing is changed."

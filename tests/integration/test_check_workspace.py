@@ -188,9 +188,10 @@ class Workspace:
 
 def test_the_workspace_report(sandbox: Sandbox, clone: Path) -> None:
     world = Workspace(sandbox)
-    result = run_process(world.env(clone), clone, "check-workspace", timeout=120)
+    result = run_process(world.env(clone, RETIRE_LEGACY_KEYS="true"), clone, "check-workspace", timeout=120)
     world.check(result, clone)
     world.only_reads()
+    assert "RETIRE_LEGACY_KEYS and TRUST_POLICY_FILE are not read with CHECK_SCOPE=workspace" in result.output
 
 
 def insights(world: Workspace, commit: str) -> dict[str, Any]:
