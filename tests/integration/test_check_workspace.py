@@ -17,6 +17,9 @@ from tests.standins.aws import ACCOUNT
 from tests.standins.sandbox import Sandbox, fresh_account
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/deploy"
+# The auth proxy on a loopback address of these tests' own: its port is Pipelines' (29418), and
+# another test session on the machine may hold it on 127.0.0.1.
+PROXY_HOST = "127.0.0.18"
 OIDC_PIPELINE = "pipelines:\n  default:\n    - step:\n        oidc: true\n        script: [make deploy]\n"
 PLAIN_PIPELINE = "pipelines:\n  default:\n    - step:\n        script: [make test]\n"
 # The AWS operations the run may make: reads only.
@@ -209,13 +212,13 @@ def insights(world: Workspace, commit: str) -> dict[str, Any]:
 
 def in_pipelines(world: Workspace, clone: Path, commit: str) -> dict[str, str]:
     """The step's environment in Pipelines (CI, the auth proxy), the step in app."""
-    world.sandbox.bitbucket.start_proxy()
+    world.sandbox.bitbucket.start_proxy(host=PROXY_HOST)
     return world.env(
         clone,
         CI="true",
         BITBUCKET_REPO_SLUG="app",
         BITBUCKET_COMMIT=commit,
-        BITBUCKET_AUTH_PROXY_HOST="127.0.0.1",
+        BITBUCKET_AUTH_PROXY_HOST=PROXY_HOST,
     )
 
 

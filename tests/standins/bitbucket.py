@@ -140,7 +140,7 @@ class BitbucketStandIn:
         self.interrupter: Interrupter | None = None
         self.reports: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.annotations: dict[tuple[str, str, str, str], dict[str, dict[str, Any]]] = {}
-        self._proxy: Server | None = None
+        self._proxies: dict[str, Server] = {}  # loopback address -> the auth proxy there
         self._server = Server(self._handle)
 
     # -- life ------------------------------------------------------------------------
@@ -150,13 +150,15 @@ class BitbucketStandIn:
 
     def stop(self) -> None:
         self._server.stop()
-        if self._proxy:
-            self._proxy.stop()
+        for proxy in self._proxies.values():
+            proxy.stop()
 
-    def start_proxy(self, port: int = 29418) -> None:
+    def start_proxy(self, port: int = 29418, host: str = "127.0.0.1") -> None:
         """The Pipelines auth proxy: plain-HTTP requests to api.bitbucket.org sent through it
-        get the step's own credentials (here: a token with the repository scope)."""
-        if self._proxy:
+        get the step's own credentials (here: a token with the repository scope). ``host``: a
+        loopback address of the test's own, where another test session on the machine holds
+        the port on 127.0.0.1."""
+        if host in self._proxies:
             return
         self.credentials["Proxy pipelines-auth"] = Credential({"repository", "pipeline"}, "proxy")
 
@@ -165,7 +167,7 @@ class BitbucketStandIn:
             headers = {**request.headers, "authorization": "Proxy pipelines-auth"}
             return self._handle(Request(request.method, path, headers, request.body))
 
-        self._proxy = Server(forward, port=port).start()
+        self._proxies[host] = Server(forward, port=port, host=host).start()
 
     @property
     def api_url(self) -> str:

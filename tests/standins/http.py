@@ -28,7 +28,7 @@ Handler = Callable[[Request], Response]
 
 
 class Server:
-    def __init__(self, handler: Handler, port: int = 0) -> None:
+    def __init__(self, handler: Handler, port: int = 0, host: str = "127.0.0.1") -> None:
         outer = self
 
         class _H(BaseHTTPRequestHandler):
@@ -59,7 +59,7 @@ class Server:
 
         self.handler = handler
         ThreadingHTTPServer.allow_reuse_address = True
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _H)
+        self._httpd = ThreadingHTTPServer((host, port), _H)  # host: a loopback address
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
