@@ -52,6 +52,7 @@ bench: install
 	@base=$$($(ENGINE)) || echo "!! no Docker engine: the image will not be measured"; \
 	set -x; BASE_IMAGE=$$base LOCAL_BASE=$(LOCAL_BASE) PIP_CA_BUNDLE=$(PIP_CA_BUNDLE) $(PY) -m bench.run
 	$(PY) -m bench.audit
+	$(PY) -m bench.workspace
 
 image:
 	@base=$$($(ENGINE)); set -x; DOCKER_BUILDKIT=1 $(DOCKER) build --network host -t $(IMAGE) \

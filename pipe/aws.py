@@ -140,6 +140,8 @@ class Clients:
                 console.warning(warning)
             rotation = settings.rotation
             pool = max(rotation.concurrency if rotation else 4, 4)
+            if settings.check.scope == "workspace":
+                pool = max(pool, settings.check.concurrency)
             return Bitbucket(settings.bitbucket_url, auth, pool_size=pool, network=settings.network)
 
         if settings.network is not None:

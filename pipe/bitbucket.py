@@ -1,5 +1,6 @@
 """Bitbucket REST client: pipeline variables of a repository, a deployment environment or a
-workspace, and a repository's deployment environments.
+workspace, and a repository's deployment environments; the repositories of a workspace and a
+file of a repository (CHECK_SCOPE=workspace).
 
 requests with urllib3's Retry: 429 honours Retry-After, 5xx and dropped connections are
 retried, each request within a time cap. Pagination does not trust ``next`` alone (Bitbucket
@@ -320,6 +321,50 @@ class Bitbucket:
             "Name an environment by its name, slug or {uuid} in TARGETS.",
             status=404,
         )
+
+    # -- repositories and their files (CHECK_SCOPE=workspace) --------------------------
+    def repositories(self, workspace: str) -> Iterator[Repository]:
+        """Every repository of ``workspace`` the credentials can see, every page."""
+        path = f"/repositories/{quote(workspace, safe='')}"
+        for raw in self._pages(path, f"listing the repositories of the workspace {workspace}"):
+            yield _repository(raw)
+
+    def source_file(self, workspace: str, repo: str, ref: str, file_path: str) -> str | None:
+        """A file's text at ``ref`` (a branch name, as Bitbucket accepts it, or a commit); None
+        when there is no such file or ref (404). A redirect (a file kept in LFS) or a file
+        larger than MAX_SOURCE_BYTES is a BitbucketError: the file could not be read."""
+        path = "/repositories/{}/{}/src/{}/{}".format(
+            *(quote(part, safe="") for part in (workspace, repo, ref)), quote(file_path, safe="/")
+        )
+        what = f"reading {file_path} of {workspace}/{repo} at {ref}"
+        response = self._request("GET", path, what, allow_redirects=False)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200 or len(response.content) > MAX_SOURCE_BYTES:
+            raise BitbucketError(
+                f"Bitbucket answered {what} with {response.status_code} ({len(response.content)} bytes)",
+                "Keep bitbucket-pipelines.yml in the repository itself (not in LFS).",
+                status=response.status_code,
+            )
+        return response.content.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class Repository:
+    slug: str
+    full_name: str
+    main_branch: str | None  # None: an empty repository has none
+
+
+MAX_SOURCE_BYTES = 1 << 20
+
+
+def _repository(raw: Mapping[str, Any]) -> Repository:
+    full_name = str(raw.get("full_name") or "")
+    slug = str(raw.get("slug") or full_name.rpartition("/")[2] or raw.get("name") or "")
+    branch = raw.get("mainbranch")
+    name = branch.get("name") if isinstance(branch, dict) else None
+    return Repository(slug, full_name or slug, str(name) if name else None)
 
 
 def _body(scope: Scope, key: str, value: str, secured: bool) -> dict[str, Any]:

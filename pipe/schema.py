@@ -281,6 +281,15 @@ VARIABLES: tuple[Variable, ...] = (
         actions=("rotate", "sync"),
     ),
     Variable(
+        "CHECK_SCOPE",
+        "check: `repository`, can this repository drop its static keys; `workspace`, the migration "
+        "report of every repository of `BITBUCKET_WORKSPACE` (reads only; needs Bitbucket access).",
+        default="repository",
+        pattern=r"(?i)(repository|workspace)?",
+        expects="repository or workspace",
+        actions=("check",),
+    ),
+    Variable(
         "TRUST_POLICY_FILE",
         "check: the role's trust policy as a JSON file in the repository, read when iam:GetRole is denied.",
         expects="a path to a JSON file",
@@ -607,7 +616,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BITBUCKET_BUILD_NUMBER", "Build number, for the default session name.", user=False),
     Variable("BITBUCKET_CLONE_DIR", "The clone directory.", user=False),
     Variable("BITBUCKET_PIPE_SHARED_STORAGE_DIR", "Storage shared by the step's pipes.", user=False),
-    Variable("BITBUCKET_WORKSPACE", "The workspace, for the default TARGETS.", user=False),
+    Variable(
+        "BITBUCKET_WORKSPACE", "The workspace, for the default TARGETS and CHECK_SCOPE=workspace.", user=False
+    ),
     Variable("HOME", "The home directory, for the default shared credentials file.", user=False),
     Variable("BITBUCKET_COMMIT", "The commit a check's Code Insights report is posted on.", user=False),
     Variable(

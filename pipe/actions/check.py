@@ -266,6 +266,10 @@ def _trust(policy: dict[str, Any], max_session: int | None, settings: Settings, 
 
 
 def run(settings: Settings, clients: Clients, console: Console) -> str:
+    if settings.check.scope == "workspace":  # the migration report of a workspace
+        from pipe.actions import check_workspace
+
+        return check_workspace.run(settings, clients, console)
     if settings.role is None:
         return bootstrap.run(settings, console)  # no role yet: the AWS side to deploy
     found = CheckReport(settings.role.arn)

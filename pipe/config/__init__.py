@@ -38,7 +38,15 @@ if TYPE_CHECKING:
     from pipe.config.rotation import RotationSettings
     from pipe.network import Network
 
-REPORT_FILES = ("rotation.json", "oidc-check.json", "oidc-check.md", "audit.json", "audit.md")
+REPORT_FILES = (
+    "rotation.json",
+    "oidc-check.json",
+    "oidc-check.md",
+    "audit.json",
+    "audit.md",
+    "migration.json",
+    "migration.md",
+)
 
 
 @dataclass(frozen=True)
@@ -143,7 +151,8 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
     session_name = fields.session_name(values, now)
     clone_dir, credentials_dir, report_dir = _places(values, action, cwd)
     rotation = _rotation(values, action, cwd, clone_dir)
-    if action == "check":
+    check_settings = check.load(values, cwd)
+    if action == "check" and check_settings.scope == "repository":
         chosen, warning, key = route.for_check(values)
     else:
         chosen, warning, key = route.choose(values, require_oidc, temporary=action == "assume")
@@ -188,7 +197,7 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
         bitbucket_auth={name: values[name] for name in BITBUCKET_AUTH if values.get(name)},
         workspace=values.get("BITBUCKET_WORKSPACE", ""),
         repo_slug=values.get("BITBUCKET_REPO_SLUG", ""),
-        check=check.load(values, cwd),
+        check=check_settings,
         rotation=rotation,
         hops=hops,
         session_policy_arns=arns,

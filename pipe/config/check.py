@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipe.config.fields import boolean, host, integer, path
-from pipe.schema import invalid
+from pipe.errors import InputError
+from pipe.schema import BITBUCKET_AUTH, default, invalid
+
+# CHECK_SCOPE=workspace: the repositories read at once (and the Bitbucket client's connections).
+WORKSPACE_CONCURRENCY = 24
+SCOPES = ("repository", "workspace")
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,8 @@ class CheckSettings:
     commit: str  # BITBUCKET_COMMIT: the commit the Code Insights report is posted on
     ci: bool  # CI=true: in a Pipelines step, where the auth proxy answers
     auth_proxy_host: str
+    scope: str = "repository"  # CHECK_SCOPE: repository | workspace
+    concurrency: int = WORKSPACE_CONCURRENCY
 
 
 def load(values: Mapping[str, str], cwd: Path) -> CheckSettings:
@@ -29,7 +36,32 @@ def load(values: Mapping[str, str], cwd: Path) -> CheckSettings:
         commit=values.get("BITBUCKET_COMMIT", ""),
         ci=values.get("CI", "").lower() == "true",
         auth_proxy_host=host(values, "BITBUCKET_AUTH_PROXY_HOST"),
+        scope=_scope(values),
     )
+
+
+def _scope(values: Mapping[str, str]) -> str:
+    """CHECK_SCOPE; ``workspace`` needs the workspace and Bitbucket credentials, checked here,
+    before anything calls AWS or Bitbucket."""
+    scope = (values.get("CHECK_SCOPE") or default("CHECK_SCOPE")).lower()
+    if scope not in SCOPES:
+        raise invalid("CHECK_SCOPE", values.get("CHECK_SCOPE"))
+    if scope != "workspace" or (values.get("ACTION") or "").lower() != "check":
+        return scope
+    if not values.get("BITBUCKET_WORKSPACE"):
+        raise InputError(
+            "BITBUCKET_WORKSPACE",
+            "CHECK_SCOPE=workspace needs BITBUCKET_WORKSPACE (Pipelines sets it)",
+            "Run the step in Bitbucket Pipelines, or set BITBUCKET_WORKSPACE to the workspace's ID.",
+        )
+    if not any(values.get(name) for name in BITBUCKET_AUTH):
+        raise InputError(
+            "BITBUCKET_ACCESS_TOKEN",
+            "CHECK_SCOPE=workspace needs Bitbucket credentials that can read the workspace's repositories and variables",
+            "Set BITBUCKET_ACCESS_TOKEN to a workspace access token with the scopes repository and pipeline "
+            "(or ATLASSIAN_ACCOUNT_EMAIL and ATLASSIAN_API_TOKEN: read:repository:bitbucket, read:pipeline:bitbucket).",
+        )
+    return scope
 
 
 def _trust_policy_file(values: Mapping[str, str], cwd: Path) -> Path | None:

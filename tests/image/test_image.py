@@ -235,3 +235,24 @@ def test_image_audit_enforces_delivers_mails_and_a_second_run_does_nothing(
     again = docker_run(image, fleet.env(), clone, "image-audit-again")
     assert again.returncode == 0 and "0 action(s) done, 0 planned" in again.last, again.output
     assert fleet.writes() == [] and len(fleet.mails()) == 1
+
+
+def test_image_reports_a_whole_workspace(image: str, sandbox: Sandbox, clone: Path) -> None:
+    """CHECK_SCOPE=workspace through the image: the listing pages, a forbidden repository, a
+    secured id, a key of another account, keys in every scope; reads only; the summary as a
+    Code Insights report through the auth proxy (tests/integration/test_check_workspace.py)."""
+    import uuid
+
+    from tests.integration.test_check_workspace import Workspace, in_pipelines, insights
+
+    world = Workspace(sandbox)
+    commit = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    result = docker_run(image, in_pipelines(world, clone, commit), clone, "image-check-workspace")
+    world.check(result, clone)
+    world.only_reads()
+    insights(world, commit)
+    without = sandbox.bitbucket.access_token("pipeline")
+    refused = docker_run(
+        image, world.env(clone, BITBUCKET_ACCESS_TOKEN=without), clone, "image-workspace-403"
+    )
+    assert refused.failed_with("repository", "read:repository:bitbucket"), refused.output

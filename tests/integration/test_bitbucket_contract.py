@@ -88,7 +88,7 @@ def bb(sandbox: Sandbox) -> BitbucketStandIn:
 # copy is checked against it in every clone (shared/ is beside the repository only in CI and the
 # main checkout), the shared file too where it is there: a change to either one alone fails.
 # To take a new excerpt: copy it to tests/standins/ and put its sha256 here.
-EXCERPT_SHA256 = "10e01a74e99e883c2938204da153ff23b8aab766f04a57c95364d1336d5d9133"
+EXCERPT_SHA256 = "e3dc8672593bbee191ec3cb610ebfdacbe0abed386803d53f606785146547c58"
 
 
 def test_the_copy_of_the_excerpt_is_the_pinned_one() -> None:
@@ -214,3 +214,48 @@ def test_a_rotations_traffic_follows_the_excerpt(sandbox: Sandbox, clone: Any) -
     methods = {e.request.method for e in exchanges}
     assert {"GET", "PUT"} <= methods and len(exchanges) >= 10
     assert check(exchanges) == len(exchanges)
+
+
+def test_the_workspace_reads_follow_the_excerpt(bb: BitbucketStandIn) -> None:
+    """CHECK_SCOPE=workspace's reads: the repository listing page by page, src of the pipeline
+    file (raw bytes: the excerpt documents them in prose, its 200 schema is the directory
+    listing's, so a file's answer is held to the prose: attachment, not JSON), a 404 on a file
+    that is not there, and a 403 on a forbidden repository's variables."""
+    workspace = f"contract-{uuid.uuid4().hex[:6]}"
+    for index in range(7):
+        bb.add_repo(workspace, f"r{index}", ("Production",) if index == 0 else ())
+    bb.put_file(workspace, "r0", "bitbucket-pipelines.yml", "pipelines: {}\n")
+    bb.add_repo(workspace, "locked").forbidden = True
+    bb.repository_pagelen = 3
+    recorder = Recorder(bb.api_url)
+    api = Bitbucket(bb.api_url, _token(bb.access_token("repository", "pipeline")), hook=recorder)
+    try:
+        repositories = list(api.repositories(workspace))
+        assert [r.slug for r in repositories] == ["locked", *(f"r{i}" for i in range(7))]
+        assert {r.main_branch for r in repositories} == {"main"}
+        assert api.source_file(workspace, "r0", "main", "bitbucket-pipelines.yml") == "pipelines: {}\n"
+        assert api.source_file(workspace, "r1", "main", "bitbucket-pipelines.yml") is None
+        with pytest.raises(BitbucketError) as refused:
+            api.variables(Scope(workspace, "locked"))
+        assert refused.value.status == 403
+    finally:
+        bb.repository_pagelen = 100
+    listing = [
+        e for e in recorder.exchanges if e.request.path_url.startswith(f"/2.0/repositories/{workspace}?")
+    ]
+    assert len(listing) == 3  # 8 repositories, 3 to a page, by `next`
+    raw = [e for e in recorder.exchanges if e.response.status_code == 200 and "/src/" in str(e.request.url)]
+    assert len(raw) == 1 and raw[0].response.headers["Content-Disposition"].startswith("attachment")
+    assert not raw[0].response.headers["Content-Type"].startswith("application/json")
+    api_spec = spec_api()
+    for exchange in raw:
+        api_spec.validate_request(RequestsOpenAPIRequest(exchange.request))
+    rest = [e for e in recorder.exchanges if e not in raw]
+    assert {e.response.status_code for e in rest} == {200, 403, 404}
+    assert check(rest) == len(rest)
+
+
+def _token(token: str) -> Any:
+    from bitbucket_pipes_toolkit import TokenAuth
+
+    return TokenAuth(token)

@@ -264,6 +264,34 @@ def check(run: Run) -> None:
     assert run.sandbox.aws.keys(f"{user}-new") == {fresh[0]: "Active"}
 
 
+def check_workspace(run: Run) -> None:
+    """ACTION=check with CHECK_SCOPE=workspace through oidc.yaml's role with WorkspaceCheck
+    only: keys in a repository's and an environment's variables (one used, one idle, of two
+    users of the account) and a key of another account in the other repository."""
+    parameters = run.trust(AllowCheck="false", WorkspaceCheck="true")
+    role = run.deploy("oidc.yaml", parameters).outputs["RoleArn"]
+    (used,) = run.sandbox.add_user(f"ci-{run.tag}")
+    (idle,) = run.sandbox.add_user(f"ci-old-{run.tag}")
+    run.sandbox.aws.age(used[0], 30, last_used_days_ago=1)
+    run.put_key("AWS_", used)
+    run.put_key("PROD_AWS_", idle, environment="production")
+    foreign = run.sandbox.account_user(fresh_account(), f"partner-{run.tag}")[0]
+    run.sandbox.bitbucket.put(run.workspace, OTHER_REPO, "", "PARTNER_ACCESS_KEY_ID", foreign, secured=False)
+    result = run.pipe(
+        "check-workspace",
+        ACTION="check",
+        CHECK_SCOPE="workspace",
+        AWS_OIDC_ROLE_ARN=role,
+        BITBUCKET_ACCESS_TOKEN=run.sandbox.bitbucket_token("repository", "pipeline"),
+    )
+    assert f"Workspace {run.workspace}: 2 repositories, 2 with static keys, 3 key variables" in result.last
+    report = json.loads((run.clone / "reports" / "migration.json").read_text())
+    keys = {k["variable"]: k for r in report["repositories"] for k in r["keys"]}
+    assert keys["AWS_ACCESS_KEY_ID"]["status"] == "Active" and keys["AWS_ACCESS_KEY_ID"]["error"] is None
+    assert keys["PROD_AWS_ACCESS_KEY_ID"]["iam_user"] == f"ci-old-{run.tag}"
+    assert keys["PARTNER_ACCESS_KEY_ID"]["other_account"] is True
+
+
 def _rotation(run: Run, **store: str) -> tuple[str, str, str]:
     """rotation.yaml for a user of this run: (role ARN, user name, the Store output)."""
     user = f"ci_{run.tag}@acme"  # _ and @ are escaped in the default store's name
@@ -612,6 +640,7 @@ SCENARIOS = [
     Scenario("assume, chained role", assume_chained),
     Scenario("assume, fallback key into a role", assume_keys_role),
     Scenario("check, RETIRE_LEGACY_KEYS=true", check),
+    Scenario("check, CHECK_SCOPE=workspace", check_workspace),
     Scenario("rotate and sync, default store", rotate_default_store),
     Scenario("rotate and sync, Secrets Manager store", rotate_secret_store),
     Scenario("rotate and sync, SSM parameter store", rotate_parameter_store),

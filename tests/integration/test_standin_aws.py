@@ -382,3 +382,17 @@ def test_a_call_on_a_secret_that_does_not_exist_is_authorised_against_its_name_a
     prefix = f"arn:aws:secretsmanager:*:{ACCOUNT}:secret:aws-credentials/*"
     assert allowed(prefix, expected) and allowed(prefix, created)
     assert not allowed(f"arn:aws:secretsmanager:*:{ACCOUNT}:secret:{name}-??????", expected)
+
+
+def test_get_access_key_info_answers_the_keys_account_as_sts_does(sandbox: Sandbox) -> None:
+    """Any well-formed id gets the account it encodes (AWS's example: ASIAQNZGKIQY56JQ7WML is
+    of 029608264753), an existing key its own account; moto would answer the caller's."""
+    from tests.standins.sandbox import fresh_account
+
+    account = fresh_account()
+    [foreign] = sandbox.account_user(account, f"info-{uuid.uuid4().hex[:6]}")
+    key_id, secret = sandbox.add_user_key(f"info-{uuid.uuid4().hex[:6]}")
+    sts = sandbox.aws.client("sts", aws_access_key_id=key_id, aws_secret_access_key=secret)
+    assert sts.get_access_key_info(AccessKeyId=foreign)["Account"] == account
+    assert sts.get_access_key_info(AccessKeyId=key_id)["Account"] == ACCOUNT
+    assert sts.get_access_key_info(AccessKeyId="ASIAQNZGKIQY56JQ7WML")["Account"] == "029608264753"

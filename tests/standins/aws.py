@@ -24,6 +24,9 @@ moto accepts any web identity token and any access key. The front, in front of m
   with `ExpiredToken`, as STS does, so the SDK's refresh shows within seconds.
 - injects faults by action: AWS errors, dropped connections, delays, another identity, and lost
   answers (the call is served, then the connection dropped: AWS did it, the caller never hears).
+- answers sts:GetAccessKeyInfo as STS does for any id: moto's keys (users' and role
+  sessions') are of their account, any other id of the account it encodes (moto answers the
+  caller's account for an id it does not know);
 - records every secret that passes through it (for the leak check) and every request.
 - serves the IAM credential report as IAM does (moto's is generated live at every read, dated
   2015): GenerateCredentialReport starts a report (STARTED, then COMPLETE once ready, after
@@ -317,6 +320,8 @@ class AwsStandIn:
             return refusal_response(call, refusal)
         if call and call.service == "iam" and call.operation.name.endswith("CredentialReport"):
             return self._credential_report(call.operation.name, self._account(request, key_id))
+        if call and call.service == "sts" and call.operation.name == "GetAccessKeyInfo":
+            return self._access_key_info(str(call.params.get("AccessKeyId", "")))
         if action == "AssumeRoleWithWebIdentity":
             denied = self._web_identity(params, request.client)
             if denied:
@@ -508,6 +513,33 @@ class AwsStandIn:
         root = f"arn:aws:iam::{ACCOUNT}:root"
         return Caller(root, ACCOUNT, root)
 
+    def _access_key_info(self, key_id: str) -> Response:
+        """sts:GetAccessKeyInfo as STS answers it: the account of any well-formed key id, an
+        existing key or not (the account is encoded in the id). moto answers its own keys'
+        accounts, and the caller's for any other id; here a key moto knows (a user's, or a role
+        session's) is of its account, and any other id of the account its id encodes."""
+        from moto.iam.models import iam_backends
+        from moto.sts.models import sts_backends
+
+        account = ""
+        for owner, partitions in list(iam_backends.items()):
+            if key_id in partitions["aws"].access_keys or any(
+                session.access_key_id == key_id for session in sts_backends[owner]["aws"].assumed_roles
+            ):
+                account = owner
+                break
+        if not account:
+            try:
+                account = encoded_account(key_id)
+            except ValueError:
+                return error_response("InvalidParameterValue", f"Invalid access key id {key_id}", 400)
+        body = (
+            '<GetAccessKeyInfoResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            f"<GetAccessKeyInfoResult><Account>{account}</Account></GetAccessKeyInfoResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></GetAccessKeyInfoResponse>"
+        )
+        return Response(200, body.encode(), {"Content-Type": "text/xml"})
+
     def _assume_role(self, call: Call, key_id: str) -> Response | None:
         """sts:AssumeRole as STS decides it: moto assumes any role ARN, even one that does not exist."""
         from moto.iam.exceptions import NotFoundException
@@ -628,6 +660,18 @@ class AwsStandIn:
     def emails_to(self, address: str) -> list[dict[str, Any]]:
         with self._lock:
             return [e for e in self.emails if address in e["to"] + e["cc"] + e["bcc"]]
+
+
+def encoded_account(key_id: str) -> str:
+    """The account an access key id encodes: the 4-letter prefix, then base32 whose first 6
+    bytes hold the account id in bits 7 to 46 (ValueError when the id is not base32)."""
+    try:
+        raw = base64.b32decode(key_id[4:])
+    except ValueError as exc:  # binascii.Error is one
+        raise ValueError(key_id) from exc
+    if len(raw) < 6:
+        raise ValueError(key_id)
+    return f"{(int.from_bytes(raw[:6], 'big') & 0x7FFFFFFFFF80) >> 7:012d}"
 
 
 def _iam_answer(operation: str, result: str) -> Response:

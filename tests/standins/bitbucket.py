@@ -12,6 +12,9 @@ shared/bitbucket-api/openapi-excerpt.json.
   pointing elsewhere (`hostile_next`: another host behind a backslash), a redirect, a body of
   one's choosing; and a latency for every request.
 - A request log.
+- The repository listing of a workspace (its largest pagelen a knob, `repository_pagelen`), a
+  repository, and src: a file's raw bytes on the main branch. A repository may be `forbidden`:
+  listed, but 403 on its variables and environments.
 - Each workspace's OIDC discovery document and JWKS (the issuer's keys).
 """
 
@@ -57,7 +60,7 @@ def _routes(spec: dict[str, Any]) -> list[Route]:
     for template, item in spec["paths"].items():
         pattern = "^/2\\.0" + re.sub(r"\\\{([A-Za-z_]+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
         for method, operation in item.items():
-            if not isinstance(operation, dict) or "operationId" not in operation:
+            if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             oauth: tuple[str, ...] = ()
             for requirement in operation.get("security") or []:
@@ -66,9 +69,9 @@ def _routes(spec: dict[str, Any]) -> list[Route]:
             api: tuple[str, ...] = ()
             for entry in operation.get("x-atlassian-oauth2-scopes") or []:
                 api = tuple(entry.get("scopes", []))
-            routes.append(
-                Route(method.upper(), template, operation["operationId"], re.compile(pattern), oauth, api)
-            )
+            # The excerpt's later additions (the repository listing, src) carry no operationId.
+            name = operation.get("operationId") or f"{method.upper()} {template}"
+            routes.append(Route(method.upper(), template, name, re.compile(pattern), oauth, api))
     return routes
 
 
@@ -110,6 +113,12 @@ class Repo:
     variables: Store = field(default_factory=Store)
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)  # uuid -> env
     env_variables: dict[str, Store] = field(default_factory=dict)
+    uuid: str = field(default_factory=lambda: "{" + str(uuid.uuid4()) + "}")
+    mainbranch: str | None = "main"  # None: an empty repository
+    files: dict[str, bytes] = field(default_factory=dict)  # path -> content on the main branch
+    # The credentials may list the repository but not read its variables or environments (a
+    # user with read access only): 403 there, as Bitbucket answers.
+    forbidden: bool = False
 
 
 class BitbucketStandIn:
@@ -122,6 +131,9 @@ class BitbucketStandIn:
         self.latency = 0.0
         self.faults: list[Fault] = []
         self.log: list[dict[str, Any]] = []
+        # The largest pagelen the repository listing honours (Bitbucket's is 100): a test can
+        # make it page with few repositories.
+        self.repository_pagelen = 100
         self.credentials: dict[str, Credential] = {}
         self.workspaces: dict[str, Store] = {}
         self.repos: dict[tuple[str, str], Repo] = {}
@@ -129,7 +141,7 @@ class BitbucketStandIn:
         self.interrupter: Interrupter | None = None
         self.reports: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.annotations: dict[tuple[str, str, str, str], dict[str, dict[str, Any]]] = {}
-        self._proxy: Server | None = None
+        self._proxies: dict[str, Server] = {}  # loopback address -> the auth proxy there
         self._server = Server(self._handle)
 
     # -- life ------------------------------------------------------------------------
@@ -139,16 +151,16 @@ class BitbucketStandIn:
 
     def stop(self) -> None:
         self._server.stop()
-        if self._proxy:
-            self._proxy.stop()
+        for proxy in self._proxies.values():
+            proxy.stop()
 
     def start_proxy(self, port: int = 29418, host: str = "127.0.0.1") -> str:
         """The Pipelines auth proxy: plain-HTTP requests to api.bitbucket.org sent through it
         get the step's own credentials (here: a token with the repository scope). The port is
-        the pipe's fixed one; another loopback ``host`` keeps parallel runs apart. Returns the
-        host it listens on (the first one asked for: it is started once)."""
-        if self._proxy:
-            return self._proxy.host
+        the pipe's fixed one; ``host``: a loopback address of the test's own, where another test
+        session on the machine holds the port on 127.0.0.1. Returns the host it listens on."""
+        if host in self._proxies:
+            return host
         self.credentials["Proxy pipelines-auth"] = Credential({"repository", "pipeline"}, "proxy")
 
         def forward(request: Request) -> Response:
@@ -156,7 +168,7 @@ class BitbucketStandIn:
             headers = {**request.headers, "authorization": "Proxy pipelines-auth"}
             return self._handle(Request(request.method, path, headers, request.body))
 
-        self._proxy = Server(forward, port=port, host=host).start()
+        self._proxies[host] = Server(forward, port=port, host=host).start()
         return host
 
     @property
@@ -246,6 +258,11 @@ class BitbucketStandIn:
                     return
             new_uuid = "{" + str(uuid.uuid4()) + "}"
             store.variables[new_uuid] = {"uuid": new_uuid, "key": key, "value": value, "secured": secured}
+
+    def put_file(self, workspace: str, repo: str, path: str, text: str) -> None:
+        """A file on the repository's main branch (test setup)."""
+        with self._lock:
+            self.repos[(workspace, repo)].files[path] = text.encode()
 
     def environment_uuid(self, workspace: str, repo: str, slug: str) -> str:
         return next(u for u, e in self.repos[(workspace, repo)].environments.items() if e["slug"] == slug)
@@ -380,6 +397,10 @@ class BitbucketStandIn:
         fault: Fault | None,
     ) -> Response:
         ws, repo = params.get("workspace", ""), params.get("repo_slug", "")
+        if route.operation in _REPOSITORY_OPERATIONS:
+            return self._repositories(route.operation, params, request, query, fault)
+        if self._forbidden(ws, repo, route.operation):
+            return _error(403, "Access denied. You must have write or admin access.")
         if route.operation == "getEnvironmentsForRepository":
             record = self.repos.get((ws, repo))
             if record is None:
@@ -447,6 +468,48 @@ class BitbucketStandIn:
                 return Response(204)
         return _error(405, "Method not allowed")
 
+    # -- the repository listing and src (CHECK_SCOPE=workspace) ----------------------
+    def _forbidden(self, ws: str, repo: str, operation: str) -> bool:
+        record = self.repos.get((ws, repo)) if repo else None
+        return bool(record and record.forbidden and operation not in _REPORT_OPERATIONS)
+
+    def _repositories(
+        self,
+        operation: str,
+        params: dict[str, str],
+        request: Request,
+        query: dict[str, list[str]],
+        fault: Fault | None,
+    ) -> Response:
+        ws = params["workspace"]
+        if operation == "GET /repositories/{workspace}":
+            if ws not in self.workspaces:
+                return _error(404, f"No workspace with identifier '{ws}'.")
+            with self._lock:
+                items = [_repository(w, slug, r) for (w, slug), r in sorted(self.repos.items()) if w == ws]
+            asked = int(query.get("pagelen", ["10"])[0]) if query.get("pagelen", [""])[0].isdigit() else 10
+            query = {**query, "pagelen": [str(min(asked, self.repository_pagelen))]}
+            return self._page(items, request, query, fault)
+        record = self.repos.get((ws, params["repo_slug"]))
+        if record is None:
+            return _error(404, f"Repository {ws}/{params['repo_slug']} not found")
+        if operation == "GET /repositories/{workspace}/{repo_slug}":
+            return _json(200, _repository(ws, params["repo_slug"], record))
+        # src: a file's raw bytes on the main branch, named by the branch (as Bitbucket accepts)
+        if not record.mainbranch or params["commit"] != record.mainbranch:
+            return _error(404, f"Commit {params['commit']} not found")
+        content = record.files.get(params["path"])
+        if content is None:
+            return _error(404, f"No such file or directory: {params['path']}")
+        return Response(
+            200,
+            content,
+            {
+                "Content-Type": "text/x-yaml" if params["path"].endswith((".yml", ".yaml")) else "text/plain",
+                "Content-Disposition": f'attachment; filename="{params["path"]}"',
+            },
+        )
+
     def _report(self, operation: str, params: dict[str, str], request: Request) -> Response:
         ws, repo = params["workspace"], params["repo_slug"]
         if (ws, repo) not in self.repos:
@@ -506,6 +569,26 @@ class BitbucketStandIn:
 
 
 _REPORT_OPERATIONS = ("createOrUpdateReport", "getReport", "bulkCreateOrUpdateAnnotations")
+_REPOSITORY_OPERATIONS = (
+    "GET /repositories/{workspace}",
+    "GET /repositories/{workspace}/{repo_slug}",
+    "GET /repositories/{workspace}/{repo_slug}/src/{commit}/{path}",
+)
+
+
+def _repository(workspace: str, slug: str, record: Repo) -> dict[str, Any]:
+    """A repository object as the listing gives it (the excerpt's `repository`)."""
+    shown: dict[str, Any] = {
+        "type": "repository",
+        "uuid": record.uuid,
+        "full_name": f"{workspace}/{slug}",
+        "name": slug,
+        "slug": slug,
+        "is_private": True,
+    }
+    if record.mainbranch:
+        shown["mainbranch"] = {"type": "branch", "name": record.mainbranch}
+    return shown
 
 
 def _public(variable: dict[str, Any], kind: str) -> dict[str, Any]:

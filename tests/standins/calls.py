@@ -225,6 +225,7 @@ _WHOLE_ACCOUNT = {
     "iam:ListUsers",
     "iam:ListGroups",
     "organizations:ListAccounts",
+    "sts:GetAccessKeyInfo",  # no resource type: any key id, of any account
     "sts:GetCallerIdentity",
     "sts:AssumeRoleWithWebIdentity",
     "sts:GetAccessKeyInfo",

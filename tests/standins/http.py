@@ -64,9 +64,7 @@ class Server:
 
         self.handler = handler
         ThreadingHTTPServer.allow_reuse_address = True
-        self._httpd = ThreadingHTTPServer(
-            (host, port), _H
-        )  # host: another loopback address, for a fixed port
+        self._httpd = ThreadingHTTPServer((host, port), _H)  # host: a loopback address
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 

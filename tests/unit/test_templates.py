@@ -339,6 +339,21 @@ def test_the_deploy_role_may_assume_the_chained_roles_only_when_given() -> None:
     assert "ChainedRolesPolicy" not in Stack("oidc.yaml", parameters("oidc.yaml")).resources
 
 
+def test_the_workspace_check_reads_only_when_asked() -> None:
+    stack = Stack("oidc.yaml", parameters("oidc.yaml", WorkspaceCheck="true", AllowCheck="false"))
+    role = stack.attribute("DeployRole", "Arn")
+    statements = stack.statements_by_principal()[role]
+    assert [(s["Sid"], s["Action"], s["Resource"]) for s in statements] == [
+        ("WorkspaceCheckReadsKeyAccounts", "sts:GetAccessKeyInfo", "*"),
+        (
+            "WorkspaceCheckReadsKeys",
+            ["iam:GetAccessKeyLastUsed", "iam:ListAccessKeys"],
+            f"arn:aws:iam::{ACCOUNT}:user/*",
+        ),
+    ]
+    assert "WorkspaceCheckPolicy" not in Stack("oidc.yaml", parameters("oidc.yaml")).resources
+
+
 @pytest.mark.parametrize(
     "arns",
     [
