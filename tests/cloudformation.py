@@ -233,6 +233,24 @@ class Stack:
         document = self.resources[logical]["Properties"]["AssumeRolePolicyDocument"]
         return dict(json.loads(document) if isinstance(document, str) else document)
 
+    def rendered(self) -> dict[str, Any]:
+        """The template as CloudFormation deploys it, for third-party scanners: every function
+        resolved, resources whose condition is false left out, trust policies as documents;
+        each resource keeps its Metadata (the scanners' suppressions) and deletion policies."""
+        resources: dict[str, Any] = {}
+        for logical, resource in self.resources.items():
+            spec = self.body["Resources"][logical]
+            properties = dict(resource["Properties"])
+            document = properties.get("AssumeRolePolicyDocument")
+            if isinstance(document, str):
+                properties["AssumeRolePolicyDocument"] = json.loads(document)
+            out = {"Type": resource["Type"], "Properties": properties}
+            out.update(
+                {k: spec[k] for k in ("Metadata", "DeletionPolicy", "UpdateReplacePolicy") if k in spec}
+            )
+            resources[logical] = out
+        return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
+
     def statements_by_principal(self) -> dict[str, list[dict[str, Any]]]:
         """The ARN of every role and user the template gives permissions -> the statements that
         apply to it (inline policies, AWS::IAM::Policy and AWS::IAM::ManagedPolicy of this
