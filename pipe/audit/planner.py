@@ -43,11 +43,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from pipe.audit import state
 from pipe.config.audit import EMAIL
+from pipe.templates import PROTECTED_TAG
 
 DAY = 86400.0
-# The templates' fence (docs/setup.md, Fences): outside aws-credentials-pipe/, so no role of the
-# pipe may write or remove it.
-PROTECTED_TAG = "aws-credentials-protected"
 _SECRET_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+=.@-")
 
 

@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 
 from pipe.audit import state as audit_state
 from pipe.audit.delivery import DELIVERY_TAG, DELIVERY_VALUE
-from pipe.audit.planner import PROTECTED_TAG, Key, Policy, User, plan
+from pipe.audit.planner import Key, Policy, User, plan
 from pipe.rotation.marker import MANAGED_TAG, MARKER_TAG
 from pipe.targets import default_store_name
+from pipe.templates import PROTECTED_TAG
 from tests import iam_policy
 from tests.cloudformation import Stack, load
 from tests.standins import trust
