@@ -20,7 +20,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed
+# checkov pins an older boto3 than the tests use: its own virtualenv (requirements-checkov.txt).
+CHECKOV_VENV ?= .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 
 lint: install
 	$(PY) -m ruff check pipe tests bench
@@ -65,4 +72,4 @@ base-image:
 	  | $(DOCKER) import - $(LOCAL_BASE)'
 
 clean:
-	rm -rf $(VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache demo-out
+	rm -rf $(VENV) $(CHECKOV_VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache demo-out

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pipe.bitbucket import Bitbucket, Scope, Variable
 from pipe.errors import PipeError, aws_error
 from pipe.rotation import marker as markers
+from pipe.templates import PROTECTED_TAG
 
 if TYPE_CHECKING:
     from pipe.config import Settings
@@ -319,8 +320,8 @@ def _workspace_refusal(key_id: str, shared: list[tuple[Scope, LegacyKey]]) -> st
 
 
 def _managed(iam: Any, user: str, cache: dict[str, dict[str, str] | str]) -> str:
-    """Why ``user``'s key must not be retired: ACTION=rotate manages it, or its tags could not
-    be read ("" when it may be retired)."""
+    """Why ``user``'s key must not be retired: it is protected (the templates' fence), ACTION=rotate
+    manages it, or its tags could not be read ("" when it may be retired)."""
     if user not in cache:
         try:
             cache[user] = markers.tags(iam, user)
@@ -334,6 +335,11 @@ def _managed(iam: Any, user: str, cache: dict[str, dict[str, str] | str]) -> str
         return (
             f"the tags of {user} could not be read ({found}), so whether ACTION=rotate manages its key "
             "is unknown. Grant iam:ListUserTags on the user, or retire the key by hand."
+        )
+    if PROTECTED_TAG in found:
+        return (
+            f"{user} carries {PROTECTED_TAG}: the templates deny every change to its keys. "
+            "Retire the key by hand if it should go."
         )
     if found.get(markers.MANAGED_TAG) == markers.MANAGED_VALUE:
         return (

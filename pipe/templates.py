@@ -19,6 +19,9 @@ HOP_GRANTS = {
 }
 # The tag every role of templates/ carries: the stack that made it (its update is the fix).
 STACK_TAG = "aws-credentials-pipe/stack"
+# The templates' fence (docs/setup.md, Fences): no role of theirs may create, deactivate or
+# delete a key of a user carrying this tag, nor write it (it is outside aws-credentials-pipe/).
+PROTECTED_TAG = "aws-credentials-protected"
 DEFAULT_MAX_SESSION = 3600  # the template's MaxSessionDuration default
 _ISSUER = re.compile(r"/workspaces/([A-Za-z0-9_-]+)/pipelines-config/identity/oidc/?\Z")
 _UUID = re.compile(r"\A\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?\Z")

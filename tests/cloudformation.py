@@ -1,7 +1,7 @@
 """A template of templates/ rendered as CloudFormation would deploy it, for the tests: its
 parameters checked and defaulted, its Rules asserted, its Conditions evaluated, and every
 intrinsic function its resources and outputs use resolved (Ref, Fn::Sub, Fn::GetAtt, Fn::If,
-Fn::Join, Fn::Split, Fn::Select, AWS::NoValue and the pseudo parameters).
+Fn::Join, Fn::Split, Fn::Select, Fn::FindInMap, AWS::NoValue and the pseudo parameters).
 
 Only what the templates use is known here: anything else raises, so a template that starts
 using more makes the tests fail instead of passing on an unresolved value. The YAML is read by
@@ -198,34 +198,58 @@ class Stack:
             return value
         if len(value) == 1:
             (function, arguments), *_ = value.items()
-            if function == "Ref":
-                return self._ref(arguments)
-            if function == "Fn::Sub":
-                return self._sub(arguments)
-            if function == "Fn::GetAtt":
-                logical, name = arguments if isinstance(arguments, list) else arguments.split(".", 1)
-                return self.attribute(logical, name)
-            if function == "Fn::If":
-                name, yes, no = arguments
-                return self.resolve(yes if self.condition(name) else no)
-            if function == "Fn::Join":
-                separator, items = arguments
-                return separator.join(str(i) for i in self.resolve(items))
-            if function == "Fn::Split":
-                separator, text = arguments
-                return str(self.resolve(text)).split(separator)
-            if function == "Fn::Select":
-                index, items = arguments
-                return self.resolve(items)[int(self.resolve(index))]
-            if function.startswith("Fn::"):
-                raise ValueError(f"{self.template}: {function} is not known to this renderer")
+            if function == "Ref" or function.startswith("Fn::"):
+                return self._function(function, arguments)
         resolved = {k: self.resolve(v) for k, v in value.items()}
         return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
+
+    def _function(self, function: str, arguments: Any) -> Any:
+        if function == "Ref":
+            return self._ref(arguments)
+        if function == "Fn::Sub":
+            return self._sub(arguments)
+        if function == "Fn::GetAtt":
+            logical, name = arguments if isinstance(arguments, list) else arguments.split(".", 1)
+            return self.attribute(logical, name)
+        if function == "Fn::If":
+            name, yes, no = arguments
+            return self.resolve(yes if self.condition(name) else no)
+        if function == "Fn::Join":
+            separator, items = arguments
+            return separator.join(str(i) for i in self.resolve(items))
+        if function == "Fn::Split":
+            separator, text = arguments
+            return str(self.resolve(text)).split(separator)
+        if function == "Fn::Select":
+            index, items = arguments
+            return self.resolve(items)[int(self.resolve(index))]
+        if function == "Fn::FindInMap":
+            mapping, key, name = (self.resolve(a) for a in arguments)
+            return self.body["Mappings"][mapping][key][name]
+        raise ValueError(f"{self.template}: {function} is not known to this renderer")
 
     # -- what the tests read ------------------------------------------------------------------
     def trust_policy(self, logical: str) -> dict[str, Any]:
         document = self.resources[logical]["Properties"]["AssumeRolePolicyDocument"]
         return dict(json.loads(document) if isinstance(document, str) else document)
+
+    def rendered(self) -> dict[str, Any]:
+        """The template as CloudFormation deploys it, for third-party scanners: every function
+        resolved, resources whose condition is false left out, trust policies as documents;
+        each resource keeps its Metadata (the scanners' suppressions) and deletion policies."""
+        resources: dict[str, Any] = {}
+        for logical, resource in self.resources.items():
+            spec = self.body["Resources"][logical]
+            properties = dict(resource["Properties"])
+            document = properties.get("AssumeRolePolicyDocument")
+            if isinstance(document, str):
+                properties["AssumeRolePolicyDocument"] = json.loads(document)
+            out = {"Type": resource["Type"], "Properties": properties}
+            out.update(
+                {k: spec[k] for k in ("Metadata", "DeletionPolicy", "UpdateReplacePolicy") if k in spec}
+            )
+            resources[logical] = out
+        return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
 
     def statements_by_principal(self) -> dict[str, list[dict[str, Any]]]:
         """The ARN of every role and user the template gives permissions -> the statements that

@@ -17,6 +17,11 @@ from pipe.audit.reader import VERSION_PREFIX
 from pipe.credentials import Credentials
 from pipe.errors import StateError, is_aws_code
 
+# The tag of every secret the audit creates: audit-hub.yaml and audit-member.yaml let it put a
+# value and a resource policy only on secrets that carry it (and create none without it).
+DELIVERY_TAG = "aws-credentials-pipe/delivery"
+DELIVERY_VALUE = "audit"
+
 
 def resource_policy(user_arn: str) -> str:
     return json.dumps(
@@ -83,6 +88,8 @@ def _secret(secrets: Any, name: str, user: str) -> str:
         created = secrets.create_secret(
             Name=name,
             Description=f"The access key of IAM user {user}, delivered by aws-credentials-pipe (ACTION=audit).",
+            # The templates let the audit write only the secrets that carry this tag.
+            Tags=[{"Key": DELIVERY_TAG, "Value": DELIVERY_VALUE}],
         )
     except Exception as exc:
         # A retry after a lost answer (or another run) finds the secret made: it is the one.

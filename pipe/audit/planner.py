@@ -18,7 +18,9 @@ enforce (ages in whole days since the key was created):
 - an Active key that will be deactivated within NOTIFY_BEFORE_DAYS: the user is warned once.
 revoke: every Active key is deactivated, every Inactive key deleted; never both to one key.
 
-Who: a member of EXEMPT_GROUP is never changed. A user tagged as rotate's
+Who: a user tagged ``aws-credentials-protected`` (any value) is reported ``protected`` and never
+changed: the templates deny every key change on it (an IAM fence the audit role cannot lift). A
+member of EXEMPT_GROUP is never changed. A user tagged as rotate's
 (``aws-credentials-pipe/managed`` = ``rotate``, or a rotation marker) is left to rotate only while
 its newest Active key is younger than DEACTIVATE_AFTER_DAYS (rotate is doing its job): the tags
 are the user's own to write (templates/self-service.yaml), so they exempt nobody from the age
@@ -41,6 +43,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from pipe.audit import state
 from pipe.config.audit import EMAIL
+from pipe.templates import PROTECTED_TAG
 
 DAY = 86400.0
 _SECRET_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+=.@-")
@@ -114,7 +117,7 @@ class Action:
 @dataclass
 class UserPlan:
     user: str
-    status: str  # audited | exempt | managed
+    status: str  # audited | exempt | managed | protected
     email: str | None
     actions: list[Action] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -160,7 +163,10 @@ def secret_name(prefix: str, user: str) -> str | None:
 
 
 def _who(user: User, policy: Policy) -> tuple[str, str]:
-    """The user's status (audited | exempt | managed), and a note when rotate's tag is overruled."""
+    """The user's status (audited | exempt | managed | protected), and a note when rotate's tag is
+    overruled."""
+    if PROTECTED_TAG in user.tags:
+        return "protected", ""
     tagged = state.managed(user.tags)
     active = [k for k in user.keys if k.active]
     newest = max(active, key=lambda k: k.created) if active else None

@@ -642,12 +642,22 @@ def test_a_key_in_a_workspace_variable_is_never_retired(sandbox: Sandbox, clone:
     assert not [a for a in report["facts"]["retired"] if shared_id in a or prefix in a]
 
 
-def test_a_key_that_action_rotate_manages_is_not_retired(sandbox: Sandbox, clone: Path) -> None:
+@pytest.mark.parametrize(
+    ("tag", "reason"),
+    [
+        ({"Key": "aws-credentials-pipe/managed", "Value": "rotate"}, "ACTION=rotate"),
+        # The templates deny changing its keys: its variables are not deleted before a refusal.
+        ({"Key": "aws-credentials-protected", "Value": "true"}, "deny every change to its keys"),
+    ],
+)
+def test_a_key_that_action_rotate_manages_or_a_protected_users_is_not_retired(
+    sandbox: Sandbox, clone: Path, tag: dict[str, str], reason: str
+) -> None:
     bb = sandbox.bitbucket
     slug, access = legacy_repo(sandbox)
     user = f"legacy-user-{uuid.uuid4().hex[:6]}"
     ((key_id, secret),) = sandbox.add_user(user)
-    sandbox.iam.tag_user(UserName=user, Tags=[{"Key": "aws-credentials-pipe/managed", "Value": "rotate"}])
+    sandbox.iam.tag_user(UserName=user, Tags=[tag])
     bb.put("acme", slug, "", "AWS_ACCESS_KEY_ID", key_id, secured=False)
     bb.put("acme", slug, "", "AWS_SECRET_ACCESS_KEY", secret, secured=True)
     sandbox.aws.age(key_id, 60, last_used_days_ago=25)
@@ -657,7 +667,7 @@ def test_a_key_that_action_rotate_manages_is_not_retired(sandbox: Sandbox, clone
     assert sandbox.aws.keys(user) == {key_id: "Active"}
     assert set(bb.stored("acme", slug)) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     refused = [f for f in report["findings"] if f["code"] == "retire-refused" and key_id in f["message"]]
-    assert len(refused) == 1 and "ACTION=rotate" in refused[0]["message"], report["findings"]
+    assert len(refused) == 1 and reason in refused[0]["message"], report["findings"]
 
 
 # -- IAM is read in the role's account only (a fallback key of another account) ----------------

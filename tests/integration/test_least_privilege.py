@@ -213,7 +213,9 @@ def assume_keys_role(run: Run) -> None:
     account = fresh_account()
     target = f"arn:aws:iam::{account}:role/deploy-from-key-{run.tag}"
     user = f"ci-key-{run.tag}"
-    outputs = run.deploy("rotation.yaml", run.trust(UserName=user, KeysRoleArns=target)).outputs
+    outputs = run.deploy(
+        "rotation.yaml", run.trust(UserName=user, KeysRoleArns=target, AllowAnyBranch="true")
+    ).outputs
     pair = run.sandbox.add_user_key(user)
     trust = {
         "Version": "2012-10-17",
@@ -247,7 +249,8 @@ def check(run: Run) -> None:
     """ACTION=check through the same role with the check's reads, legacy keys in the
     repository's and its environment's variables, and RETIRE_LEGACY_KEYS=true."""
     user = f"legacy-{run.tag}"
-    parameters = run.trust(LegacyKeyUsers="legacy-*", RetireLegacyKeys="true")
+    # Permissions, not branches, are under test here (tests/unit/test_template_fences.py).
+    parameters = run.trust(LegacyKeyUsers="legacy-*", RetireLegacyKeys="true", AllowAnyBranch="true")
     role = run.deploy("oidc.yaml", parameters).outputs["RoleArn"]
     used, idle = run.sandbox.add_user(user, keys=2)
     # Published an hour ago and never used yet (its creation date is read): not idle.
@@ -295,7 +298,8 @@ def check_workspace(run: Run) -> None:
 def _rotation(run: Run, **store: str) -> tuple[str, str, str]:
     """rotation.yaml for a user of this run: (role ARN, user name, the Store output)."""
     user = f"ci_{run.tag}@acme"  # _ and @ are escaped in the default store's name
-    outputs = run.deploy("rotation.yaml", run.trust(UserName=user, **store)).outputs
+    # Permissions, not branches, are under test here (tests/unit/test_template_fences.py).
+    outputs = run.deploy("rotation.yaml", run.trust(UserName=user, AllowAnyBranch="true", **store)).outputs
     return outputs["RoleArn"], user, outputs["Store"]
 
 
@@ -466,6 +470,8 @@ class Audit:
         run = self.run
         if self.environment:
             hub = {"DeploymentEnvironmentUuid": self.environment, **hub}
+        if "AuditOrganization" not in hub:  # the accounts it audits, by number
+            hub = {"MemberAccountIds": ",".join(a for a in self.accounts if a != ACCOUNT), **hub}
         parameters = run.trust(
             RoleName=f"hub-{run.tag}", MemberRoleName=self.role, AuditMode=self.mode, **hub
         )
@@ -700,7 +706,7 @@ def organization_of(account: str) -> str | None:
 def context_of(call: Recorded, check: Check) -> dict[str, Any]:
     """The request context's global keys the templates' policies use: IAM sets
     aws:PrincipalOrgID when the caller's account is in an organization, aws:ResourceOrgID when
-    the resource's account is (an ARN's fifth field)."""
+    the resource's account is (an ARN's fifth field, also aws:ResourceAccount)."""
     context: dict[str, Any] = {"aws:PrincipalArn": call.principal_arn, "aws:PrincipalAccount": call.account}
     if ":user/" in call.principal_arn:
         context["aws:username"] = call.principal_arn.rsplit("/", 1)[1]
@@ -711,6 +717,8 @@ def context_of(call: Recorded, check: Check) -> dict[str, Any]:
     resource_org = organization_of(fields[4]) if len(fields) > 5 and fields[4] else None
     if resource_org:
         context["aws:ResourceOrgID"] = resource_org
+    if len(fields) > 5 and fields[4]:
+        context["aws:ResourceAccount"] = fields[4]
     return context
 
 

@@ -53,8 +53,15 @@ def cases(sandbox: Sandbox, tag: str) -> dict[str, dict[str, str]]:
             MaxSessionDuration="7200",
             LegacyKeyUsers="legacy/*",
             RetireLegacyKeys="true",
+            DeploymentEnvironmentUuid=braced(),
         ),
-        "rotation.yaml": bitbucket(sandbox, UserName=f"ci-{tag}", SecretName=f"ci/{tag}/key"),
+        "rotation.yaml": bitbucket(
+            sandbox,
+            UserName=f"ci-{tag}",
+            SecretName=f"ci/{tag}/key",
+            KmsKeyId=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.uuid4()}",
+            DeploymentEnvironmentUuid=braced(),
+        ),
         "self-service.yaml": {"Users": user},
         "audit-hub.yaml": bitbucket(
             sandbox,

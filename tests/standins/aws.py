@@ -13,8 +13,9 @@ moto accepts any web identity token and any access key. The front, in front of m
   DurationSeconds fits the role's MaxSessionDuration. Failures use AWS's codes and messages.
 - checks AssumeRole the way STS does (moto assumes any role, existing or not, in any account):
   the role exists, its trust policy admits the caller (an `AWS` principal: the account, its
-  root, the user, the role or the role session; `sts:ExternalId`, `aws:PrincipalArn` and
-  `aws:PrincipalAccount` in conditions), DurationSeconds fits MaxSessionDuration, and at most
+  root, the user, the role or the role session; `sts:ExternalId`, `aws:PrincipalArn`,
+  `aws:PrincipalAccount` and `aws:PrincipalTag/*` (the caller's user's or role's tags) in
+  conditions), DurationSeconds fits MaxSessionDuration, and at most
   one hour when a role session assumes a role (role chaining). Else AccessDenied.
 - records what each AssumeRole* call asked for (`assume_calls`: the role, the session name,
   the session `Policy` and `PolicyArns`, the duration, the external id).
@@ -139,6 +140,26 @@ class Caller:
     @property
     def forms(self) -> list[str]:
         return [self.arn, self.principal_arn, f"arn:aws:iam::{self.account}:root", self.account]
+
+
+def _principal_tags(caller: Caller) -> dict[str, str]:
+    """aws:PrincipalTag/<key>: the tags of the caller's IAM user, or of the role of its role
+    session (the pipe passes no session tags), as IAM sets them."""
+    from moto.iam.exceptions import NotFoundException
+    from moto.iam.models import iam_backends
+
+    match = re.fullmatch(r"arn:aws:iam::(\d{12}):(role|user)/(?:[^/]+/)*([^/]+)", caller.principal_arn)
+    if not match:
+        return {}
+    backend = iam_backends[match.group(1)]["aws"]
+    try:
+        if match.group(2) == "role":
+            tags = list(backend.get_role(match.group(3)).tags)
+        else:
+            tags = backend.tagger.list_tags_for_resource(backend.get_user(match.group(3)).arn)["Tags"]
+    except NotFoundException:
+        return {}
+    return {f"aws:PrincipalTag/{t['Key']}": str(t["Value"]) for t in tags}
 
 
 class AwsStandIn:
@@ -561,6 +582,7 @@ class AwsStandIn:
         policy = role.assume_role_policy_document
         policy = json.loads(policy) if isinstance(policy, str) else policy
         context = {"aws:PrincipalArn": caller.principal_arn, "aws:PrincipalAccount": caller.account}
+        context.update(_principal_tags(caller))
         if call.params.get("ExternalId") is not None:
             context["sts:ExternalId"] = str(call.params["ExternalId"])
         if not trust.allows(

@@ -2,7 +2,9 @@
 operation, who made it (the signing key's IAM user or assumed role, from moto's backends), in
 which account and region, the parameters that name resources, and the authorisation checks
 IAM makes for it: each an action, the resource ARN it is authorised against, and the
-condition keys the request sets (``aws:TagKeys``, ``ses:FromAddress``).
+condition keys the request sets (``aws:TagKeys``, ``aws:RequestTag/*``, ``ses:FromAddress``,
+``secretsmanager:BlockPublicPolicy``) and the resource's tags (``aws:ResourceTag/*`` of an IAM
+user or a secret).
 
 The ARNs follow AWS's rules for each operation (the Service Authorization Reference):
 - an IAM key operation is authorised against the key's user (``UserName``, or the caller's own
@@ -203,6 +205,22 @@ def _identity_arn(account: str, region: str, address: str) -> str:
     return f"arn:aws:ses:{region}:{account}:identity/{identity}"
 
 
+def _user_tags(account: str, name: str) -> dict[str, Any]:
+    """aws:ResourceTag/<key> of every tag the IAM user has (none when it does not exist)."""
+    user = _iam(account).users.get(name)
+    tags = _iam(account).tagger.list_tags_for_resource(user.arn)["Tags"] if user is not None else []
+    return {f"aws:ResourceTag/{t['Key']}": str(t["Value"]) for t in tags}
+
+
+def _secret_tags(account: str, region: str, secret_id: str) -> dict[str, Any]:
+    """aws:ResourceTag/<key> of every tag the secret has (none when it does not exist)."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    secret = secretsmanager_backends[account][region].secrets.get(secret_id)
+    tags = (secret.tags or []) if secret is not None else []
+    return {f"aws:ResourceTag/{t['Key']}": str(t["Value"]) for t in tags}
+
+
 def _tag_keys(params: dict[str, Any]) -> list[str]:
     return [str(t["Key"]) for t in params.get("Tags", [])] or [str(k) for k in params.get("TagKeys", [])]
 
@@ -239,7 +257,9 @@ def _checks(entry: Recorded, params: dict[str, Any]) -> list[Check]:
     if entry.service == "iam" and entry.operation in _USER_OPERATIONS:
         user = params.get("UserName")
         resource = _user_arn(account, str(user)) if user else _own_user(entry)
-        context = {"aws:TagKeys": _tag_keys(params)} if entry.operation in ("TagUser", "UntagUser") else {}
+        context: dict[str, Any] = _user_tags(account, str(user or entry.principal_arn.rsplit("/", 1)[-1]))
+        if entry.operation in ("TagUser", "UntagUser"):
+            context["aws:TagKeys"] = _tag_keys(params)
         return [Check(action, resource, context)]
     if action == "iam:GetAccessKeyLastUsed":
         return [Check(action, _key_owner(account, str(params.get("AccessKeyId", ""))))]
@@ -257,16 +277,26 @@ def _checks(entry: Recorded, params: dict[str, Any]) -> list[Check]:
         if action == "secretsmanager:CreateSecret":
             arn = arn or f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}-AbCdEf"
         arn = arn or _missing_secret_arn(account, region, secret_id)
-        checks = [Check(action, arn)]
+        # The secret's own tags (aws:ResourceTag), the request's (aws:RequestTag, aws:TagKeys),
+        # and PutResourcePolicy's BlockPublicPolicy when the request sets it.
+        secret_context: dict[str, Any] = _secret_tags(account, region, secret_id)
         tags = (
             _tag_keys(params)
             if action in ("secretsmanager:CreateSecret", "secretsmanager:TagResource")
             else []
         )
+        if tags:
+            secret_context["aws:TagKeys"] = tags
+            secret_context.update(
+                {f"aws:RequestTag/{t['Key']}": str(t["Value"]) for t in params.get("Tags", [])}
+            )
+        if action == "secretsmanager:PutResourcePolicy" and params.get("BlockPublicPolicy") is not None:
+            secret_context["secretsmanager:BlockPublicPolicy"] = str(
+                bool(params["BlockPublicPolicy"])
+            ).lower()
+        checks = [Check(action, arn, secret_context)]
         if tags and action == "secretsmanager:CreateSecret":
-            checks.append(Check("secretsmanager:TagResource", arn, {"aws:TagKeys": tags}))
-        elif action == "secretsmanager:TagResource":
-            checks = [Check(action, arn, {"aws:TagKeys": tags})]
+            checks.append(Check("secretsmanager:TagResource", arn, secret_context))
         return checks
     if action == "ses:SendEmail":
         sender = str(params.get("FromEmailAddress", ""))

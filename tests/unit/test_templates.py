@@ -69,7 +69,10 @@ def parameters(template: str, **extra: str) -> dict[str, str]:
         "CreateProvider": "false",
     }
     if template == "rotation.yaml":
+        # Without an environment only by choice (tests/unit/test_template_fences.py): these
+        # tests hold the trust's shape for both.
         values["UserName"] = "ci-deployer"
+        values["AllowAnyBranch"] = "true"
     return values | extra
 
 
@@ -127,7 +130,8 @@ def test_the_trust_names_only_keys_sts_sets_for_a_bitbucket_token(template: str)
     keys = {key for s in policy["Statement"] for block in s["Condition"].values() for key in block}
     issuer_host = issuer("acme").provider
     assert keys == {f"{issuer_host}:aud", f"{issuer_host}:sub"}
-    assert not [p for p in load(template)["Parameters"] if "branch" in p.lower()]
+    # AllowAnyBranch is no branch condition: it lets a key-changing role go without an environment.
+    assert not [p for p in load(template)["Parameters"] if "branch" in p.lower() and p != "AllowAnyBranch"]
 
 
 @pytest.mark.parametrize("template", sorted(OIDC_TEMPLATES))
@@ -175,19 +179,19 @@ def _hub_may_assume(stack: Stack, role_arn: str, context: dict[str, str]) -> boo
     return bool(iam_policy.allowing(statements, "sts:AssumeRole", role_arn, base | context))
 
 
-def test_an_organization_hub_assumes_the_member_roles_of_its_organization_only() -> None:
-    """AuditOrganization=true: sts:AssumeRole on the member role name in any account, but only
-    where the role's account is in the hub's own organization (aws:ResourceOrgID =
-    ${aws:PrincipalOrgID}); without it, the member roles of any account (AUDIT_ACCOUNT_IDS)."""
+@pytest.mark.parametrize("organization", ["true", "false"])
+def test_a_hub_assumes_the_member_roles_of_its_organization_only(organization: str) -> None:
+    """Without MemberAccountIds, whatever AuditOrganization says: sts:AssumeRole on the member
+    role name in any account, but only where the role's account is in the hub's own
+    organization (aws:ResourceOrgID = ${aws:PrincipalOrgID})."""
     member = "arn:aws:iam::222222222222:role/aws-credentials-audit"
     ours = {"aws:PrincipalOrgID": "o-acme12345"}
-    organization = Stack("audit-hub.yaml", parameters("audit-hub.yaml", AuditOrganization="true"))
-    assert _hub_may_assume(organization, member, ours | {"aws:ResourceOrgID": "o-acme12345"})
-    assert not _hub_may_assume(organization, member, ours | {"aws:ResourceOrgID": "o-other6789"})
-    assert not _hub_may_assume(organization, member, ours)  # an account in no organization
-    assert not _hub_may_assume(organization, member.replace("audit", "admin"), ours)
-    plain = Stack("audit-hub.yaml", parameters("audit-hub.yaml"))
-    assert _hub_may_assume(plain, member, {})
+    hub = Stack("audit-hub.yaml", parameters("audit-hub.yaml", AuditOrganization=organization))
+    assert _hub_may_assume(hub, member, ours | {"aws:ResourceOrgID": "o-acme12345"})
+    assert not _hub_may_assume(hub, member, ours | {"aws:ResourceOrgID": "o-other6789"})
+    assert not _hub_may_assume(hub, member, ours)  # an account in no organization
+    assert not _hub_may_assume(hub, member, {})  # nor from a hub in none
+    assert not _hub_may_assume(hub, member.replace("audit", "admin"), ours)
 
 
 # -- the member role's trust (an AWS principal: the hub role) ----------------------------------
@@ -203,7 +207,12 @@ def member_admits(stack: Stack, caller_role: str, caller_account: str, external_
         f"arn:aws:iam::{caller_account}:root",
         caller_account,
     ]
-    context = {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": caller_account}
+    # The hub role's mode tag (audit-hub.yaml); tests/unit/test_template_fences.py ties the modes.
+    context = {
+        "aws:PrincipalArn": role_arn,
+        "aws:PrincipalAccount": caller_account,
+        "aws:PrincipalTag/aws-credentials-pipe/audit-mode": "report",
+    }
     if external_id is not None:
         context["sts:ExternalId"] = external_id
     return trust.allows(policy, principal=forms, action="sts:AssumeRole", context=context, kind="AWS")
@@ -309,7 +318,12 @@ def test_one_store_per_rotation_stack() -> None:
 
 def test_retiring_legacy_keys_needs_their_users() -> None:
     with pytest.raises(ValueError, match="LegacyKeyUsers"):
-        _ = Stack("oidc.yaml", parameters("oidc.yaml", RetireLegacyKeys="true")).resources
+        _ = Stack(
+            "oidc.yaml",
+            parameters(
+                "oidc.yaml", RetireLegacyKeys="true", DeploymentEnvironmentUuid=ENVIRONMENT.strip("{}")
+            ),
+        ).resources
 
 
 def test_the_deploy_role_takes_managed_policies_and_a_longer_session() -> None:
