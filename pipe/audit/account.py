@@ -61,6 +61,7 @@ class AccountAudit:
     missing_users: set[str] = field(default_factory=set)
     missing_groups: set[str] = field(default_factory=set)
     policy: Policy | None = None
+    skew: float = 0.0  # seconds IAM's clock is ahead of the runner's (reader.clock_skew)
     _credentials: Credentials | None = None
 
     @property
@@ -153,13 +154,14 @@ class AccountAudit:
             deactivate_after=settings.deactivate_after,
             delete_after=settings.delete_after,
             notify_before=settings.notify_before,
-            now=hub.clock(),
+            now=hub.clock() + report.skew,  # IAM's clock: its dates are compared with it
             exempt_group=settings.exempt_group,
             email_tag=settings.email_tag,
             notify=settings.notify_from is not None,
             secret_prefix=settings.secret_prefix,
         )
         self.policy = policy
+        self.skew = report.skew
         secrets = None
         for name in sorted(people.users):
             person = people.users[name]
@@ -204,7 +206,7 @@ class AccountAudit:
             secret_prefix=self.hub.settings.secret_prefix,
             mailer=self.hub.mailer,
             console=self.hub.console,
-            clock=self.hub.clock,
+            clock=lambda: self.hub.clock() + self.skew,
         )
         for entry in self.entries:
             executor.carry_out(entry)

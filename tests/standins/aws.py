@@ -29,6 +29,11 @@ moto accepts any web identity token and any access key. The front, in front of m
   `report_delay` seconds) and IAM keeps it for four hours: GetCredentialReport answers that
   snapshot with its real GeneratedTime, however the account changed since
   (`expire_credential_reports()` is what waiting four hours does);
+- runs AWS's clock `clock_offset` seconds ahead of this machine's (the runner's; negative:
+  behind): the dates AWS answers (a new key's CreateDate, a key's last use, the credential
+  report's GeneratedTime, a session's Expiration, the `Date` header) and the web identity token's
+  expiry are by that clock, and SigV4 refuses a request signed more than 5 minutes away from it
+  (`SignatureDoesNotMatch` / `InvalidSignatureException`: "Signature expired"), as AWS does;
 - keeps every SES v2 SendEmail it answered (`emails`: sender, recipients, subject, and both the
   text and the HTML part; moto keeps one part only).
 Several accounts: a request acts in the account of its key (moto's rule), or in the one an
@@ -41,6 +46,7 @@ ListAccessKeys, GetAccessKeyLastUsed and the IAM credential report agree: `age()
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import http.client
 import json
@@ -77,6 +83,7 @@ _STATUS = {
     "InternalFailure": 500,
     "ServiceUnavailable": 503,
 }
+SIGV4_SKEW = 300.0  # seconds between a request's X-Amz-Date and AWS's clock that SigV4 accepts
 _SECRET_TAGS = re.compile(rb"<(SecretAccessKey|SessionToken)>([^<]+)</")
 
 
@@ -146,7 +153,7 @@ class AwsStandIn:
         self.requests: list[tuple[str, str]] = []  # (action, access key id)
         # Every call in detail, while tests.standins.calls.recording() has one attached.
         self.recorder: CallRecorder | None = None
-        self.clock_offset = 0.0  # seconds the stand-in STS's clock runs ahead of this machine's
+        self.clock_offset = 0.0  # seconds AWS's clock runs ahead of this machine's (see aws_now)
         # IAM's eventual consistency: a new key fails for this many seconds after creation.
         self.new_key_delay = 0.0
         self.created: dict[str, float] = {}  # key id -> when the front saw it created
@@ -163,7 +170,7 @@ class AwsStandIn:
         self.credential_reports: dict[str, tuple[float, float, str]] = {}
         self.report_delay = 0.0  # seconds a credential report takes to generate
         self.emails: list[dict[str, Any]] = []  # every SES v2 SendEmail answered, both parts
-        self._server = Server(self._handle)
+        self._server = Server(self._handle, clock=self.aws_now)
 
     def start(self) -> AwsStandIn:
         self._moto.start()
@@ -219,7 +226,7 @@ class AwsStandIn:
         from moto.iam.models import AccessKeyLastUsed
 
         key = self._moto_key(key_id)
-        now = datetime.now(UTC).replace(tzinfo=None)  # moto keeps naive UTC datetimes
+        now = datetime.fromtimestamp(self.aws_now(), UTC).replace(tzinfo=None)  # moto: naive UTC
         key.create_date = now - timedelta(days=days)
         key.last_used = (
             None
@@ -228,6 +235,8 @@ class AwsStandIn:
                 timestamp=now - timedelta(days=last_used_days_ago), service="iam", region="us-east-1"
             )
         )
+        if key.last_used is not None:
+            key.last_used.shifted = True  # by AWS's clock already (see _on_aws_clock)
 
     @staticmethod
     def _moto_key(key_id: str) -> Any:
@@ -302,7 +311,7 @@ class AwsStandIn:
             asked = {k: v for k, v in call.params.items() if k != "WebIdentityToken"}
             with self._lock:
                 self.assume_calls.append({"Action": call.operation.name, **asked})
-        expired = self._expired_session(key_id)
+        expired = self._expired_session(key_id) or self._signed_too_far(request, key_id, call)
         if expired:
             return expired
         if key_id.startswith("AKIA"):
@@ -333,6 +342,8 @@ class AwsStandIn:
                 self.issued[created.group(1).decode()] = secret.group(1).decode()
         if action in ("AssumeRoleWithWebIdentity", "AssumeRole") and response.status == 200:
             self._shorten_session(response)
+        if response.status == 200:
+            self._on_aws_clock(action, key_id, response)
         if action in ("AssumeRoleWithWebIdentity", "AssumeRole", "CreateAccessKey", "GetSessionToken"):
             registry.record(*(m.group(2).decode() for m in _SECRET_TAGS.finditer(response.body)))
         if fault and fault.kind == "identity":
@@ -346,7 +357,7 @@ class AwsStandIn:
         if self.session_lifetime is None:
             return
         ends = time.time() + self.session_lifetime
-        stamp = datetime.fromtimestamp(ends, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = datetime.fromtimestamp(ends + self.clock_offset, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         response.body = re.sub(
             rb"<Expiration>[^<]*</Expiration>", f"<Expiration>{stamp}</Expiration>".encode(), response.body
         )
@@ -445,7 +456,7 @@ class AwsStandIn:
                 "The web identity token that was passed could not be validated by AWS. Get a new identity "
                 "token from the identity provider and then retry the request.",
             )
-        now = int(time.time() + self.clock_offset)
+        now = int(self.aws_now())
         exp = int(claims.get("exp", 0))
         if exp <= now:
             return error_response(
@@ -594,7 +605,7 @@ class AwsStandIn:
             return error_response("ReportNotPresent", "Credential report not present", 410)
         if now < kept[1]:
             return error_response("ReportInProgress", "Credential report is being generated", 404)
-        generated = datetime.fromtimestamp(kept[0], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        generated = datetime.fromtimestamp(kept[0] + self.clock_offset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         content = base64.b64encode(kept[2].encode()).decode()
         return _iam_answer(
             operation,
@@ -623,6 +634,71 @@ class AwsStandIn:
     def emails_to(self, address: str) -> list[dict[str, Any]]:
         with self._lock:
             return [e for e in self.emails if address in e["to"] + e["cc"] + e["bcc"]]
+
+    # -- AWS's clock (`clock_offset`: the runner's clock set apart from AWS's) ---------------
+    def aws_now(self) -> float:
+        """AWS's clock: this machine's, ``clock_offset`` seconds ahead (negative: behind). A test
+        that sets it to -90 runs the pipe on a runner 90 s fast."""
+        return time.time() + self.clock_offset
+
+    def _signed_too_far(self, request: Request, key_id: str, call: Call | None) -> Response | None:
+        """SigV4: a request signed more than 5 minutes from AWS's clock is refused."""
+        stamp = request.headers.get("x-amz-date", "")
+        if not key_id or not stamp:
+            return None
+        try:
+            signed = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            return None
+        now = self.aws_now()
+        if abs(now - signed) <= SIGV4_SKEW:
+            return None
+
+        def text(when: float) -> str:
+            return datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+        message = (
+            f"Signature expired: {stamp} is now earlier than {text(now - SIGV4_SKEW)} ({text(now)} - 5 min.)"
+            if signed < now
+            else f"Signature not yet current: {stamp} is still later than {text(now + SIGV4_SKEW)} "
+            f"({text(now)} + 5 min.)"
+        )
+        if call is not None and call.protocol != "query":
+            return json_error_response(
+                "InvalidSignatureException", message, rest=call.protocol == "rest-json"
+            )
+        return error_response("SignatureDoesNotMatch", message, 403)
+
+    def _on_aws_clock(self, action: str, key_id: str, response: Response) -> None:
+        """moto dates by this machine's clock: set what it answered, and keeps, to AWS's."""
+        offset = self.clock_offset
+        if not offset:
+            return
+        if key_id.startswith("AKIA"):  # moto stamped the key's use just now
+            with contextlib.suppress(KeyError):
+                used = self._moto_key(key_id).last_used
+                if used is not None and not getattr(used, "shifted", False):
+                    used._timestamp = used.timestamp + timedelta(seconds=offset)
+                    used.shifted = True  # by AWS's clock already
+        if action == "CreateAccessKey":
+            made = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", response.body)
+            if made:
+                key = self._moto_key(made.group(1).decode())
+                key.create_date += timedelta(seconds=offset)
+                stamp = key.create_date.strftime("%Y-%m-%dT%H:%M:%SZ")
+                response.body = re.sub(
+                    rb"<CreateDate>[^<]*</CreateDate>",
+                    f"<CreateDate>{stamp}</CreateDate>".encode(),
+                    response.body,
+                )
+        if action in ("AssumeRole", "AssumeRoleWithWebIdentity") and self.session_lifetime is None:
+            found = re.search(rb"<Expiration>([^<]+)</Expiration>", response.body)
+            if found:
+                ends = datetime.fromisoformat(found.group(1).decode().replace("Z", "+00:00"))
+                stamp = (ends + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                response.body = response.body.replace(
+                    found.group(0), f"<Expiration>{stamp}</Expiration>".encode()
+                )
 
 
 def _iam_answer(operation: str, result: str) -> Response:

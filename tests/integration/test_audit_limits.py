@@ -1,0 +1,77 @@
+"""ACTION=audit at AWS's limits, as a process against the stand-ins (issue 15): a runner whose
+clock is set apart from AWS's, an answer lost after AWS acted, a user at IAM's 50-tag limit, and
+a run that outlives the hub's own session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import runner
+from tests.integration.test_audit import Fleet
+from tests.runner import Result
+from tests.standins.sandbox import Sandbox
+
+AUDIT_TAG = "aws-credentials-pipe/audit"
+
+
+def held(fleet: Fleet, user: str = "alice") -> str | None:
+    pair = fleet.secret(user)
+    return pair["AccessKeyId"] if pair else None
+
+
+def stranded(fleet: Fleet, user: str, kept: set[str]) -> list[str]:
+    """Active keys that are neither one the test set up nor the one the user's secret holds: a key
+    whose secret nobody has."""
+    holds = held(fleet, user)
+    return [k for k, status in fleet.keys(user).items() if status == "Active" and k not in kept | {holds}]
+
+
+def killed_at(fleet: Fleet, probe: Path, label: str, call: str) -> Result:
+    """The run killed right after ``call`` took effect (its answer never read). The call's position
+    comes from a first run, not interrupted, over a twin user in an account of its own."""
+    interrupter = fleet.sandbox.interrupter
+    twin = Fleet(fleet.sandbox, probe)
+    twin.user("alice", 100)
+    first = runner.run_interrupted(interrupter, 0, "kill", env=twin.env(), cwd=probe, label=f"{label}-probe")
+    assert first.returncode == 0, first.output
+    at = interrupter.calls.index(f"AWS {call}") + 1
+    return runner.run_interrupted(interrupter, at, "kill", env=fleet.env(), cwd=fleet.clone, label=label)
+
+
+# -- item 4: the runner's clock set apart from AWS's -------------------------------------------------
+@pytest.mark.parametrize("runner_ahead", [90, 290, -290])
+def test_a_key_left_by_a_killed_run_is_recognised_whatever_the_runners_clock(
+    sandbox: Sandbox, tmp_path: Path, runner_ahead: int
+) -> None:
+    """The run is killed right after CreateAccessKey (its answer never read); the next run, the same
+    day, must take that key for the stopped run's (IAM's dates, not the runner's), delete it and
+    deliver a new one: never leave it Active with nobody holding its secret, nor take it for the
+    user's replacement."""
+    from tests.runner import make_clone_dir
+
+    sandbox.aws.clock_offset = -runner_ahead  # AWS's clock behind: the runner's ahead
+    fleet = Fleet(sandbox, make_clone_dir(tmp_path / "skew"))
+    old = fleet.user("alice", 100)[0]
+    probe = make_clone_dir(tmp_path / "probe")
+    killed = killed_at(fleet, probe, f"audit-skew-{runner_ahead}-killed", "CreateAccessKey")
+    assert killed.returncode != 0 and AUDIT_TAG in fleet.tags("alice")
+    [orphan] = set(fleet.keys("alice")) - {old}
+    again = fleet.run(f"audit-skew-{runner_ahead}-again")
+    assert again.returncode == 0, again.output
+    assert orphan not in fleet.keys("alice"), (fleet.keys("alice"), again.output)
+    assert stranded(fleet, "alice", {old}) == [] and held(fleet) in fleet.keys("alice")
+    assert fleet.keys("alice")[old] == "Active"  # the user fetches the new key with it
+    assert AUDIT_TAG not in fleet.tags("alice")
+
+
+def test_the_stand_in_refuses_a_request_signed_more_than_five_minutes_away(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """The knob's bound is AWS's: SigV4 accepts 5 minutes either way, and refuses beyond."""
+    fleet = Fleet(sandbox, clone)
+    fleet.user("alice", 10)
+    sandbox.aws.clock_offset = -301
+    result = fleet.run("audit-skew-too-far", AUDIT_MODE="report")
+    assert result.returncode != 0 and "Signature not yet current" in result.last, result.output
