@@ -22,7 +22,17 @@ moto accepts any web identity token and any access key. The front, in front of m
   are issued (the answer's Expiration says so), and the front refuses their keys afterwards
   with `ExpiredToken`, as STS does, so the SDK's refresh shows within seconds.
 - injects faults by action: AWS errors, dropped connections, delays, another identity, and lost
-  answers (the call is served, then the connection dropped: AWS did it, the caller never hears).
+  answers (the call is served, then the connection dropped: AWS did it, the caller never hears;
+  or, `lost500`, the call is served and the answer is a 500 `InternalFailure`, which botocore's
+  standard mode retries: the retry meets what the first attempt did, e.g. `LimitExceeded` for
+  a third key).
+- refuses a user's 51st tag (TagUser; CreateUser's list is bounded by the model) with IAM's `LimitExceeded`
+  "Cannot exceed quota for TagsPerUser: 50" (moto accepts any number); a key already there
+  being overwritten does not count.
+- answers PutSecretValue with the ClientRequestToken of an existing version as Secrets Manager
+  does: the same value is an idempotent repeat that changes nothing (no staging label moves,
+  whatever VersionStages says; moto moves them when the version is AWSPENDING), another value
+  is `ResourceExistsException`.
 - records every secret that passes through it (for the leak check) and every request.
 - serves the IAM credential report as IAM does (moto's is generated live at every read, dated
   2015): GenerateCredentialReport starts a report (STARTED, then COMPLETE once ready, after
@@ -90,7 +100,9 @@ _SECRET_TAGS = re.compile(rb"<(SecretAccessKey|SessionToken)>([^<]+)</")
 @dataclass
 class Fault:
     action: str
-    kind: str = "error"  # error | drop | delay | identity | lost (served, then the answer dropped)
+    # error | drop | delay | identity | lost (served, then the answer dropped) |
+    # lost500 (served, then answered 500 InternalFailure: botocore's standard mode retries it)
+    kind: str = "error"
     code: str = ""
     message: str = ""
     times: int = 1
@@ -289,12 +301,19 @@ class AwsStandIn:
             if recorder
             else None
         )
-        fault = self._take_fault(action)
+        # The crash harness's lost500: this call takes effect and its answer is a 500.
+        fault = Fault(action, kind="lost500") if interrupt == "lost500" else self._take_fault(action)
         response = self._serve(request, params, action, key_id, fault)
+        call = self.catalog.parse(request.method, request.path, request.headers, request.body)
         if recorder and entry:
             recorder.finish(entry, response.status)
         if fault and fault.kind == "lost":  # AWS did it; the answer never reaches the caller
             return Response(drop=True)
+        if fault and fault.kind == "lost500":  # AWS did it; the caller hears a 500 and retries
+            failure = Refusal(500, "InternalFailure", "An internal error occurred.")
+            if call is None:
+                return error_response(failure.code, failure.message, failure.status)
+            return refusal_response(call, failure)
         return response
 
     def _serve(
@@ -323,6 +342,14 @@ class AwsStandIn:
         refusal = self.catalog.check(call) if call else None
         if call and refusal:
             return refusal_response(call, refusal)
+        if call and call.service == "iam" and call.operation.name == "TagUser":
+            too_many = self._too_many_user_tags(call, self._account(request, key_id))
+            if too_many:
+                return too_many
+        if call and call.service == "secretsmanager" and call.operation.name == "PutSecretValue":
+            repeat = self._repeated_secret_version(call, self._account(request, key_id))
+            if repeat:
+                return repeat
         if call and call.service == "iam" and call.operation.name.endswith("CredentialReport"):
             return self._credential_report(call.operation.name, self._account(request, key_id))
         if action == "AssumeRoleWithWebIdentity":
@@ -351,6 +378,62 @@ class AwsStandIn:
         if call and call.service == "sesv2" and call.operation.name == "SendEmail" and response.status == 200:
             self._record_email(call, self._account(request, key_id))
         return response
+
+    @staticmethod
+    def _too_many_user_tags(call: Call, account: str) -> Response | None:
+        """IAM's quota of 50 tags per user: the user's tags, with the new keys, must stay within
+        it (a key already there is overwritten and does not count)."""
+        from moto.iam.models import iam_backends
+
+        keys = {str(tag.get("Key", "")) for tag in call.params.get("Tags") or []}
+        if not keys:
+            return None
+        backend = iam_backends[account]["aws"]
+        user = backend.users.get(str(call.params.get("UserName", "")))
+        if user is None:
+            return None  # moto answers NoSuchEntity
+        existing = {str(tag["Key"]) for tag in backend.tagger.list_tags_for_resource(user.arn)["Tags"]}
+        if len(existing | keys) > 50:
+            return error_response("LimitExceeded", "Cannot exceed quota for TagsPerUser: 50", 409)
+        return None
+
+    @staticmethod
+    def _repeated_secret_version(call: Call, account: str) -> Response | None:
+        """PutSecretValue naming a version that exists: "If a version with this value already
+        exists and the version SecretString and SecretBinary values are the same as those in the
+        request, then the request is ignored. [...] If a version with this value already exists
+        and that version's SecretString and SecretBinary values are different from those in the
+        request, then the request fails" (the API reference, ClientRequestToken)."""
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        token = call.params.get("ClientRequestToken")
+        if not token:
+            return None
+        backend = secretsmanager_backends[account][call.region]
+        name = str(call.params.get("SecretId", ""))
+        if name not in backend.secrets:
+            return None
+        secret = backend.secrets[name]
+        version = getattr(secret, "versions", {}).get(token)
+        if version is None:
+            return None
+        binary = call.params.get("SecretBinary")
+        same = version.get("secret_string") == call.params.get("SecretString") and (
+            version.get("secret_binary") == (base64.b64encode(binary).decode() if binary else None)
+        )
+        if not same:
+            return json_error_response(
+                "ResourceExistsException",
+                f"You can't use ClientRequestToken {token} because that value is already in use for a "
+                f"version of secret {secret.arn}.",
+            )
+        answer = {
+            "ARN": secret.arn,
+            "Name": secret.name,
+            "VersionId": token,
+            "VersionStages": list(version.get("version_stages", [])),
+        }
+        return Response(200, json.dumps(answer).encode(), {"Content-Type": "application/x-amz-json-1.1"})
 
     def _shorten_session(self, response: Response) -> None:
         """With `session_lifetime`: the session ends that many seconds from now."""
