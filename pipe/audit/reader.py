@@ -154,6 +154,11 @@ def secret_holds(secrets: Any, name: str) -> str | None:
         if is_aws_code(exc, "ResourceNotFoundException"):
             return None
         raise
+    return current_key(described)
+
+
+def current_key(described: Any) -> str | None:
+    """The key id of a DescribeSecret answer's AWSCURRENT version, when audit wrote it."""
     for version, stages in (described.get("VersionIdsToStages") or {}).items():
         if "AWSCURRENT" in stages and version.startswith(VERSION_PREFIX):
             return str(version[len(VERSION_PREFIX) :])

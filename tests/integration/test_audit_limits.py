@@ -16,6 +16,11 @@ from tests.standins.sandbox import Sandbox
 AUDIT_TAG = "aws-credentials-pipe/audit"
 
 
+@pytest.fixture
+def fleet(sandbox: Sandbox, clone: Path) -> Fleet:
+    return Fleet(sandbox, clone)
+
+
 def held(fleet: Fleet, user: str = "alice") -> str | None:
     pair = fleet.secret(user)
     return pair["AccessKeyId"] if pair else None
@@ -75,3 +80,71 @@ def test_the_stand_in_refuses_a_request_signed_more_than_five_minutes_away(
     sandbox.aws.clock_offset = -301
     result = fleet.run("audit-skew-too-far", AUDIT_MODE="report")
     assert result.returncode != 0 and "Signature not yet current" in result.last, result.output
+
+
+# -- item 2: an answer lost after AWS acted ------------------------------------------------------------
+def test_a_lost_create_access_key_answer_strands_no_key(fleet: Fleet) -> None:
+    """CreateAccessKey makes the key and answers a 500; botocore's standard mode retries and the retry
+    hears LimitExceeded (two keys). The key made is this run's own: deleted in the same run, the tag
+    taken off, and the next run rotates as if nothing happened."""
+    from tests.standins.aws import Fault
+
+    old = fleet.user("alice", 95)[0]
+    fleet.sandbox.aws.inject(Fault("CreateAccessKey", kind="lost500"))
+    result = fleet.run("audit-lost-create")
+    assert result.returncode != 0 and "LimitExceeded" in result.last and "Re-run" in result.last, (
+        result.output
+    )
+    assert fleet.keys("alice") == {old: "Active"}, result.output  # the key AWS made is gone
+    assert AUDIT_TAG not in fleet.tags("alice")
+    [create] = [a for a in fleet.entry("alice")["actions"] if a["action"] == "create"]
+    assert "its answer was lost" in create["reason"] and not create["done"]
+    again = fleet.run("audit-lost-create-again")
+    assert again.returncode == 0, again.output
+    assert stranded(fleet, "alice", {old}) == [] and len(fleet.keys("alice")) == 2
+
+
+def test_a_lost_put_secret_value_answer_keeps_the_delivered_key(fleet: Fleet) -> None:
+    """PutSecretValue stores the key and answers a 500 every time (the retries too): the secret holds
+    the key, so the run keeps it and tells the user, rather than deleting the key the user fetches."""
+    from tests.standins.aws import Fault
+
+    old = fleet.user("alice", 95)[0]
+    fleet.sandbox.aws.inject(Fault("PutSecretValue", kind="lost500", times=3))
+    result = fleet.run("audit-lost-put")
+    assert result.returncode == 0, result.output
+    new = held(fleet)
+    assert new is not None and set(fleet.keys("alice")) == {old, new}
+    assert fleet.sandbox.aws.works(new, (fleet.secret("alice") or {}).get("SecretAccessKey"))
+    assert any(new in m["text"] for m in fleet.mails("alice@example.com"))
+
+
+# -- item 1: IAM's 50-tag limit --------------------------------------------------------------------------
+FULL = {f"team-{i:02}": "x" for i in range(49)}  # with the email tag: 50
+
+
+def test_enforce_acts_on_a_user_at_the_tag_limit(fleet: Fleet) -> None:
+    old = fleet.user("alice", 95, tags=FULL)[0]
+    due, newer = fleet.user("bob", 120, 30, tags=FULL)
+    result = fleet.run("audit-tag-limit")
+    assert "state not recorded: user at IAM's 50-tag limit" in result.output, result.output
+    assert result.returncode == 0, result.output
+    new = held(fleet)
+    assert new is not None and set(fleet.keys("alice")) == {old, new}
+    assert fleet.keys("bob") == {due: "Inactive", newer: "Active"}
+    assert any(new in m["text"] for m in fleet.mails("alice@example.com"))
+    assert (
+        "state not recorded"
+        in next(a for a in fleet.entry("bob")["actions"] if a["action"] == "deactivate")["reason"]
+    )
+    assert len(fleet.tags("alice")) == 50 and len(fleet.tags("bob")) == 50
+
+
+def test_revoke_acts_on_a_user_at_the_tag_limit(fleet: Fleet) -> None:
+    key = fleet.user("alice", 10, tags=FULL)[0]
+    result = fleet.run("audit-tag-limit-revoke", AUDIT_MODE="revoke", IAM_USERS="alice")
+    assert result.returncode == 0, result.output
+    assert fleet.keys("alice") == {key: "Inactive"}
+    again = fleet.run("audit-tag-limit-revoke-again", AUDIT_MODE="revoke", IAM_USERS="alice")
+    assert again.returncode == 0, again.output
+    assert fleet.keys("alice") == {}
