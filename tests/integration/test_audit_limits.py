@@ -148,3 +148,25 @@ def test_revoke_acts_on_a_user_at_the_tag_limit(fleet: Fleet) -> None:
     again = fleet.run("audit-tag-limit-revoke-again", AUDIT_MODE="revoke", IAM_USERS="alice")
     assert again.returncode == 0, again.output
     assert fleet.keys("alice") == {}
+
+
+# -- item 6: a run that outlives the hub's own session -------------------------------------------------
+def test_a_run_that_outlives_the_hub_session_renews_it(sandbox: Sandbox, clone: Path) -> None:
+    """Every session ends 6 s after it is issued (the stand-in's `session_lifetime`), and reading the
+    first account takes 5 s more than usual: the second account is entered, and both are acted on and
+    their users e-mailed, after the hub's first session ended. The hub's session is renewed (the step's
+    OIDC token again); the member sessions are assumed with the renewed one."""
+    from tests.standins.aws import Fault
+
+    fleet = Fleet(sandbox, clone, accounts=2)
+    old = {account: fleet.user("alice", 95, account=account)[0] for account in fleet.accounts}
+    sandbox.aws.session_lifetime = 6
+    sandbox.aws.inject(Fault("GenerateCredentialReport", kind="delay", seconds=5))
+    result = fleet.run("audit-long", AUDIT_CONCURRENCY="1")
+    assert result.returncode == 0, result.output
+    for account in fleet.accounts:
+        pair = fleet.secret("alice", account)
+        assert pair is not None and set(fleet.keys("alice", account)) == {old[account], pair["AccessKeyId"]}
+    assert len(fleet.mails("alice@example.com")) == 2
+    webidentity = [c for c in sandbox.aws.assume_calls if c["Action"] == "AssumeRoleWithWebIdentity"]
+    assert len(webidentity) >= 2  # the hub's session, renewed
