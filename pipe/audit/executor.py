@@ -113,20 +113,30 @@ class Executor:
     def _tag(self, user: str, tags: dict[str, str]) -> None:
         self.iam.tag_user(UserName=user, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
-    def _record(self, entry: Entry, tags: dict[str, str], actions: list[Action]) -> None:
-        """Write state tags, best-effort: a user at IAM's 50-tag limit is acted on all the same,
-        and ``actions`` say that their state was not recorded."""
+    def _record(self, entry: Entry, tags: dict[str, str], actions: dict[str, list[Action]]) -> None:
+        """Write state tags, best-effort: a user at IAM's 50-tag limit is acted on all the same.
+        When all of them do not fit, each is tried alone, the in-flight tag first, then the
+        deactivation dates, then the notices; ``actions[tag]`` of a tag that did not fit say so."""
         try:
             self._tag(entry.plan.user, tags)
+            return
         except Exception as exc:
             if not is_aws_code(exc, "LimitExceeded"):
                 raise
-            if not entry.unrecorded:
-                self.console.warning(
-                    f"{self.account} {entry.plan.user}: {TAG_LIMIT_NOTE}; acting all the same."
-                )
-            entry.unrecorded = True
-            for action in actions:
+        left = sorted(tags, key=state.TAGS.index) if len(tags) > 1 else []
+        unwritten = set(tags) - set(left)
+        for name in left:
+            try:
+                self._tag(entry.plan.user, {name: tags[name]})
+            except Exception as exc:
+                if not is_aws_code(exc, "LimitExceeded"):
+                    raise
+                unwritten.add(name)
+        if not entry.unrecorded:
+            self.console.warning(f"{self.account} {entry.plan.user}: {TAG_LIMIT_NOTE}; acting all the same.")
+        entry.unrecorded = True
+        for name in unwritten:
+            for action in actions.get(name, []):
                 if TAG_LIMIT_NOTE not in action.reason:
                     action.reason += f"; {TAG_LIMIT_NOTE}"
 
@@ -140,7 +150,11 @@ class Executor:
             dates = dict(plan.deactivated) | {key: self.policy.today for key in going}
             tags[state.DEACTIVATED_TAG] = state.render_dates(dates)
         if tags:
-            self._record(entry, tags, plan.of("create") + plan.of("deactivate"))
+            self._record(
+                entry,
+                tags,
+                {state.AUDIT_TAG: plan.of("create"), state.DEACTIVATED_TAG: plan.of("deactivate")},
+            )
 
     def _delete(self, user: str, action: Action) -> None:
         assert action.key, "a key is deleted by its id"
@@ -181,7 +195,7 @@ class Executor:
         created.key, created.done = pair.access_key_id, True
         try:
             flight = state.InFlight("deliver", started, pair.access_key_id)
-            self._record(entry, {state.AUDIT_TAG: flight.tag()}, [created])
+            self._record(entry, {state.AUDIT_TAG: flight.tag()}, {state.AUDIT_TAG: [created]})
             try:
                 entry.secret_arn = delivery.deliver(self.secrets, name, plan.user, entry.user.arn, pair)
             except Exception:
@@ -326,7 +340,11 @@ class Executor:
             untag.append(state.AUDIT_TAG)
         try:
             if tags:
-                self._record(entry, tags, plan.of("notify") + plan.of("deactivate"))
+                self._record(
+                    entry,
+                    tags,
+                    {state.NOTIFIED_TAG: plan.of("notify"), state.DEACTIVATED_TAG: plan.of("deactivate")},
+                )
             if untag:
                 self.iam.untag_user(UserName=plan.user, TagKeys=untag)
         except Exception as exc:

@@ -170,3 +170,17 @@ def test_a_run_that_outlives_the_hub_session_renews_it(sandbox: Sandbox, clone: 
     assert len(fleet.mails("alice@example.com")) == 2
     webidentity = [c for c in sandbox.aws.assume_calls if c["Action"] == "AssumeRoleWithWebIdentity"]
     assert len(webidentity) >= 2  # the hub's session, renewed
+
+
+def test_with_room_for_one_tag_the_deactivation_date_is_kept(fleet: Fleet) -> None:
+    """One tag short of the limit, a deactivation and its e-mail want two new tags: the date (the
+    recovery window counts from it) is written, the notice record is not, and the run says so."""
+    tags = {f"team-{i:02}": "x" for i in range(48)}  # with the email tag: 49
+    due, newer = fleet.user("bob", 120, 30, tags=tags)
+    result = fleet.run("audit-tag-room-for-one")
+    assert result.returncode == 0, result.output
+    assert fleet.keys("bob") == {due: "Inactive", newer: "Active"}
+    assert fleet.tags("bob")["aws-credentials-pipe/deactivated"].startswith(f"{due}=")
+    actions = {a["action"]: a for a in fleet.entry("bob")["actions"]}
+    assert "state not recorded" in actions["notify"]["reason"] and actions["notify"]["done"]
+    assert "state not recorded" not in actions["deactivate"]["reason"]
