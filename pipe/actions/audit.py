@@ -200,6 +200,10 @@ def _summarise(hub: Hub, report: AuditReport, report_dir: Path, problems: list[P
     try:
         hub.mailer.send(list(aud.notify_admins), admin_letter(summary, str(report_dir)))
         hub.console.info(f"Sent the summary to {', '.join(aud.notify_admins)}.")
+    except PipeError as exc:  # the pipe's own session could not be renewed
+        problem = Problem(f"the summary to NOTIFY_ADMINS was not sent: {exc.message}", exc.hint)
+        problems.append(problem)
+        report.problems.append(problem.message)
     except Exception as exc:
         code, message = aws_error(exc)
         if not code:

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from pipe.console import Console
     from pipe.credentials import Credentials
 
-RENEW_BEFORE = 300.0  # seconds before a role session expires that the run assumes the role again
+# Seconds before a session's Expiration (AWS's clock) that the run gets a new one: 5 minutes, plus
+# the 5 minutes the runner's clock may be behind AWS's (SigV4 accepts that much).
+RENEW_BEFORE = 600.0
 
 
 @dataclass(frozen=True)
