@@ -19,9 +19,11 @@ COPY pipe /src/pipe
 # botocore keeps only the service models the pipe calls (sts, iam, ssm, secretsmanager, and for
 # the audit organizations and sesv2),
 # pip/setuptools and every test suite go, and everything is compiled once so that no
-# run compiles at start-up. cryptography (the check's RS256, through PyJWT) loads only
-# cffi's compiled _cffi_backend at run time: the cffi package (a C-declaration compiler)
-# and pycparser serve builds of C extensions, never this image, so they go too (1.5 MB).
+# run compiles at start-up. cffi and pycparser stay installed, whole: cryptography (the
+# check's RS256, through PyJWT) declares cffi and loads its compiled _cffi_backend at run time,
+# and cffi declares pycparser. Deleting their files by hand (1.5 MB) would leave metadata that
+# lists packages the image does not hold, which SBOM and scanner tools would believe. Their
+# Python modules are never imported at run time, so they are not compiled.
 # The last line fails the build when an import the pipe needs, cryptography's included, breaks.
 RUN set -eu; \
     site=$(/opt/pipe/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
@@ -33,9 +35,8 @@ RUN set -eu; \
     /opt/pipe/bin/python -m pip uninstall -q -y pip setuptools 2>/dev/null || true; \
     rm -rf "$site"/pip "$site"/pip-* "$site"/setuptools* "$site"/_distutils_hack "$site"/distutils-precedence.pth \
            "$site"/pkg_resources /opt/pipe/bin/pip* /opt/pipe/bin/activate* /opt/pipe/bin/Activate.ps1; \
-    rm -rf "$site"/cffi "$site"/pycparser; \
     find /opt/pipe -depth -type d \( -name tests -o -name test -o -name __pycache__ \) -exec rm -rf {} +; \
-    /opt/pipe/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash "$site" >/dev/null; \
+    /opt/pipe/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash -x '/(cffi|pycparser)/' "$site" >/dev/null; \
     /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.actions.assume, pipe.actions.check, pipe.actions.rotate, pipe.actions.sync, pipe.actions.audit, pipe.aws, pipe.sts, pipe.handoff, bitbucket_pipes_toolkit, botocore.session, jwt.algorithms; assert jwt.algorithms.has_crypto, 'cryptography did not load'"
 
 FROM ${BASE_IMAGE}

@@ -27,7 +27,7 @@ from urllib3.util.retry import Retry
 from pipe import __version__
 from pipe.errors import BitbucketError, InputError
 from pipe.schema import BITBUCKET_AUTH, default
-from pipe.urls import check_api_url, origin
+from pipe.urls import check_api_url, origin, same_origin
 
 if TYPE_CHECKING:
     from pipe.network import Network
@@ -184,11 +184,7 @@ class Bitbucket:
         origin: the token is never sent anywhere else."""
         if path.startswith("/"):
             return f"{self.base_url}{path}"
-        try:
-            same = origin(path) == self.origin
-        except ValueError:
-            same = False
-        if not same:
+        if not same_origin(path, self.origin):
             shown = path[:200].encode("unicode_escape").decode("ascii")
             raise BitbucketError(
                 f"Bitbucket's answer to {what} pointed to {shown}, outside BITBUCKET_API_URL ({self.base_url}); "

@@ -155,6 +155,11 @@ class Console:
     def secrets(self, *values: str | None) -> None:
         self.redactor.add(*values)
 
+    def clean(self, text: str) -> str:
+        """``text`` as it may leave the process (a report, a Code Insights report): the run's
+        secrets masked, and account ids with MASK_ACCOUNT_ID=true."""
+        return self.redactor.clean(text)
+
     def mask_account_ids(self) -> None:
         """MASK_ACCOUNT_ID=true: account ids are masked in every line from now on."""
         self.redactor.mask_accounts = True

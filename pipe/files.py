@@ -17,7 +17,17 @@ The rules (issue 7, items 8 to 10):
   over the final name through the directory's fd, and the directory is fsynced. The final name
   must not be a symlink or a directory. On any failure the temp is removed.
 - Private files are 0600, always: a credentials file that existed with a wider mode is
-  tightened. A file replaced while running as root keeps its owner (unless an owner is given).
+  tightened. A file replaced while running as root keeps its owner (unless an owner is given),
+  except a private file: it keeps its owner only when that owner also owns the directory (who
+  could replace it anyway); otherwise it becomes the pipe's (or the given owner's). A private
+  file never passes to whoever planted the file it replaces (issue 15, item 11).
+- The pipe's own private directory (CREDENTIALS_DIR), and every directory on its path, must
+  belong to root, the pipe's uid or the owner it hands the files to (the clone directory's
+  owner). One made by another user (say a 0777 directory an earlier step created) is refused,
+  before any call (every directory on the path) and again when writing (the directory itself):
+  its owner could read the credentials, or rename the directory and put another in its place
+  before the step sources credentials.env. Taking it over is no cure: its owner may hold it
+  open, or own the directory above it.
 - A temp left by a killed run (``.<name>.<digits or 16 hex>.tmp``: the old pid naming too; a
   regular file, same owner) is removed before writing. Writers hold a shared ``flock`` on the
   directory while their temp exists, and the sweep runs only under the exclusive lock, so it
@@ -70,19 +80,52 @@ def _absolute(path: Path) -> Path:
     return Path(os.path.normpath(os.path.abspath(path)))
 
 
-def preflight(directory: Path, variable: str, names: tuple[str, ...] = ()) -> None:
+def _foreign(info: os.stat_result, path: Path, variable: str, owner: tuple[int, int] | None) -> str | None:
+    """Why a directory on the way to a private directory of the pipe's cannot be used (a user
+    other than root, the pipe's or ``owner`` owns it), or None."""
+    allowed = {0, os.geteuid()} | ({owner[0]} if owner else set())
+    if info.st_uid in allowed:
+        return None
+    whose = ", ".join(
+        ["root's", f"the pipe's (uid {os.geteuid()})"]
+        + ([f"the clone directory owner's (uid {owner[0]})"] if owner else [])
+    )
+    return (
+        f"{variable}: {path} belongs to uid {info.st_uid}, not {whose}; its owner could read the "
+        "credentials written there or replace them before the step uses them"
+    )
+
+
+def _foreign_hint(path: Path, variable: str) -> str:
+    return (
+        f"Remove {path} (the pipe creates what is missing, 0700), or point {variable} at a directory "
+        "of the step's own user."
+    )
+
+
+def preflight(
+    directory: Path,
+    variable: str,
+    names: tuple[str, ...] = (),
+    *,
+    private: bool = False,
+    owner: tuple[int, int] | None = None,
+) -> None:
     """Before any call to AWS: refuse a path with a symlink in it, a component that is not a
-    directory, and final names that are symlinks or directories. Missing parts are fine."""
+    directory, and final names that are symlinks or directories. Missing parts are fine.
+    ``private``: the directory is the pipe's own (see the rules above): no directory on its path
+    may belong to another user than root, the pipe's or ``owner``."""
     directory = _absolute(directory)
     current = Path(directory.anchor)
     for part in directory.parts[1:]:
         current = current / part
         try:
-            mode = os.lstat(current).st_mode
+            info = os.lstat(current)
         except FileNotFoundError:
             return
         except OSError as exc:
             raise InputError(variable, f"{variable} {directory} cannot be read ({exc.strerror})") from None
+        mode = info.st_mode
         if stat.S_ISLNK(mode):
             raise InputError(
                 variable,
@@ -95,6 +138,9 @@ def preflight(directory: Path, variable: str, names: tuple[str, ...] = ()) -> No
                 f"{variable} {directory}: {current} is not a directory",
                 f"Point {variable} at a directory.",
             )
+        problem = _foreign(info, current, variable, owner) if private else None
+        if problem:
+            raise InputError(variable, problem, _foreign_hint(current, variable))
     for name in names:
         try:
             mode = os.lstat(directory / name).st_mode
@@ -252,8 +298,16 @@ def _write_at(
         raise _symlink(variable, path)
     if before is not None and stat.S_ISDIR(before.st_mode):
         raise OutputError(f"{variable}: {path} is a directory", f"Remove it, or point {variable} elsewhere.")
-    if owner is None and before is not None and os.geteuid() == 0 and before.st_uid != 0:
-        owner = (before.st_uid, before.st_gid)  # a file replaced as root keeps its owner
+    # A file replaced as root keeps its owner; a private one only when that owner owns the
+    # directory too (and could replace the file anyway): never a planted file's owner.
+    if (
+        owner is None
+        and before is not None
+        and os.geteuid() == 0
+        and before.st_uid != 0
+        and (mode != PRIVATE_FILE or _directory_owner(dir_fd) == before.st_uid)
+    ):
+        owner = (before.st_uid, before.st_gid)
     temporary = f".{name}.{os.urandom(8).hex()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
@@ -317,13 +371,27 @@ def write_files(
         os.close(dir_fd)
 
 
+def _directory_owner(dir_fd: int) -> int | None:
+    try:
+        return os.fstat(dir_fd).st_uid
+    except OSError:
+        return None
+
+
 def _own_directory(dir_fd: int, directory: Path, variable: str, owner: tuple[int, int] | None) -> None:
-    """A private directory of ours is 0700 (and handed to ``owner``), whoever created it."""
+    """A private directory of ours is 0700 (and handed to ``owner``); one that belongs to
+    another user than the pipe's or ``owner`` is refused (see the rules above)."""
     try:
         info = os.fstat(dir_fd)
-        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != PRIVATE_DIR:
+    except OSError as exc:
+        raise _error(variable, f"read {directory}", exc) from None
+    problem = _foreign(info, directory, variable, owner)
+    if problem:
+        raise OutputError(problem, _foreign_hint(directory, variable))
+    try:
+        if stat.S_IMODE(info.st_mode) != PRIVATE_DIR:
             os.fchmod(dir_fd, PRIVATE_DIR)
-        if owner:
+        if owner and (info.st_uid, info.st_gid) != owner:
             os.fchown(dir_fd, *owner)
     except OSError as exc:
         raise _error(variable, f"set the mode of {directory}", exc) from None

@@ -189,11 +189,12 @@ def render_identity(document: Mapping[str, str]) -> str:
     return json.dumps(dict(document), indent=2) + "\n"
 
 
-def preflight(directory: Path) -> None:
+def preflight(directory: Path, owner: tuple[int, int] | None = None) -> None:
     """Before any AWS call: refuse a CREDENTIALS_DIR with a symlink anywhere in its path (a
     committed ``.bitbucket -> ../elsewhere`` among them), a component that is not a directory,
-    and credential files that are symlinks (see pipe.files for the rules)."""
-    files.preflight(directory, VARIABLE, FILES)
+    credential files that are symlinks, and a directory that belongs to another user than the
+    pipe's or ``owner`` (see pipe.files for the rules)."""
+    files.preflight(directory, VARIABLE, FILES, private=True, owner=owner)
 
 
 def owner_for(clone_dir: Path) -> tuple[int, int] | None:
@@ -215,5 +216,5 @@ def write(
 ) -> None:
     """Write each file atomically inside ``directory``: directory 0700, files 0600, no symlink
     anywhere in the path (pipe.files)."""
-    preflight(directory)
+    preflight(directory, owner)
     files.write_files(directory, contents, variable=VARIABLE, private=True, owner=owner, tighten=True)

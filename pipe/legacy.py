@@ -1,8 +1,9 @@
 """Legacy AWS keys in Bitbucket variables (ACTION=check): find them (repository, its deployment
 environments, the workspace), tell whether each is still in use (GetAccessKeyLastUsed; a key never
 used is idle from its creation, ListAccessKeys), and retire the idle ones of this repository:
-delete their variables, then deactivate the key. A key in a workspace variable, or of a user
-ACTION=rotate manages, is reported, never retired."""
+delete their variables, then deactivate the key. A key in a workspace variable, of a user
+ACTION=rotate manages, or of an account other than the role's (sts:GetAccessKeyInfo: IAM acts in
+one account), is reported, never retired."""
 
 from __future__ import annotations
 
@@ -45,6 +46,15 @@ class LegacyKey:
 
     def document(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Retirer:
+    """Who retires keys: IAM and STS clients of the role's session, and the account they act in."""
+
+    iam: Any
+    sts: Any
+    account: str
 
 
 def scopes(bitbucket: Bitbucket, workspace: str, repo: str) -> list[Scope]:
@@ -200,7 +210,7 @@ def last_use(iam: Any, key: LegacyKey, now: float, idle_days: int, created: Crea
 
 def retire(
     bitbucket: Bitbucket,
-    iam: Any,
+    retirer: Retirer,
     found: list[tuple[Scope, LegacyKey]],
     *,
     dry_run: bool,
@@ -210,9 +220,11 @@ def retire(
     deactivate the key. A key is retired whole or not at all: nothing of it is touched when a
     workspace variable holds it (other repositories of the workspace may still use it), when
     any place that holds it has no unambiguous secret variable for it (no half pair left
-    behind, no secret deleted that another id may pair with), or when its user carries the
-    tag ACTION=rotate puts on the users it manages (ListUserTags, once per user). Returns what
-    was done (or would be) and what was left, with the reason, for a person to decide."""
+    behind, no secret deleted that another id may pair with), when it is not a key of the
+    account the role acts in (GetAccessKeyInfo, read before any variable is touched: IAM names
+    users and keys within one account), or when its user carries the tag ACTION=rotate puts on
+    the users it manages (ListUserTags, once per user). Returns what was done (or would be) and
+    what was left, with the reason, for a person to decide."""
     actions: list[str] = []
     left: list[str] = []
     idle: dict[str, list[tuple[Scope, LegacyKey]]] = {}
@@ -221,22 +233,11 @@ def retire(
             idle.setdefault(key.key_id, []).append((scope, key))
     tags: dict[str, dict[str, str] | str] = {}
     for key_id, places in idle.items():
-        shared = [(scope, key) for scope, key in places if not scope.repo]
-        if shared:
-            left.append(_workspace_refusal(key_id, shared))
-            continue
-        unpaired = [(scope, key) for scope, key in places if key.unpaired or not key.secret_variable]
-        if unpaired:
-            reasons = "; ".join(f"{scope}: {key.unpaired}" for scope, key in unpaired)
-            left.append(
-                f"{key_id} was not retired: {reasons}. Delete its variables by hand, then deactivate the key."
-            )
+        refused = _refusal(retirer, key_id, places, tags)
+        if refused:
+            left.append(refused)
             continue
         user = places[0][1].user
-        managed = _managed(iam, user, tags)
-        if managed:
-            left.append(f"{key_id} was not retired: {managed}")
-            continue
         for scope, key in places:
             variables = {v.key: v for v in bitbucket.variables(scope)}
             for name in (key.variable, key.secret_variable):
@@ -247,11 +248,62 @@ def retire(
                         bitbucket.delete_variable(scope, variables[name].uuid)
                     say(("DRY_RUN: would " if dry_run else "Did: ") + text)
         text = f"deactivate {key_id} of {user}"
-        actions.append(("would " if dry_run else "") + text)
         if not dry_run:
-            iam.update_access_key(UserName=user, AccessKeyId=key_id, Status="Inactive")
+            try:
+                retirer.iam.update_access_key(UserName=user, AccessKeyId=key_id, Status="Inactive")
+            except Exception as exc:
+                code, message = aws_error(exc)
+                if not code:
+                    raise
+                left.append(
+                    f"{key_id} was not deactivated: UpdateAccessKey: {code} ({message}). Its variables are "
+                    f"deleted; deactivate the key by hand in account {retirer.account} (user {user})."
+                )
+                continue
+        actions.append(("would " if dry_run else "") + text)
         say(("DRY_RUN: would " if dry_run else "Did: ") + text)
     return actions, left
+
+
+def _refusal(
+    retirer: Retirer,
+    key_id: str,
+    places: list[tuple[Scope, LegacyKey]],
+    tags: dict[str, dict[str, str] | str],
+) -> str:
+    """Why ``key_id`` must not be retired ("" when it may be), in the order that reads least."""
+    shared = [(scope, key) for scope, key in places if not scope.repo]
+    if shared:
+        return _workspace_refusal(key_id, shared)
+    unpaired = [(scope, key) for scope, key in places if key.unpaired or not key.secret_variable]
+    if unpaired:
+        reasons = "; ".join(f"{scope}: {key.unpaired}" for scope, key in unpaired)
+        return f"{key_id} was not retired: {reasons}. Delete its variables by hand, then deactivate the key."
+    why = _foreign(retirer, key_id) or _managed(retirer.iam, places[0][1].user, tags)
+    return f"{key_id} was not retired: {why}" if why else ""
+
+
+def _foreign(retirer: Retirer, key_id: str) -> str:
+    """Why ``key_id`` is not the role's to retire: it is a key of another account, or its
+    account could not be read ("" when it is of the role's account)."""
+    try:
+        account = str(retirer.sts.get_access_key_info(AccessKeyId=key_id)["Account"])
+    except Exception as exc:
+        code, message = aws_error(exc)
+        if not code:
+            raise
+        return (
+            f"its account could not be read (GetAccessKeyInfo: {code} ({message})), and the role can "
+            f"retire only the keys of its own account {retirer.account}. Grant the role "
+            "sts:GetAccessKeyInfo, or retire the key by hand."
+        )
+    if account != retirer.account:
+        return (
+            f"it is a key of account {account}, and the role acts in account {retirer.account} "
+            "(IAM names users and keys within one account). Retire it by hand in account "
+            f"{account}: delete its variables, then deactivate the key."
+        )
+    return ""
 
 
 def _workspace_refusal(key_id: str, shared: list[tuple[Scope, LegacyKey]]) -> str:
@@ -315,7 +367,7 @@ def review(
     settings: Settings,
     bitbucket: Bitbucket | None,
     iam: Any,
-    retire_iam: Any,
+    retirer: Retirer | None,
     report: CheckReport,
     console: Console,
 ) -> None:
@@ -343,13 +395,13 @@ def review(
     report.facts["legacy_keys"] = [key.document() for _, key in found]
     if not settings.check.retire_legacy_keys:
         return
-    if report.verdict != "READY":
+    if report.verdict != "READY" or retirer is None:
         report.add(
             "info", "retire-skipped", "RETIRE_LEGACY_KEYS acts only on a READY verdict: nothing was retired"
         )
         return
     report.facts["retired"], left = retire(
-        bitbucket, retire_iam, found, dry_run=settings.dry_run, say=console.info
+        bitbucket, retirer, found, dry_run=settings.dry_run, say=console.info
     )
     for reason in left:
         report.add("warning", "retire-refused", reason)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pipe.errors import InputError
 from pipe.schema import default
-from pipe.urls import check_api_url
+from pipe.urls import check_api_url, unplain
 
 if TYPE_CHECKING:
     from pipe.network import Network
@@ -221,12 +221,10 @@ def _on_base(url: str, bitbucket_url: str) -> tuple[str, str] | None:
         rest = url[len(base) :]
         parts = urlsplit(url)
         if (
-            parts.username is not None
+            unplain(url) is not None
             or parts.query
             or parts.fragment
-            or "\\" in url
             or any(segment in (".", "..") for segment in rest.split("/"))
-            or not rest.isprintable()
         ):
             return None
         return base, rest

@@ -3,6 +3,10 @@
 - ``oidc-check.json`` and ``oidc-check.md`` (``CheckReport``), ``rotation.json``
   (``RotationReport``), ``audit.json`` and ``audit.md`` (``AuditReport``): in REPORT_DIR, written through ``pipe.files`` (atomic, no symlink); any
   OS error is an OutputError naming REPORT_DIR, never an internal error. Never a secret.
+- Every report, the Code Insights one and its annotations included, passes the console's filter
+  (``clean``: ``Console.clean``, the run's secrets masked, and account ids with
+  MASK_ACCOUNT_ID=true) before it leaves the process, as every printed line does (issue 15,
+  item 17). ``clean`` is a required argument: no report is written or posted without it.
 - The check's verdict (and the audit's outcome) as a Code Insights report on the commit, with one
   annotation per finding, posted through the Pipelines auth proxy (bitbucket-pipes-toolkit's CodeInsights, authless)
   when the run is in Pipelines (CI) only. A report that cannot be posted is a warning, never
@@ -35,10 +39,14 @@ AUDIT_JSON, AUDIT_MARKDOWN = "audit.json", "audit.md"
 FILES = (ROTATION_FILE, CHECK_JSON, CHECK_MARKDOWN, AUDIT_JSON, AUDIT_MARKDOWN)
 
 
-def write(directory: Path, contents: Mapping[str, str]) -> None:
-    """Write reports (name -> text) in REPORT_DIR, world-readable (they hold no secret)."""
+Clean = Callable[[str], str]  # the console's filter (Console.clean)
+
+
+def write(directory: Path, contents: Mapping[str, str], clean: Clean) -> None:
+    """Write reports (name -> text) in REPORT_DIR, world-readable: each passes ``clean`` first."""
+    cleaned = {name: clean(text) for name, text in contents.items()}
     try:
-        files.write_files(directory, contents, variable=VARIABLE, private=False)
+        files.write_files(directory, cleaned, variable=VARIABLE, private=False)
     except OSError as exc:  # pipe.files wraps its own; anything else is still the place's fault
         raise OutputError(
             f"{VARIABLE}: cannot write {', '.join(contents)} in {directory} ({exc.strerror or type(exc).__name__})",
@@ -78,8 +86,8 @@ class RotationReport:
             "finished": _now(),
         }
 
-    def write(self, directory: Path) -> Path:
-        write(directory, {ROTATION_FILE: json.dumps(self.document(), indent=2) + "\n"})
+    def write(self, directory: Path, clean: Clean) -> Path:
+        write(directory, {ROTATION_FILE: json.dumps(self.document(), indent=2) + "\n"}, clean)
         return directory / ROTATION_FILE
 
 
@@ -134,10 +142,11 @@ class CheckReport:
         lines += ["## Facts", "", "```json", json.dumps(self.facts, indent=2), "```", ""]
         return "\n".join(lines)
 
-    def write(self, directory: Path) -> Path:
+    def write(self, directory: Path, clean: Clean) -> Path:
         write(
             directory,
             {CHECK_JSON: json.dumps(self.document(), indent=2) + "\n", CHECK_MARKDOWN: self.markdown()},
+            clean,
         )
         return directory / CHECK_MARKDOWN
 
@@ -209,11 +218,15 @@ def post_insights(
     *,
     say: Callable[[str], None],
     warn: Callable[[str], None],
+    clean: Clean,
 ) -> bool:
-    """Post the report and its annotations; False (after a warning) when it could not be posted.
-    Outside Pipelines (CI not true) nothing is sent: the auth proxy exists only there."""
+    """Post the report and its annotations, every text passed through ``clean``; False (after a
+    warning) when it could not be posted. Outside Pipelines (CI not true) nothing is sent: the
+    auth proxy exists only there."""
     if not place.postable:
         return False
+    data = _cleaned(data, clean)
+    notes = [_cleaned(note, clean) for note in notes]
     from requests import RequestException
 
     insights = _insights(place)
@@ -229,6 +242,11 @@ def post_insights(
         return False
     say(f"Posted the Code Insights report on {place.commit[:12]} with {len(notes)} annotation(s).")
     return True
+
+
+def _cleaned(document: dict[str, Any], clean: Clean) -> dict[str, Any]:
+    """``document`` with each of its texts passed through ``clean`` (reports are flat)."""
+    return {key: clean(value) if isinstance(value, str) else value for key, value in document.items()}
 
 
 def _insights(place: Place) -> Any:
@@ -308,10 +326,11 @@ class AuditReport:
                 lines.append("")
         return "\n".join(lines)
 
-    def write(self, directory: Path) -> Path:
+    def write(self, directory: Path, clean: Clean) -> Path:
         write(
             directory,
             {AUDIT_JSON: json.dumps(self.document(), indent=2) + "\n", AUDIT_MARKDOWN: self.markdown()},
+            clean,
         )
         return directory / AUDIT_JSON
 

@@ -498,6 +498,7 @@ VARIABLES: tuple[Variable, ...] = (
         "AUDIT_EXTERNAL_ID",
         "audit: the external id `AUDIT_ROLE_NAME`'s trust policy requires (`sts:ExternalId`). Never printed.",
         expects="2 to 1224 characters of letters, digits and + = , . @ : / _ -",
+        secret=True,
         actions=("audit",),
     ),
     Variable(

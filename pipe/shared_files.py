@@ -1,7 +1,14 @@
 """The AWS shared files (``credentials`` and ``config``) as configparser reads them: read through
 pipe.files, and never read as empty when they cannot be parsed (writing them back would drop the
 other profiles). Shared by ``profile:`` targets (pipe.profile) and assume's hand-off
-(pipe.handoff), which both rewrite one profile and keep the others."""
+(pipe.handoff), which both rewrite one profile and keep the others.
+
+A file with a ``[DEFAULT]`` section is refused (issue 15, item 10). configparser, and botocore
+reading the file after the pipe, apply ``[DEFAULT]``'s keys to every profile: a committed file or
+an earlier step's artefact could give the pipe's own profile an ``endpoint_url``, a
+``credential_process`` or an ``aws_session_token``, and every later SDK call would go there.
+Neither dropping the section (it silently changes the other profiles) nor keeping it (it
+changes ours) is right, and no key can be unset in a profile: the user moves the keys."""
 
 from __future__ import annotations
 
@@ -52,6 +59,14 @@ def read(path: Path, variable: str, fail: Fail) -> configparser.ConfigParser:
         raise error(f"is not a credentials file (cannot parse line {lines})") from None
     except configparser.Error:
         raise error("is not a credentials file") from None
+    if parser.defaults():
+        raise error(
+            f"has a [{parser.default_section}] section ({', '.join(shown(k) for k in sorted(parser.defaults()))}), "
+            "whose keys the AWS SDKs apply to every profile, the pipe's own included",
+            f"Move those keys into the profiles that need them and remove [{parser.default_section}] "
+            f"(or point {variable} at another file): the pipe does not write a profile that "
+            "another section can send elsewhere.",
+        )
     return parser
 
 

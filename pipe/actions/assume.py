@@ -13,7 +13,7 @@ from pipe.credentials import Credentials, obtain
 
 def run(settings: Settings, clients: Clients, console: Console) -> str:
     directory = settings.credentials_dir
-    handoff.preflight(directory)
+    handoff.preflight(directory, handoff.owner_for(settings.clone_dir))
     existing_credentials, existing_config = handoff.read_shared(directory)
     credentials, identity = obtain(settings, clients, console)
     final = settings.final_role

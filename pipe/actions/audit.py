@@ -65,7 +65,7 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     report = _report(aud, settings.dry_run, audits, problems)
     if acting:
         _summarise(hub, report, settings.report_dir, problems)
-    path = report.write(settings.report_dir)
+    path = report.write(settings.report_dir, console.clean)
     _post(settings, report, console)
     return _ending(aud, settings.dry_run, report, path, problems)
 
@@ -223,7 +223,7 @@ def _post(settings: Settings, report: AuditReport, console: Console) -> None:
     )
     if place.postable:
         data, notes = report.insights()
-        post_insights(place, data, notes, say=console.info, warn=console.warning)
+        post_insights(place, data, notes, say=console.info, warn=console.warning, clean=console.clean)
 
 
 def _ending(

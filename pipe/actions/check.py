@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from pipe import legacy, oidc, sts, templates, trust_policy
+from pipe import bootstrap, legacy, oidc, sts, templates, trust_policy
 from pipe.aws import Clients
 from pipe.config import Settings
 from pipe.console import Console
@@ -44,6 +44,8 @@ TEMPLATE_FIXES = {
     "no-aud",
     "principal-any",
     "other-principal",
+    "other-workspace",
+    "other-environment",
 }
 NO_PROVIDER = "No OpenIDConnect provider found"
 # IAM's MaxSessionDuration of a role that does not say (GetRole always does; a trust policy
@@ -264,7 +266,8 @@ def _trust(policy: dict[str, Any], max_session: int | None, settings: Settings, 
 
 
 def run(settings: Settings, clients: Clients, console: Console) -> str:
-    assert settings.role is not None
+    if settings.role is None:
+        return bootstrap.run(settings, console)  # no role yet: the AWS side to deploy
     found = CheckReport(settings.role.arn)
     found.facts["region"] = settings.region
     _token(settings, found, time.time())
@@ -282,16 +285,22 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
         _trust(policy, max_session, settings, found)
     _template(settings, found)
     found.verdict = "READY" if assumed and not found.errors else "NOT READY"
-    retire_iam = clients.aws.client("iam", assumed) if assumed else None
+    retirer = (
+        legacy.Retirer(
+            clients.aws.client("iam", assumed), clients.aws.client("sts", assumed), settings.role.account
+        )
+        if assumed
+        else None
+    )
     legacy.review(
         settings=settings,
         bitbucket=clients.bitbucket(),
         iam=_legacy_reader(settings, clients, assumed),
-        retire_iam=retire_iam,
+        retirer=retirer,
         report=found,
         console=console,
     )
-    path = found.write(settings.report_dir)
+    path = found.write(settings.report_dir, console.clean)
     _post(settings, found, console)
     return _verdict(settings.role.arn, found, path, console)
 
@@ -401,6 +410,7 @@ def _post(settings: Settings, found: CheckReport, console: Console) -> None:
         insights_notes(found.findings, paths),
         say=console.info,
         warn=console.warning,
+        clean=console.clean,
     )
 
 

@@ -40,7 +40,7 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
             "resumable: the new secret exists only in the targets that took it."
         )
     outcome = executor.execute(plan, facts, dry_run=settings.dry_run)
-    path = outcome.report.write(settings.report_dir)
+    path = outcome.report.write(settings.report_dir, console.clean)
     if outcome.error is not None:
         raise outcome.error
     return outcome.summary(path)

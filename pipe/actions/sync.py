@@ -70,7 +70,7 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
         report.state = "failed"
         raise
     finally:
-        path = report.write(settings.report_dir)
+        path = report.write(settings.report_dir, console.clean)
     return f"Every target holds {pair.access_key_id} from {rot.source.text}. Report: {path}"
 
 

@@ -221,10 +221,12 @@ def _audit(values: Mapping[str, str], action: str) -> AuditSettings | None:
 def _oidc(
     values: Mapping[str, str], chosen: Route, partition: str
 ) -> tuple[RoleArn | None, oidc.TokenClaims | None, str | None]:
-    """The role, the token's claims and the token, on the OIDC route."""
+    """The role, the token's claims and the token, on the OIDC route (the role is None only
+    for ACTION=check's first run, before there is one)."""
     if chosen is not Route.OIDC:
         return None, None, None
-    role = fields.role(values["AWS_OIDC_ROLE_ARN"], partition)
+    arn = values.get("AWS_OIDC_ROLE_ARN")
+    role = fields.role(arn, partition) if arn else None
     token = fields.token(values)
     return role, (oidc.decode(token) if token else None), token
 

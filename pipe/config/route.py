@@ -77,14 +77,9 @@ def hops(values: Mapping[str, str], chosen: Route, partition: str, assume: bool)
 
 
 def for_check(values: Mapping[str, str]) -> tuple[Route, str, Credentials | None]:
-    """The check needs the role; the token's absence is one of its findings, not an input
-    error; a fallback key, when given, is what it reads IAM with."""
-    if not values.get("AWS_OIDC_ROLE_ARN"):
-        raise InputError(
-            "AWS_OIDC_ROLE_ARN",
-            "AWS_OIDC_ROLE_ARN is required for ACTION=check",
-            "Set AWS_OIDC_ROLE_ARN to the role this repository should assume.",
-        )
+    """The check goes by OIDC; the token's absence is one of its findings, not an input
+    error; a fallback key, when given, is what it reads IAM with. Without AWS_OIDC_ROLE_ARN it
+    is the first run, which prints the AWS side to deploy (pipe.bootstrap)."""
     return Route.OIDC, "", fallback_key(values)
 
 

@@ -118,6 +118,72 @@ def test_image_runs_the_migration_check(image: str, sandbox: Sandbox, clone: Pat
     assert denied.failed_with("NOT READY", "AccessDenied"), denied.output
 
 
+def test_image_first_check_without_a_role_prints_the_deploy(
+    image: str, sandbox: Sandbox, clone: Path
+) -> None:
+    """A newcomer's first run: ACTION=check with no AWS_OIDC_ROLE_ARN verifies the token against
+    the issuer's keys and ends NOT READY with the deploy of templates/oidc.yaml for this token."""
+    env = sandbox.step_env(
+        clone, token=sandbox.token(), ACTION="check", BITBUCKET_API_URL=sandbox.bitbucket.api_url
+    )
+    result = docker_run(image, env, clone, "image-check-first")
+    assert result.failed_with("NOT READY", "AWS_OIDC_ROLE_ARN is not set"), result.output
+    assert "signature verified against the issuer's key" in result.output
+    issuer = sandbox.issuer
+    assert (
+        f"provider URL {issuer.url}" in result.output and f"audience     {issuer.audience}" in result.output
+    )
+    assert (
+        "Deploy templates/oidc.yaml: aws cloudformation deploy --template-file templates/oidc.yaml "
+        "--stack-name bitbucket-oidc-shop --capabilities CAPABILITY_NAMED_IAM --parameter-overrides "
+        f"WorkspaceName=acme WorkspaceUuid={issuer.workspace_uuid.strip('{}')} "
+        f"RepositoryUuid={sandbox.repo_uuid.strip('{}')} CreateProvider=true, then set AWS_OIDC_ROLE_ARN"
+    ) in result.last
+    assert sandbox.aws.requests == []
+
+
+# Run by the image's Python: each distribution's top-level packages that are missing, and each
+# requirement (its environment marker evaluated for this interpreter) that no distribution meets.
+METADATA_SCRIPT = """
+import importlib.metadata as m, pathlib, platform, re, sys
+site = pathlib.Path(m.distribution('botocore').locate_file(''))
+here = {'python_version': platform.python_version_tuple()[:2], 'python_full_version': platform.python_version_tuple(),
+        'platform_python_implementation': platform.python_implementation(), 'implementation_name': sys.implementation.name,
+        'sys_platform': sys.platform, 'extra': ''}
+def compare(match):
+    name, op, value = match.groups()
+    mine = here[name]
+    if isinstance(mine, tuple):
+        mine, value = tuple(int(p) for p in mine), tuple(int(p) for p in value.split('.'))
+    return str({'<': mine < value, '<=': mine <= value, '>': mine > value, '>=': mine >= value,
+                '==': mine == value, '!=': mine != value}[op])
+def applies(marker):
+    expr = re.sub(r"(\\w+)\\s*(<=|>=|==|!=|<|>)\\s*['\\"]([^'\\"]*)['\\"]", compare, marker)
+    assert re.fullmatch(r"[\\s()]*((True|False|and|or|not)[\\s()]*)*", expr), expr
+    return eval(expr) if expr.strip() else True
+norm = lambda n: re.sub(r'[-_.]+', '-', n).lower()
+names = {norm(d.metadata['Name']) for d in m.distributions()}
+missing, unmet = [], set()
+for d in m.distributions():
+    tops = {f.parts[0] for f in d.files or () if len(f.parts) > 1 and not f.parts[0].endswith('-info') and f.parts[0] not in ('..', 'bin')}
+    missing += [t for t in tops if not (site / t).exists()]
+    for r in d.requires or ():
+        name, _, marker = r.partition(';')
+        base = norm(re.split(r'[ <>=!~\\[(;]', name.strip())[0])
+        if applies(marker) and base not in names:
+            unmet.add(base)
+print(sorted(missing), sorted(unmet))
+"""
+
+
+def test_image_package_metadata_matches_the_files(image: str) -> None:
+    """Every installed distribution's top-level packages are there (SBOM tools read the
+    metadata: nothing it lists may have been deleted by hand, as cffi and pycparser once were),
+    and each one's requirements are installed, except what requirements.txt leaves out on
+    purpose (bitbucket-pipes-toolkit's docker and GitPython, installed --no-deps)."""
+    assert image_python(image, METADATA_SCRIPT) == "[] ['docker', 'gitpython']"
+
+
 def test_image_audit_report_mode_makes_read_calls_only(image: str, sandbox: Sandbox, clone: Path) -> None:
     from tests.integration.test_audit import READS, Fleet
 

@@ -331,6 +331,10 @@ def elsewhere() -> Iterator[tuple[Server, list[Request]]]:
         "https://127.0.0.1:{port}/2.0/repositories/acme/x/pipelines_config/variables?page=2",  # another scheme
         "http://localhost:{port}/2.0/repositories/acme/x/pipelines_config/variables?page=2",  # another host name
         "//127.0.0.1:{other_port}/2.0/x",  # scheme-relative
+        # urlsplit reads 127.0.0.1:{port} (after the @), urllib3 (which sends) reads {other_port}
+        "http://127.0.0.1:{other_port}\\@127.0.0.1:{port}/2.0/repositories/acme/x/pipelines_config/variables",
+        "http://someone@127.0.0.1:{port}/2.0/repositories/acme/x/pipelines_config/variables?page=2",  # user info
+        "http://127.0.0.1:{port}/2.0/repositories/acme/x/pipelines_config/variables\x7f?page=2",  # not printable
     ],
 )
 def test_a_next_outside_the_api_origin_is_not_followed(

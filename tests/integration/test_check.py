@@ -13,6 +13,7 @@ import pytest
 
 from tests.runner import Result, run_process
 from tests.standins.aws import ACCOUNT
+from tests.standins.aws import Fault as AwsFault
 from tests.standins.bitbucket import Fault
 from tests.standins.http import Request, Response, Server
 from tests.standins.issuer import Issuer, braced, foreign_key
@@ -137,6 +138,86 @@ def test_trust_that_is_too_broad_is_ready_with_warnings(sandbox: Sandbox, clone:
     assert result.returncode == 0 and "READY" in result.last, result.output
     assert codes(report)["no-sub"]["severity"] == "warning"
     assert "every repository in the workspace" in result.output
+
+
+@pytest.mark.parametrize("sub", ["{*}:{*}", "{*", "**", "{*}*"])
+def test_a_sub_pattern_that_admits_every_repository_is_flagged(
+    sandbox: Sandbox, clone: Path, sub: str
+) -> None:
+    """Issue 15, item 13: decided by the evaluator, not by the pattern's spelling."""
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy(sub=sub)))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    finding = codes(report)["sub-any"]
+    assert finding["severity"] == "warning" and sub in finding["message"], finding
+    assert finding["fix"] == f'"StringLike": {{"{PROVIDER}:sub": "{sandbox.repo_uuid}:*"}}'
+
+
+def test_a_second_workspace_trusted_under_for_all_values_is_flagged(sandbox: Sandbox, clone: Path) -> None:
+    """ForAllValues on this provider's sub holds for a token that has no such key: every token
+    of the other workspace's provider gets in."""
+    other = f"api.bitbucket.org/2.0/workspaces/other-{uuid.uuid4().hex[:6]}/pipelines-config/identity/oidc"
+    sandbox.iam.create_open_id_connect_provider(
+        Url=f"https://{other}",
+        ClientIDList=["ari:cloud:bitbucket::workspace/other"],
+        ThumbprintList=["0" * 40],
+    )
+    policy = sandbox.trust_policy()
+    statement = policy["Statement"][0]
+    statement["Principal"]["Federated"] = [
+        statement["Principal"]["Federated"],
+        f"arn:aws:iam::{ACCOUNT}:oidc-provider/{other}",
+    ]
+    statement["Condition"] = {"ForAllValues:StringLike": statement["Condition"]["StringLike"]}
+    result, report = check(sandbox, clone, role_with(sandbox, policy))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    finding = codes(report)["other-workspace"]
+    assert finding["severity"] == "warning" and other in finding["message"], finding
+
+
+def test_a_deployment_step_is_warned_of_trust_in_every_environment(sandbox: Sandbox, clone: Path) -> None:
+    env = braced()
+    token = sandbox.token(environment_uuid=env)
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), token=token)
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    finding = codes(report)["other-environment"]
+    assert finding["fix"] == f'"StringLike": {{"{PROVIDER}:sub": "{sandbox.repo_uuid}:{env}:*"}}', finding
+    # The deploy that narrows it: templates/oidc.yaml with this deployment environment.
+    assert f"DeploymentEnvironmentUuid={env.strip('{}')}" in codes(report)["deploy-template"]["fix"], report
+    narrow = sandbox.trust_policy(sub=f"{sandbox.repo_uuid}:{env}:*")
+    result, report = check(
+        sandbox, clone, role_with(sandbox, narrow), token=sandbox.token(environment_uuid=env)
+    )
+    assert result.returncode == 0 and "other-environment" not in codes(report), report["findings"]
+
+
+@pytest.mark.parametrize(
+    ("operator", "key", "value"),
+    [("IpAddress", "aws:SourceIp", "127.0.0.0/8"), ("StringLike", "sts:RoleSessionName", "bitbucket-*")],
+)
+def test_a_condition_the_check_cannot_evaluate_does_not_make_it_not_ready(
+    sandbox: Sandbox, clone: Path, operator: str, key: str, value: str
+) -> None:
+    """Issue 15, item 14: STS admits the token (the stand-in evaluates the request's own keys);
+    the check says which condition it did not evaluate, and READY rests on AWS's answer."""
+    policy = sandbox.trust_policy()
+    policy["Statement"][0]["Condition"][operator] = {key: value}
+    result, report = check(sandbox, clone, role_with(sandbox, policy))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    finding = codes(report)["not-evaluated"]
+    assert finding["severity"] == "info" and f"{operator} {key}" in finding["message"], finding
+    assert report["facts"]["trust_policy_admits_token"] is True
+
+
+def test_a_condition_not_evaluated_that_aws_refuses_is_not_ready(sandbox: Sandbox, clone: Path) -> None:
+    policy = sandbox.trust_policy()
+    policy["Statement"][0]["Condition"]["IpAddress"] = {"aws:SourceIp": "203.0.113.0/24"}
+    key_id, secret = sandbox.add_user_key(f"legacy-{uuid.uuid4().hex[:6]}")  # IAM read with it
+    result, report = check(
+        sandbox, clone, role_with(sandbox, policy), AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret
+    )
+    assert result.failed_with("NOT READY"), result.output
+    assert "IpAddress aws:SourceIp" in codes(report)["not-evaluated"]["message"]
+    assert "AccessDenied" in report["facts"]["assume"]["error"]
 
 
 def test_max_session_duration(sandbox: Sandbox, clone: Path) -> None:
@@ -649,3 +730,70 @@ def test_audit_posts_its_code_insights_report_through_the_auth_proxy(sandbox: Sa
     )
     posted = [e for e in exchanges_from_log(bb.log) if "/reports/" in str(e.request.url)]
     assert len(posted) == 2 and follows_the_excerpt(posted) == 2
+
+
+# -- retiring legacy keys in the key's own account only (issue 15, item 5) -----------------------
+
+
+@pytest.mark.parametrize("namesake", [True, False], ids=["namesake-user-in-role-account", "no-namesake"])
+def test_a_legacy_key_of_another_account_is_not_retired(
+    sandbox: Sandbox, clone: Path, namesake: bool
+) -> None:
+    """The legacy keys are of the fallback key's account, the role of another: the last use is
+    read in the key's account, but the retirement would act in the role's. With a user of the
+    same name in the role's account, the variables were deleted, then UpdateAccessKey failed
+    with NoSuchEntity: the key stayed active and nothing held it any more. The key's account
+    (sts:GetAccessKeyInfo) is read before any variable is touched."""
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    other = fresh_account()
+    user = f"ci-{uuid.uuid4().hex[:6]}"
+    fallback_id, idle_id = sandbox.account_user(other, user, keys=2)
+    fallback_secret, idle_secret = sandbox.aws.issued[fallback_id], sandbox.aws.issued[idle_id]
+    if namesake:
+        sandbox.add_user(user)
+    bb.put("acme", slug, "", "OLD_ACCESS_KEY_ID", idle_id, secured=False)
+    bb.put("acme", slug, "", "OLD_SECRET_ACCESS_KEY", idle_secret, secured=True)
+    sandbox.aws.age(idle_id, 60, last_used_days_ago=25)
+
+    result, report = check(
+        sandbox,
+        clone,
+        role_with(sandbox, sandbox.trust_policy()),
+        AWS_ACCESS_KEY_ID=fallback_id,
+        AWS_SECRET_ACCESS_KEY=fallback_secret,
+        **access,
+    )
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    keys = {k["key_id"]: k for k in report["facts"]["legacy_keys"] if slug in k["scope"]}
+    assert keys[idle_id]["in_use"] is False and keys[idle_id]["user"] == user, keys
+    assert set(bb.stored("acme", slug)) == {"OLD_ACCESS_KEY_ID", "OLD_SECRET_ACCESS_KEY"}
+    listed = sandbox.aws.account_client("iam", other).list_access_keys(UserName=user)["AccessKeyMetadata"]
+    assert {k["AccessKeyId"]: k["Status"] for k in listed} == {fallback_id: "Active", idle_id: "Active"}
+    refused = [f for f in report["findings"] if f["code"] == "retire-refused" and idle_id in f["message"]]
+    assert len(refused) == 1, report["findings"]
+    assert other in refused[0]["message"] and ACCOUNT in refused[0]["message"], refused
+    assert not [a for a in report["facts"]["retired"] if idle_id in a or slug in a]
+    assert sandbox.aws.calls("GetAccessKeyInfo") >= 1
+
+
+def test_a_deactivation_that_fails_after_the_variables_went_is_reported(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """UpdateAccessKey refused once the variables are deleted: the run says what is left to do by
+    hand (a retire-refused warning) instead of ending on AWS's error."""
+    bb = sandbox.bitbucket
+    slug, access = legacy_repo(sandbox)
+    user = f"legacy-user-{uuid.uuid4().hex[:6]}"
+    ((key_id, secret),) = sandbox.add_user(user)
+    bb.put("acme", slug, "", "OLD_ACCESS_KEY_ID", key_id, secured=False)
+    bb.put("acme", slug, "", "OLD_SECRET_ACCESS_KEY", secret, secured=True)
+    sandbox.aws.age(key_id, 60, last_used_days_ago=25)
+    sandbox.aws.inject(AwsFault("UpdateAccessKey", code="AccessDenied", message="not authorized"))
+
+    result, report = check(sandbox, clone, role_with(sandbox, sandbox.trust_policy()), **access)
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+    assert sandbox.aws.keys(user) == {key_id: "Active"} and set(bb.stored("acme", slug)) == set()
+    refused = [f for f in report["findings"] if f["code"] == "retire-refused" and key_id in f["message"]]
+    assert len(refused) == 1 and "deactivate the key by hand" in refused[0]["message"], report["findings"]
+    assert not [a for a in report["facts"]["retired"] if "deactivate" in a and key_id in a]

@@ -18,7 +18,7 @@ import pytest
 from tests.cloudformation import deploy_command_parameters
 from tests.runner import Result, run_process
 from tests.stacks import add_provider, deploy
-from tests.standins.issuer import Issuer, braced
+from tests.standins.issuer import Issuer, braced, foreign_key
 from tests.standins.sandbox import Sandbox
 
 # moto's CloudFormation warns that it skips AWS::SecretsManager::Secret: tests/stacks.py creates it.
@@ -132,3 +132,48 @@ def test_a_ready_role_gets_no_template(sandbox: Sandbox, clone: Path) -> None:
     result, report = check(sandbox, clone, role, sandbox.token())
     assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
     assert not [f for f in report["findings"] if f["code"] == "deploy-template"]
+
+
+def first_run(sandbox: Sandbox, clone: Path, token: str | None) -> Result:
+    """ACTION=check with no AWS_OIDC_ROLE_ARN: a newcomer's first run, before any role exists."""
+    env = sandbox.step_env(clone, token=token, ACTION="check", BITBUCKET_API_URL=sandbox.bitbucket.api_url)
+    assert "AWS_OIDC_ROLE_ARN" not in env
+    return run_process(env, clone, f"check-first-{uuid.uuid4().hex[:6]}")
+
+
+def test_the_first_run_without_a_role_prints_the_deploy_that_makes_the_check_ready(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """A fresh account and workspace: the first run verifies the token and prints the provider
+    URL, the audience and the deploy; deploying that (as printed) and setting the role makes the
+    check READY."""
+    workspace = f"ws-{uuid.uuid4().hex[:6]}"
+    issuer: Issuer = sandbox.bitbucket.add_issuer(workspace)
+    repo = braced()
+    result = first_run(sandbox, clone, issuer.mint(repo))
+    assert result.failed_with("NOT READY", "AWS_OIDC_ROLE_ARN is not set"), result.output
+    assert sandbox.aws.requests == []  # no role, no call to AWS
+    assert "signature verified against the issuer's key" in result.output
+    assert (
+        f"provider URL {issuer.url}" in result.output and f"audience     {issuer.audience}" in result.output
+    )
+    command = result.last.split("Deploy templates/oidc.yaml: ", 1)[1].split(", then set AWS_OIDC_ROLE_ARN")[0]
+    assert command.startswith("aws cloudformation deploy --template-file templates/oidc.yaml ")
+    assert deploy_command_parameters(command) == {
+        "WorkspaceName": workspace,
+        "WorkspaceUuid": issuer.workspace_uuid.strip("{}"),
+        "RepositoryUuid": repo.strip("{}"),
+        "CreateProvider": "true",
+    }
+    add_provider(sandbox.aws, issuer)  # CreateProvider=true's provider (moto's CloudFormation lacks it)
+    role = apply(sandbox, command, CreateProvider="false")
+    result, _ = check(sandbox, clone, role, issuer.mint(repo))
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+
+
+def test_the_first_run_refuses_a_forged_token_and_a_step_without_oidc(sandbox: Sandbox, clone: Path) -> None:
+    forged = first_run(sandbox, clone, sandbox.token(signing_key=foreign_key()))
+    assert forged.failed_with("NOT READY", "signature"), forged.output
+    assert "cloudformation deploy" not in forged.output
+    missing = first_run(sandbox, clone, None)
+    assert missing.failed_with("NOT READY", "oidc: true"), missing.output

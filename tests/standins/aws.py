@@ -8,7 +8,8 @@ moto accepts any web identity token and any access key. The front, in front of m
   exists for its issuer; the signature verifies against the issuer's JWKS (fetched over HTTP
   from the Bitbucket stand-in); it has not expired (by the front's clock); its aud is one of
   the provider's client ids; the role's trust policy admits it (StringEquals / StringLike /
-  their Not and IfExists forms, ForAnyValue/ForAllValues, Null on <provider>:aud and :sub);
+  their Not and IfExists forms, ForAnyValue/ForAllValues, Null on <provider>:aud and :sub,
+  and on the request's aws:SourceIp and sts:RoleSessionName; IpAddress / NotIpAddress);
   DurationSeconds fits the role's MaxSessionDuration. Failures use AWS's codes and messages.
 - checks AssumeRole the way STS does (moto assumes any role, existing or not, in any account):
   the role exists, its trust policy admits the caller (an `AWS` principal: the account, its
@@ -353,7 +354,7 @@ class AwsStandIn:
         if call and call.service == "iam" and call.operation.name.endswith("CredentialReport"):
             return self._credential_report(call.operation.name, self._account(request, key_id))
         if action == "AssumeRoleWithWebIdentity":
-            denied = self._web_identity(params)
+            denied = self._web_identity(params, request.client)
             if denied:
                 return denied
         if call and call.operation.name == "AssumeRole" and call.service == "sts":
@@ -502,7 +503,7 @@ class AwsStandIn:
         except (requests.RequestException, ValueError, KeyError):
             return None
 
-    def _web_identity(self, params: dict[str, list[str]]) -> Response | None:
+    def _web_identity(self, params: dict[str, list[str]], client: str = "") -> Response | None:
         token = params.get("WebIdentityToken", [""])[0]
         role_arn = params.get("RoleArn", [""])[0]
         duration = int(params.get("DurationSeconds", ["3600"])[0])
@@ -561,9 +562,13 @@ class AwsStandIn:
         policy = role["AssumeRolePolicyDocument"]
         if isinstance(policy, str):
             policy = json.loads(policy)
+        # The keys STS sets for a web identity: the provider's aud and sub, and the request's own
+        # (the caller's address, the session name asked for).
         context = {
             f"{provider_name}:aud": str(audience_list[0]),
             f"{provider_name}:sub": str(claims.get("sub", "")),
+            "aws:SourceIp": client,
+            "sts:RoleSessionName": params.get("RoleSessionName", [""])[0],
         }
         principal = f"arn:aws:iam::{match.group(1)}:oidc-provider/{provider_name}"
         if not trust.allows(

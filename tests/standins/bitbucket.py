@@ -9,7 +9,8 @@ shared/bitbucket-api/openapi-excerpt.json.
 - 409 on a duplicate key, 404 for unknown workspaces, repositories, environments, variables.
 - A rate limit: N requests per hour per credential, then 429 with Retry-After.
 - Injectable faults: a status, a delay, a dropped connection, a missing `next`, a `next`
-  pointing elsewhere, a redirect, a body of one's choosing; and a latency for every request.
+  pointing elsewhere (`hostile_next`: another host behind a backslash), a redirect, a body of
+  one's choosing; and a latency for every request.
 - A request log.
 - Each workspace's OIDC discovery document and JWKS (the issuer's keys).
 """
@@ -141,11 +142,13 @@ class BitbucketStandIn:
         if self._proxy:
             self._proxy.stop()
 
-    def start_proxy(self, port: int = 29418) -> None:
+    def start_proxy(self, port: int = 29418, host: str = "127.0.0.1") -> str:
         """The Pipelines auth proxy: plain-HTTP requests to api.bitbucket.org sent through it
-        get the step's own credentials (here: a token with the repository scope)."""
+        get the step's own credentials (here: a token with the repository scope). The port is
+        the pipe's fixed one; another loopback ``host`` keeps parallel runs apart. Returns the
+        host it listens on (the first one asked for: it is started once)."""
         if self._proxy:
-            return
+            return self._proxy.host
         self.credentials["Proxy pipelines-auth"] = Credential({"repository", "pipeline"}, "proxy")
 
         def forward(request: Request) -> Response:
@@ -153,7 +156,8 @@ class BitbucketStandIn:
             headers = {**request.headers, "authorization": "Proxy pipelines-auth"}
             return self._handle(Request(request.method, path, headers, request.body))
 
-        self._proxy = Server(forward, port=port).start()
+        self._proxy = Server(forward, port=port, host=host).start()
+        return host
 
     @property
     def api_url(self) -> str:
@@ -209,6 +213,16 @@ class BitbucketStandIn:
     def inject(self, fault: Fault) -> None:
         with self._lock:
             self.faults.append(fault)
+
+    def hostile_next(self, path: str, elsewhere: str) -> str:
+        """The knob for a hostile answer (issue 15, item 12): the next page of the next list whose
+        path matches ``path`` (a regex) is ``<scheme>://<elsewhere>\\@<this stand-in>/...``, which
+        urlsplit reads as this stand-in and urllib3 (which sends the request) as ``elsewhere``
+        (host:port). Returns the link."""
+        own = urlsplit(self.api_url)
+        url = f"{own.scheme}://{elsewhere}\\@{own.netloc}{own.path}/repositories/hostile?page=2"
+        self.inject(Fault(method="GET", path=path, kind="next", url=url))
+        return url
 
     def reset(self) -> None:
         with self._lock:

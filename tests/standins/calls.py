@@ -227,6 +227,7 @@ _WHOLE_ACCOUNT = {
     "organizations:ListAccounts",
     "sts:GetCallerIdentity",
     "sts:AssumeRoleWithWebIdentity",
+    "sts:GetAccessKeyInfo",
 }
 
 

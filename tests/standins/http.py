@@ -16,6 +16,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    client: str = ""  # the caller's address (aws:SourceIp)
 
 
 @dataclass
@@ -30,7 +31,9 @@ Handler = Callable[[Request], Response]
 
 
 class Server:
-    def __init__(self, handler: Handler, port: int = 0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, handler: Handler, port: int = 0, host: str = "127.0.0.1", clock: Callable[[], float] = time.time
+    ) -> None:
         outer = self
 
         class _H(BaseHTTPRequestHandler):
@@ -41,7 +44,11 @@ class Server:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 request = Request(
-                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    str(self.client_address[0]),
                 )
                 response = outer.handler(request)
                 if response.drop:
@@ -66,9 +73,15 @@ class Server:
         self.handler = handler
         self.clock = clock
         ThreadingHTTPServer.allow_reuse_address = True
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _H)
+        self._httpd = ThreadingHTTPServer(
+            (host, port), _H
+        )  # host: another loopback address, for a fixed port
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
 
     @property
     def url(self) -> str:

@@ -3,6 +3,7 @@ purpose: it is the oracle the pipe's messages are tested against)."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,8 @@ _OPERATORS = {
     "StringLike",
     "StringNotLike",
     "Null",
+    "IpAddress",
+    "NotIpAddress",
 }
 
 
@@ -51,7 +54,16 @@ def _glob(pattern: str, value: str, ignore_case: bool = False) -> bool:
     return len(pattern) in states
 
 
+def _in_network(network: str, value: str) -> bool:
+    try:
+        return ipaddress.ip_address(value) in ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False
+
+
 def _matches(base: str, wanted: list[str], value: str) -> bool:
+    if base in ("IpAddress", "NotIpAddress"):
+        return any(_in_network(w, value) for w in wanted)
     if base in ("StringEquals", "StringNotEquals"):
         return value in wanted
     if base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):

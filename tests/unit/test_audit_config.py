@@ -102,3 +102,16 @@ def test_endpoints_of_the_new_services() -> None:
         now=1_700_000_000,
     )
     assert settings.endpoints["organizations"] == settings.endpoints["sesv2"] == "http://127.0.0.1:1"
+
+
+def test_the_external_id_is_a_secret_masked_in_every_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """AUDIT_EXTERNAL_ID is documented as never printed: it is a secret of the schema, so the
+    console masks it wherever it shows up, even pasted into a variable whose ✖ echoes its value."""
+    from pipe.__main__ import main
+
+    shared = "team-shared/external:id"
+    environ = {"AWS_DEFAULT_REGION": "eu-west-1", "ACTION": "audit", "AUDIT_EXTERNAL_ID": shared} | KEY
+    assert main(environ | {"NOTIFY_FROM": shared}) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("✖ NOTIFY_FROM must be") and "(got '****')" in out, out
+    assert shared not in out

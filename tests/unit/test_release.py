@@ -45,6 +45,25 @@ def test_the_version_is_shown_as_the_change_files_say() -> None:
     assert tags == {version.split(".")[0]}, "the docs' YAML pins the major tag, as users pin it"
 
 
+MAX_CHANGE = 300  # characters: one line of the CHANGELOG; the detail goes in docs/
+
+
+def test_each_change_is_one_short_line() -> None:
+    """semversioner's CHANGELOG has one line per change file: a short sentence, whose detail is
+    in the docs (docs/development.md, Releasing)."""
+    files = sorted((REPO / ".changes").glob("*.json")) + sorted(
+        (REPO / ".changes/next-release").glob("*.json")
+    )
+    long = []
+    for path in files:
+        data = json.loads(path.read_text())
+        for change in data.get("changes", [data]):
+            text = change["description"]
+            if "\n" in text or len(text) > MAX_CHANGE:
+                long.append(f"{path.name}: {len(text)} characters: {text[:60]}...")
+    assert long == []
+
+
 def test_the_changelog_is_generated_from_the_change_files() -> None:
     generated = semversioner("changelog", "--template", ".ci/changelog.md.j2")
     assert (REPO / "CHANGELOG.md").read_text().strip() == generated.strip()

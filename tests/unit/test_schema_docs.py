@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import textwrap
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ PAGES: dict[str, tuple[str, ...]] = {
     "docs/audit.md": ("audit",),
 }
 EVERY_ACTION = "every action"
+# assume's details, moved out of the README: its proxies table is checked there.
+ASSUME_PAGE = "docs/assume.md"
 
 
 def docs(root: Path) -> list[Path]:
@@ -76,7 +79,8 @@ def schema_required() -> set[str]:
 
 # --- reading Markdown ---------------------------------------------------------------------
 
-FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+# A fence may be indented (a code block inside a list item): its lines are dedented.
+FENCE = re.compile(r"^( *)```([\w-]*)\n(.*?)^\1```$", re.MULTILINE | re.DOTALL)
 
 
 def prose(text: str) -> str:
@@ -85,7 +89,7 @@ def prose(text: str) -> str:
 
 
 def code_blocks(text: str, *languages: str) -> list[str]:
-    return [m.group(2) for m in FENCE.finditer(text) if m.group(1) in languages]
+    return [textwrap.dedent(m.group(3)) for m in FENCE.finditer(text) if m.group(2) in languages]
 
 
 @dataclass
@@ -141,29 +145,28 @@ def column(table: Table, row: list[str], name: str) -> str | None:
     return row[table.header.index(name)] if name in table.header else None
 
 
-def github_slug(heading: str) -> str:
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link's text
-    text = text.replace("`", "").replace("*", "").strip().lower()
-    text = "".join(c for c in text if c.isalnum() or c in " -_")
-    return text.replace(" ", "-")
-
-
 def bitbucket_slug(heading: str) -> str:
-    """Bitbucket Cloud prefixes its heading ids with markdown-header- (Python-Markdown's slugify)."""
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading).replace("`", "")
+    """The id bitbucket.org gives a heading: Python-Markdown's toc slugify (the heading's text,
+    NFKD to ASCII, characters other than word characters, spaces and hyphens dropped, lower
+    case, runs of spaces and hyphens as one hyphen), prefixed with markdown-header-."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link's text
+    text = re.sub(r"[`*]", "", text)  # code and emphasis: their text only
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     text = re.sub(r"[^\w\s-]", "", text).strip().lower()
     return "markdown-header-" + re.sub(r"[-\s]+", "-", text)
 
 
 def anchors(text: str) -> set[str]:
+    """The heading ids of a page as bitbucket.org renders it; a repeated id gets _1, _2, ...
+    (Python-Markdown's toc)."""
     found: set[str] = set()
-    seen: dict[str, int] = {}
     for match in re.finditer(r"^#{1,6} (.+?)\s*#*$", prose(text), re.MULTILINE):
-        slug = github_slug(match.group(1))
-        count = seen.get(slug, 0)
-        seen[slug] = count + 1
-        found |= {slug if count == 0 else f"{slug}-{count}", bitbucket_slug(match.group(1))}
+        slug = bitbucket_slug(match.group(1))
+        unique, count = slug, 0
+        while unique in found:
+            count += 1
+            unique = f"{slug}_{count}"
+        found.add(unique)
     return found
 
 
@@ -334,46 +337,113 @@ def problems_bitbucket_variables(root: Path) -> list[str]:
 
 
 def problems_environment(root: Path) -> list[str]:
-    """The README's table headed "Environment variable" names each environment variable of the
-    schema (both forms of one, in its first column), and nothing else."""
-    text = (root / "README.md").read_text()
+    """docs/assume.md's table headed "Environment variable" (its Proxies section) names each
+    environment variable of the schema (both forms of one, in its first column), and nothing else."""
+    text = (root / ASSUME_PAGE).read_text()
     found = [t for t in tables(text) if t.header and t.header[0] == "Environment variable"]
     if len(found) != 1:
-        return [f"README.md: {len(found)} tables headed 'Environment variable'; expected one"]
+        return [f"{ASSUME_PAGE}: {len(found)} tables headed 'Environment variable'; expected one"]
     named = [name for row in found[0].rows for name in re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", row[0])]
     want = [v.name for v in schema.ENVIRONMENT_VARIABLES]
     if sorted(named) != sorted(want):
         return [
-            f"README.md: the environment variables table names {sorted(named)}; the schema has {sorted(want)}"
+            f"{ASSUME_PAGE}: the environment variables table names {sorted(named)}; the schema has {sorted(want)}"
         ]
     return []
 
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 PATH_IN_CODE = re.compile(r"`(\.?[a-z][\w.-]*(?:/[\w.-]+)+\.(?:py|json|md|ya?ml|j2|toml|txt|cfg))`")
+# Where the docs are read: bitbucket.org, whose heading ids are `bitbucket_slug`. The README is
+# also the pipe's Marketplace page, where a relative link has no repository to resolve against,
+# so the README links to files (and to its own headings) absolutely: pipe.yml's repository,
+# branch main. docs/*.md are read in the repository only, and link relatively.
+BRANCH = "main"
+
+
+def repository_urls(root: Path) -> re.Pattern[str]:
+    base = re.escape(str(pipe_yml(root)["repository"]))
+    return re.compile(rf"{base}/(?:src|raw)/{BRANCH}/([^\s)#>`'\"]+)(?:#([\w-]+))?")
+
+
+def _target(root: Path, doc: Path, path: Path, anchor: str, shown: str) -> list[str]:
+    if not path.is_relative_to(root) or not path.exists():
+        return [f"{rel(root, doc)}: the link {shown} leads to no file of the repository"]
+    if anchor and (path.suffix != ".md" or anchor not in anchors(path.read_text())):
+        return [
+            f"{rel(root, doc)}: the link {shown} names no heading of {path.name} (as bitbucket.org ids them)"
+        ]
+    return []
 
 
 def problems_links(root: Path) -> list[str]:
-    """Every relative link leads to a file of the repository (and to a heading when it has
-    an #anchor); a file path in inline code is one of the repository's. Paths under pipe/
-    need only their first part: the package's files move (docs/design.md's module map)."""
+    """Every link resolves where the page is read: a relative link (docs/ only) or a link into
+    pipe.yml's repository leads to a file of the repository, and its #anchor to one of that
+    file's headings as bitbucket.org renders them. A file path in inline code is one of the
+    repository's. Paths under pipe/ need only their first part: the package's files move
+    (docs/design.md's module map)."""
     problems = []
+    urls = repository_urls(root)
     for doc in docs(root):
-        text = prose(doc.read_text())
+        raw = doc.read_text()
+        for match in urls.finditer(raw):  # code blocks too: the README's curl of a template
+            path = Path(os.path.normpath(root / match.group(1)))
+            problems += _target(root, doc, path, match.group(2) or "", match.group(0))
+        text = prose(raw)
         for target in LINK.findall(re.sub(r"`[^`\n]*`", "", text)):
             if re.match(r"[a-z]+:", target):
                 continue
+            if doc.name == "README.md" and doc.parent == root:
+                problems.append(
+                    f"README.md: the link {target} is relative; the Marketplace page cannot follow it"
+                )
+                continue
             path_part, _, anchor = target.partition("#")
             path = Path(os.path.normpath(doc.parent / path_part)) if path_part else doc
-            if not path.is_relative_to(root) or not path.exists():
-                problems.append(f"{rel(root, doc)}: the link {target} leads to no file of the repository")
-            elif anchor and anchor not in anchors(path.read_text()):
-                problems.append(f"{rel(root, doc)}: the link {target} names no heading of {path.name}")
+            problems += _target(root, doc, path, anchor, target)
         for named in PATH_IN_CODE.findall(text):
             first = named.split("/", 1)[0]
             exists = (root / first).exists() if first == "pipe" else (root / named).exists()
             if not exists:
                 problems.append(f"{rel(root, doc)}: `{named}` is not a file of the repository")
+    return problems
+
+
+README_LIST = re.compile(
+    r"reads? these variables of \[the README's table\]\(\.\./README\.md#markdown-header-variables\):"
+    r"((?:\s*`[A-Z][A-Z0-9_]*`,?)*)\."
+)
+
+
+def problems_readme_lists(root: Path) -> list[str]:
+    """Each action page lists, by name, the variables of the README's table its actions read
+    (the schema's `actions`), in the schema's order: the list cannot drift from the code."""
+    problems = []
+    for page, actions in PAGES.items():
+        if "assume" in actions:
+            continue
+        found = README_LIST.findall((root / page).read_text())
+        want = [
+            v.name for v in schema.USER_VARIABLES if "assume" in v.actions and set(v.actions) & set(actions)
+        ]
+        if len(found) != 1:
+            problems.append(f"{page}: {len(found)} lists of the README's variables; expected one")
+        elif (names := re.findall(r"`([A-Z][A-Z0-9_]*)`", found[0])) != want:
+            problems.append(f"{page}: lists the README's variables {names}; the schema says {want}")
+    return problems
+
+
+def problems_snippet(root: Path) -> list[str]:
+    """pipe.yml's `yml` is a snippet for a script section (no `- step:`), and the README shows
+    exactly it as its YAML Definition."""
+    snippet = str(pipe_yml(root)["yml"])
+    text = (root / "README.md").read_text()
+    section = text.split("\n### 2. YAML Definition\n", 1)[-1].split("\n#", 1)[0]
+    problems = []
+    if not isinstance(yaml.safe_load(snippet), list) or "step:" in snippet:
+        problems.append("pipe.yml: yml is not a list of script-section lines")
+    if snippet not in code_blocks(section, "yaml"):
+        problems.append("README.md: the YAML Definition's snippet is not pipe.yml's yml")
     return problems
 
 
@@ -399,6 +469,8 @@ CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "bitbucket": problems_bitbucket_variables,
     "environment": problems_environment,
     "links": problems_links,
+    "lists": problems_readme_lists,
+    "snippet": problems_snippet,
     "support": problems_support_and_license,
 }
 
@@ -423,6 +495,12 @@ BREAKAGES = [
         "pipe.yml",
         "  - name: BITBUCKET_APP_PASSWORD\n    secret: true\n",
         "  - name: BITBUCKET_APP_PASSWORD\n",
+    ),
+    (
+        "pipe_yml",
+        "pipe.yml",
+        "  - name: AUDIT_EXTERNAL_ID\n    secret: true\n",
+        "  - name: AUDIT_EXTERNAL_ID\n",
     ),
     (
         "pipe_yml",
@@ -456,7 +534,7 @@ BREAKAGES = [
         "## Decisions\n\n| Variable | Default |\n|---|---|\n| `HTTPS_PROXY` | |\n",
     ),
     ("tables", "docs/rotate.md", "| `none` | no store;", "| `none` | no | store;"),
-    ("examples", "README.md", "          # DEBUG: '<boolean>'", "          # DEBUGGING: '<boolean>'"),
+    ("examples", "README.md", "              ACTION: check\n", "              ACTIONS: check\n"),
     (
         "examples",
         "docs/rotate.md",
@@ -466,11 +544,43 @@ BREAKAGES = [
     ("examples", "docs/rotate.md", "-e FORCE_ROTATE=true", "-e FORCE=true"),
     ("bitbucket", "README.md", "`BITBUCKET_COMMIT`", "the commit"),
     ("bitbucket", "README.md", "`BITBUCKET_CLONE_DIR` and", "the clone directory and"),
-    ("environment", "README.md", "| `NO_PROXY` (or `no_proxy`) |", "| `NO_PROXY` |"),
-    ("examples", "README.md", "    HTTPS_PROXY: $HTTPS_PROXY", "    HTTPS_PROXI: $HTTPS_PROXY"),
-    ("links", "README.md", "](docs/check.md)", "](docs/checks.md)"),
-    ("links", "README.md", "](docs/check.md#permissions)", "](docs/check.md#permission)"),
-    ("links", "docs/check.md", "(../README.md#prerequisites)", "(README.md#prerequisites)"),
+    ("environment", "docs/assume.md", "| `NO_PROXY` (or `no_proxy`) |", "| `NO_PROXY` |"),
+    ("examples", "docs/assume.md", "    HTTPS_PROXY: $HTTPS_PROXY", "    HTTPS_PROXI: $HTTPS_PROXY"),
+    ("links", "README.md", "/src/main/docs/check.md)", "/src/main/docs/checks.md)"),
+    ("links", "README.md", "/raw/main/templates/oidc.yaml\n", "/raw/main/templates/oidc.yml\n"),
+    (
+        "links",
+        "README.md",
+        "docs/assume.md#markdown-header-troubleshooting)",
+        "docs/assume.md#troubleshooting)",
+    ),
+    (
+        "links",
+        "README.md",
+        "[Variables](https://bitbucket.org/aws-credentials-pipe/aws-credentials-pipe/src/main/README.md#",
+        "[Variables](",
+    ),
+    (
+        "links",
+        "docs/check.md",
+        "(../README.md#markdown-header-1-the-aws-side)",
+        "(../README.md#1-the-aws-side)",
+    ),
+    (
+        "links",
+        "docs/audit.md",
+        "](../README.md#markdown-header-variables)",
+        "](README.md#markdown-header-variables)",
+    ),
+    ("lists", "docs/check.md", "`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_STS`.", "`AWS_ENDPOINT_URL`."),
+    ("lists", "docs/audit.md", "`ACTION`, `AWS_DEFAULT_REGION`,", "`AWS_DEFAULT_REGION`, `ACTION`,"),
+    ("snippet", "pipe.yml", "    AWS_DEFAULT_REGION: '<string>'\n", "    AWS_DEFAULT_REGION: eu-west-1\n"),
+    (
+        "snippet",
+        "README.md",
+        "- pipe: docker://aws-credentials-pipe/aws-credentials-pipe:1\n  variables:\n    AWS_OIDC_ROLE_ARN: '<string>'",
+        "- pipe: docker://aws-credentials-pipe/aws-credentials-pipe:1\n  variables:\n    AWS_OIDC_ROLE_ARN: '<arn>'",
+    ),
     (
         "links",
         "docs/development.md",

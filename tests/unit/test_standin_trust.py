@@ -60,3 +60,32 @@ def test_deny_wins_and_principal_must_match() -> None:
     assert not trust.allows(
         other, principal=PRINCIPAL, action="sts:AssumeRoleWithWebIdentity", context=CONTEXT
     )
+
+
+@pytest.mark.parametrize(
+    ("condition", "allowed"),
+    [
+        ({"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}, True),
+        ({"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "127.0.0.1/32"]}}, True),
+        ({"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, False),
+        ({"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, True),
+        ({"NotIpAddress": {"aws:SourceIp": "127.0.0.1"}}, False),
+        ({"IpAddress": {"aws:SourceIp": "not-a-network"}}, False),
+        ({"StringLike": {"sts:RoleSessionName": "bitbucket-*"}}, True),
+        ({"StringEquals": {"sts:RoleSessionName": "other"}}, False),
+        (
+            {"Bool": {"aws:SecureTransport": "true"}},
+            False,
+        ),  # an operator the stand-in does not know never grants
+    ],
+)
+def test_the_requests_own_keys(condition: dict[str, Any], allowed: bool) -> None:
+    """What STS sets from the request for AssumeRoleWithWebIdentity: the caller's address and
+    the session name (the stand-in's front adds them to the context)."""
+    context = {**CONTEXT, "aws:SourceIp": "127.0.0.1", "sts:RoleSessionName": "bitbucket-shop-1"}
+    assert (
+        trust.allows(
+            policy(condition), principal=PRINCIPAL, action="sts:AssumeRoleWithWebIdentity", context=context
+        )
+        is allowed
+    )

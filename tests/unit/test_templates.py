@@ -94,8 +94,13 @@ def test_the_trust_admits_the_repository_and_no_other(template: str, shape: str)
     )
     policy = stack.trust_policy(OIDC_TEMPLATES[template])
     assert verdict(policy, acme.mint(REPO)) == (True, True, [])
-    # Every step of the repository, deployment steps included.
-    assert verdict(policy, acme.mint(REPO, environment_uuid=ENVIRONMENT)) == (True, True, [])
+    # Every step of the repository, deployment steps included: checked from a deployment step,
+    # the check says that other environments' steps get in too (DeploymentEnvironmentUuid).
+    assert verdict(policy, acme.mint(REPO, environment_uuid=ENVIRONMENT)) == (
+        True,
+        True,
+        ["other-environment"],
+    )
     assert verdict(policy, acme.mint(braced()))[:2] == (False, False)  # another repository
     globex = issuer("globex")
     assert verdict(policy, globex.mint(REPO))[:2] == (False, False)  # another workspace

@@ -129,8 +129,8 @@ def test_profiles_published_at_once_are_all_kept(tmp_path: Path) -> None:
 
 def write_report(kind: str, directory: Path) -> Path:
     if kind == "rotation":
-        return RotationReport("ci", "clean", False).write(directory)
-    return CheckReport("arn:aws:iam::123456789012:role/deploy").write(directory)
+        return RotationReport("ci", "clean", False).write(directory, str)
+    return CheckReport("arn:aws:iam::123456789012:role/deploy").write(directory, str)
 
 
 @pytest.mark.parametrize(("kind", "name"), [("rotation", "rotation.json"), ("check", "oidc-check.json")])
