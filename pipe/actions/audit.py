@@ -41,10 +41,12 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
         region=settings.region,
         partition=settings.partition,
         session_name=settings.session_name,
-        mailer=_mailer(aud, clients.aws, hub_credentials=credentials),
+        mailer=None,
         console=console,
+        renew=lambda: obtain(settings, clients, console)[0],
     )
-    organizations = accounts.client(clients.aws, "organizations", credentials) if aud.organization else None
+    hub.mailer = _mailer(aud, hub)
+    organizations = hub.client("organizations") if aud.organization else None
     ids = accounts.account_ids(aud, identity.account, organizations)
     where = "the organization's ACTIVE accounts" if aud.organization else "accounts"
     console.info(
@@ -68,13 +70,14 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     return _ending(aud, settings.dry_run, report, path, problems)
 
 
-def _mailer(aud: AuditSettings, aws: AwsClients, *, hub_credentials: Any) -> Mailer | None:
+def _mailer(aud: AuditSettings, hub: Hub) -> Mailer | None:
     if aud.notify_from is None:
         return None
+    aws = hub.aws
     ses_aws = (
         aws if aud.ses_region == aws.region else AwsClients(aud.ses_region, aws.endpoints, aws.retry_timeout)
     )
-    return Mailer(accounts.client(ses_aws, "sesv2", hub_credentials), aud.notify_from)
+    return Mailer(lambda: hub.client("sesv2", ses_aws), aud.notify_from)
 
 
 def _plan_lines(audit: AccountAudit) -> list[str]:
@@ -197,6 +200,10 @@ def _summarise(hub: Hub, report: AuditReport, report_dir: Path, problems: list[P
     try:
         hub.mailer.send(list(aud.notify_admins), admin_letter(summary, str(report_dir)))
         hub.console.info(f"Sent the summary to {', '.join(aud.notify_admins)}.")
+    except PipeError as exc:  # the pipe's own session could not be renewed
+        problem = Problem(f"the summary to NOTIFY_ADMINS was not sent: {exc.message}", exc.hint)
+        problems.append(problem)
+        report.problems.append(problem.message)
     except Exception as exc:
         code, message = aws_error(exc)
         if not code:

@@ -59,6 +59,7 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
             migration.JSON_FILE: json.dumps(doc, indent=2) + "\n",
             migration.MARKDOWN_FILE: migration.markdown(doc, now),
         },
+        console.clean,
     )
     _print(doc, now, console)
     _post(settings, doc, now, console)
@@ -118,4 +119,4 @@ def _post(settings: Settings, doc: dict[str, object], now: datetime, console: Co
     if not place.postable:
         return
     data, notes = migration.insights(doc, now)
-    report.post_insights(place, data, notes, say=console.info, warn=console.warning)
+    report.post_insights(place, data, notes, say=console.info, warn=console.warning, clean=console.clean)

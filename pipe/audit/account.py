@@ -6,6 +6,7 @@ An account that cannot be entered or read is not an exception: it is an account 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
     from pipe.console import Console
     from pipe.credentials import Credentials
 
-RENEW_BEFORE = 300.0  # seconds before a role session expires that the run assumes the role again
+# Seconds before a session's Expiration (AWS's clock) that the run gets a new one: 5 minutes, plus
+# the 5 minutes the runner's clock may be behind AWS's (SigV4 accepts that much).
+RENEW_BEFORE = 600.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,13 @@ class Problem:
 @dataclass
 class Hub:
     """What every account's audit shares: the pipe's own credentials and identity, the SDK, the
-    settings, the mailer, the console."""
+    settings, the mailer, the console.
+
+    The pipe's own session (the hub's) ends, an hour after it began by default, and every member
+    session is assumed with it: ``current()`` gets a new one with ``renew`` (the run's credential
+    step again: the step's OIDC token, valid for the step's whole run) once it is within
+    RENEW_BEFORE of its end, so a run longer than a session goes on. A key (no expiry) is never
+    renewed."""
 
     aws: AwsClients
     credentials: Credentials
@@ -49,6 +58,33 @@ class Hub:
     mailer: Mailer | None
     console: Console
     clock: Callable[[], float] = time.time
+    renew: Callable[[], Credentials] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _clients: dict[tuple[int, str], tuple[Credentials, Any]] = field(default_factory=dict)
+
+    def current(self) -> Credentials:
+        """The pipe's own credentials, renewed near their end."""
+        with self._lock:
+            ends = self.credentials.expiration
+            if (
+                self.renew is not None
+                and ends is not None
+                and ends.timestamp() - self.clock() <= RENEW_BEFORE
+            ):
+                self.console.info("The pipe's own session ends soon: renewing it.")
+                self.credentials = self.renew()
+            return self.credentials
+
+    def client(self, service: str, aws: AwsClients | None = None) -> Any:
+        """A client with the pipe's own credentials (made again once they were renewed)."""
+        credentials = self.current()
+        sdk = aws or self.aws
+        with self._lock:
+            made = self._clients.get((id(sdk), service))
+            if made is None or made[0] is not credentials:
+                made = (credentials, accounts.client(sdk, service, credentials))
+                self._clients[(id(sdk), service)] = made
+            return made[1]
 
 
 @dataclass
@@ -61,6 +97,7 @@ class AccountAudit:
     missing_users: set[str] = field(default_factory=set)
     missing_groups: set[str] = field(default_factory=set)
     policy: Policy | None = None
+    skew: float = 0.0  # seconds IAM's clock is ahead of the runner's (reader.clock_skew)
     _credentials: Credentials | None = None
 
     @property
@@ -76,13 +113,13 @@ class AccountAudit:
         """The account's credentials: the pipe's own, or a role session (renewed near its end)."""
         hub = self.hub
         if self.own:
-            return hub.credentials
+            return hub.current()
         current = self._credentials
         expires = current.expiration.timestamp() if current and current.expiration else 0.0
         if current is not None and expires - hub.clock() > RENEW_BEFORE:
             return current
         arn = accounts.role_arn(hub.partition, self.account_id, hub.settings.role_name)
-        sts = accounts.client(hub.aws, "sts", hub.credentials)
+        sts = hub.client("sts")
         found, why, hint = accounts.assume(
             sts, arn=arn, session_name=hub.session_name, external_id=hub.settings.external_id, hub=hub.own_arn
         )
@@ -153,13 +190,14 @@ class AccountAudit:
             deactivate_after=settings.deactivate_after,
             delete_after=settings.delete_after,
             notify_before=settings.notify_before,
-            now=hub.clock(),
+            now=hub.clock() + report.skew,  # IAM's clock: its dates are compared with it
             exempt_group=settings.exempt_group,
             email_tag=settings.email_tag,
             notify=settings.notify_from is not None,
             secret_prefix=settings.secret_prefix,
         )
         self.policy = policy
+        self.skew = report.skew
         secrets = None
         for name in sorted(people.users):
             person = people.users[name]
@@ -204,7 +242,7 @@ class AccountAudit:
             secret_prefix=self.hub.settings.secret_prefix,
             mailer=self.hub.mailer,
             console=self.hub.console,
-            clock=self.hub.clock,
+            clock=lambda: self.hub.clock() + self.skew,
         )
         for entry in self.entries:
             executor.carry_out(entry)

@@ -10,9 +10,16 @@
 6. one TagUser for what the user was told, and the in-flight tag taken off.
 
 A run killed anywhere leaves the in-flight tag: the next run deletes the key the secret does not
-hold and creates it again (pipe.audit.planner). So does a CreateAccessKey that failed: with no
-answer (a timeout, a dropped connection), AWS may have made the key all the same (and the SDK's
-retry then hears LimitExceeded). Every action done is marked ``done``."""
+hold and creates it again (pipe.audit.planner). A CreateAccessKey that failed may have made the key
+all the same (its answer lost: a 500 or a timeout the SDK's standard mode retries, and the retry
+hears LimitExceeded): that key is this run's own, and the run deletes it at once (a key made since
+the run began that was not there when it listed the user's keys); only when it cannot does the tag
+stay for the next run. A delivery that failed is checked against the secret: a key the secret holds
+after all (a lost PutSecretValue answer) is kept, not deleted.
+
+Acting never depends on a tag: IAM allows 50 tags per user, and for a user at that limit the state
+tags are written best-effort (``LimitExceeded`` is said in the actions' reasons, not a failure),
+the keys are created, deactivated and deleted all the same. Every action done is marked ``done``."""
 
 from __future__ import annotations
 
@@ -20,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipe.audit import delivery, notify, state
-from pipe.audit.planner import Action, Policy, User, UserPlan, secret_name
+from pipe.audit import delivery, notify, reader, state
+from pipe.audit.planner import TAG_LIMIT_NOTE, Action, Policy, User, UserPlan, secret_name
 from pipe.credentials import Credentials
 from pipe.errors import aws_error, aws_status, is_aws_code
 
@@ -65,6 +72,8 @@ class Entry:
     notified: bool = False
     errors: list[tuple[str, str]] = field(default_factory=list)  # (what failed, what to change)
     in_flight_left: bool = False  # a created key could be neither delivered nor deleted
+    answer_lost: bool = False  # AWS made a key whose answer was lost (deleted again)
+    unrecorded: bool = False  # a state tag could not be written: the user is at IAM's 50-tag limit
     untold: bool = False  # a new key was delivered but the e-mail about it failed
 
 
@@ -87,7 +96,7 @@ class Executor:
         started = int(self.clock())
         pair: Credentials | None = None
         try:
-            self._intent(plan, started)
+            self._intent(entry, started)
             for action in plan.of("delete"):
                 self._delete(plan.user, action)
             if plan.of("create"):
@@ -95,7 +104,8 @@ class Executor:
             for action in plan.of("deactivate"):
                 self._deactivate(plan.user, action)
         except Exception as exc:
-            entry.errors.append((self._why(exc), hint_for(exc, key_in_doubt=entry.in_flight_left)))
+            hint = RERUN_HINT if entry.answer_lost else hint_for(exc, key_in_doubt=entry.in_flight_left)
+            entry.errors.append((self._why(exc), hint))
         self._tell(entry, pair)
         self._finish(entry, pair)
 
@@ -103,7 +113,35 @@ class Executor:
     def _tag(self, user: str, tags: dict[str, str]) -> None:
         self.iam.tag_user(UserName=user, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
-    def _intent(self, plan: UserPlan, started: int) -> None:
+    def _record(self, entry: Entry, tags: dict[str, str], actions: dict[str, list[Action]]) -> None:
+        """Write state tags, best-effort: a user at IAM's 50-tag limit is acted on all the same.
+        When all of them do not fit, each is tried alone, the in-flight tag first, then the
+        deactivation dates, then the notices; ``actions[tag]`` of a tag that did not fit say so."""
+        try:
+            self._tag(entry.plan.user, tags)
+            return
+        except Exception as exc:
+            if not is_aws_code(exc, "LimitExceeded"):
+                raise
+        left = sorted(tags, key=state.TAGS.index) if len(tags) > 1 else []
+        unwritten = set(tags) - set(left)
+        for name in left:
+            try:
+                self._tag(entry.plan.user, {name: tags[name]})
+            except Exception as exc:
+                if not is_aws_code(exc, "LimitExceeded"):
+                    raise
+                unwritten.add(name)
+        if not entry.unrecorded:
+            self.console.warning(f"{self.account} {entry.plan.user}: {TAG_LIMIT_NOTE}; acting all the same.")
+        entry.unrecorded = True
+        for name in unwritten:
+            for action in actions.get(name, []):
+                if TAG_LIMIT_NOTE not in action.reason:
+                    action.reason += f"; {TAG_LIMIT_NOTE}"
+
+    def _intent(self, entry: Entry, started: int) -> None:
+        plan = entry.plan
         tags: dict[str, str] = {}
         if plan.of("create"):
             tags[state.AUDIT_TAG] = state.InFlight("create", started).tag()
@@ -112,7 +150,11 @@ class Executor:
             dates = dict(plan.deactivated) | {key: self.policy.today for key in going}
             tags[state.DEACTIVATED_TAG] = state.render_dates(dates)
         if tags:
-            self._tag(plan.user, tags)
+            self._record(
+                entry,
+                tags,
+                {state.AUDIT_TAG: plan.of("create"), state.DEACTIVATED_TAG: plan.of("deactivate")},
+            )
 
     def _delete(self, user: str, action: Action) -> None:
         assert action.key, "a key is deleted by its id"
@@ -136,21 +178,31 @@ class Executor:
         assert name is not None, "the planner creates no key it cannot deliver"
         try:
             answer = self.iam.create_access_key(UserName=plan.user)["AccessKey"]
-        except Exception:
+        except Exception as exc:
             # No answer is not no key: AWS may have made it (a lost answer, then the SDK's retry
-            # hears LimitExceeded). The tag (phase=create) stays: the next run deletes that key.
+            # hears LimitExceeded). That key is this run's own: deleted now, or (phase=create
+            # stays) by the next run.
             entry.in_flight_left = True
-            created.reason += (
-                "; CreateAccessKey failed: a key AWS made all the same is deleted by the next run"
-            )
+            if not is_aws_code(exc, *DENIED):
+                self._orphans(entry, started, created)
+            if entry.in_flight_left:
+                created.reason += (
+                    "; CreateAccessKey failed: a key AWS made all the same is deleted by the next run"
+                )
             raise
         pair = Credentials(answer["AccessKeyId"], answer["SecretAccessKey"])
         self.console.secrets(pair.secret_access_key)
         created.key, created.done = pair.access_key_id, True
         try:
             flight = state.InFlight("deliver", started, pair.access_key_id)
-            self._tag(plan.user, {state.AUDIT_TAG: flight.tag()})
-            entry.secret_arn = delivery.deliver(self.secrets, name, plan.user, entry.user.arn, pair)
+            self._record(entry, {state.AUDIT_TAG: flight.tag()}, {state.AUDIT_TAG: [created]})
+            try:
+                entry.secret_arn = delivery.deliver(self.secrets, name, plan.user, entry.user.arn, pair)
+            except Exception:
+                # The value may have gone in, its answer lost: then the secret holds the key.
+                entry.secret_arn = self._held(name, pair.access_key_id)
+                if entry.secret_arn is None:
+                    raise
         except Exception:
             try:
                 self.iam.delete_access_key(UserName=plan.user, AccessKeyId=pair.access_key_id)
@@ -167,6 +219,47 @@ class Executor:
             "(the resource policy first)."
         )
         return pair
+
+    def _orphans(self, entry: Entry, started: int, created: Action) -> None:
+        """After a CreateAccessKey that failed: delete the key it made all the same (one the run did
+        not list, made since it began by IAM's clock); ``in_flight_left`` stays when in doubt
+        (nothing found yet: IAM's reads may lag its writes; or the listing or deletion failed)."""
+        user = entry.plan.user
+        if not entry.user.listed:
+            return
+        known = {k.id for k in entry.user.keys}
+        try:
+            listed = self.iam.list_access_keys(UserName=user).get("AccessKeyMetadata", [])
+            mine = [
+                str(k["AccessKeyId"])
+                for k in listed
+                if k["AccessKeyId"] not in known
+                and k["CreateDate"].timestamp() >= started - state.ORPHAN_BEFORE
+            ]
+            for key in mine:
+                self.iam.delete_access_key(UserName=user, AccessKeyId=key)
+        except Exception as exc:
+            self.console.warning(
+                f"{self.account} {user}: a key AWS may have made could not be looked for: {self._why(exc)}"
+            )
+            return
+        if mine:
+            entry.in_flight_left, entry.answer_lost = False, True
+            created.reason += (
+                f"; CreateAccessKey failed, but AWS had made {', '.join(mine)} (its answer was lost): "
+                "deleted, nobody held it"
+            )
+            self.console.info(
+                f"{self.account} {user}: deleted {', '.join(mine)}, made by this run but never answered."
+            )
+
+    def _held(self, name: str, key_id: str) -> str | None:
+        """The secret's ARN when it holds ``key_id`` (a delivery whose last answer was lost)."""
+        try:
+            described = self.secrets.describe_secret(SecretId=name)
+        except Exception:
+            return None
+        return str(described["ARN"]) if reader.current_key(described) == key_id else None
 
     def _tell(self, entry: Entry, pair: Credentials | None) -> None:
         """The user's e-mail: what was done, what comes next. Nothing when nothing was done."""
@@ -247,7 +340,11 @@ class Executor:
             untag.append(state.AUDIT_TAG)
         try:
             if tags:
-                self._tag(plan.user, tags)
+                self._record(
+                    entry,
+                    tags,
+                    {state.NOTIFIED_TAG: plan.of("notify"), state.DEACTIVATED_TAG: plan.of("deactivate")},
+                )
             if untag:
                 self.iam.untag_user(UserName=plan.user, TagKeys=untag)
         except Exception as exc:

@@ -7,7 +7,7 @@ here is given one (the letters are composed from key ids, dates and names)."""
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -181,14 +181,15 @@ def _page(body: str) -> str:
 
 
 class Mailer:
-    """SES v2 SendEmail from NOTIFY_FROM (a client made with the pipe's own credentials, in SES_REGION)."""
+    """SES v2 SendEmail from NOTIFY_FROM, with a client ``ses()`` gives at each e-mail (made with the
+    pipe's own credentials, renewed in a long run, in SES_REGION)."""
 
-    def __init__(self, ses: Any, sender: str) -> None:
+    def __init__(self, ses: Callable[[], Any], sender: str) -> None:
         self.ses = ses
         self.sender = sender
 
     def send(self, to: Sequence[str], letter: Letter) -> str:
-        answer = self.ses.send_email(
+        answer = self.ses().send_email(
             FromEmailAddress=self.sender,
             Destination={"ToAddresses": list(to)},
             Content={

@@ -46,6 +46,8 @@ from pipe.config.audit import EMAIL
 from pipe.templates import PROTECTED_TAG
 
 DAY = 86400.0
+MAX_TAGS = 50  # IAM's quota of tags per user
+TAG_LIMIT_NOTE = "state not recorded: user at IAM's 50-tag limit"
 _SECRET_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+=.@-")
 
 
@@ -217,7 +219,24 @@ def plan(user: User, policy: Policy) -> UserPlan:
     else:
         _enforce(user, keys, policy, result)
     _notify(user, policy, result)
+    _tag_room(user, result)
     return result
+
+
+def _tag_room(user: User, result: UserPlan) -> None:
+    """Say when audit's state tags will not fit: IAM refuses a user's 51st tag. The actions are
+    carried out all the same (the state is recorded best-effort, pipe.audit.executor)."""
+    needed = {state.AUDIT_TAG} if result.of("create") else set()
+    needed |= {state.DEACTIVATED_TAG} if result.of("deactivate") else set()
+    needed |= {state.NOTIFIED_TAG} if result.of("notify") else set()
+    missing = needed - set(user.tags)
+    if missing and len(user.tags) + len(missing) > MAX_TAGS:
+        result.notes.append(
+            f"{TAG_LIMIT_NOTE} ({len(user.tags)} tags): acted on all the same; "
+            + ", ".join(sorted(missing))
+            + " not written (a run stopped between creating and delivering a key leaves it to an "
+            "administrator; deletion counts from the key's last use; a warning may be sent again)"
+        )
 
 
 def _in_flight(user: User, result: UserPlan) -> list[Key]:

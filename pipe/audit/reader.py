@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from pipe.audit.planner import Key
@@ -32,6 +33,7 @@ VERSION_PREFIX = "aws-credentials-pipe-"
 class CredentialReport:
     generated: float  # when IAM generated it (epoch seconds)
     keys: dict[str, tuple[Key, ...]]  # user name -> keys (without ids)
+    skew: float = 0.0  # seconds IAM's clock is ahead of this runner's (its answer's Date header)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,20 @@ def credential_report(
     answer = iam.get_credential_report()
     content = answer["Content"]
     text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
-    return CredentialReport(answer["GeneratedTime"].timestamp(), parse_report(text))
+    return CredentialReport(
+        answer["GeneratedTime"].timestamp(), parse_report(text), skew=clock_skew(answer, clock())
+    )
+
+
+def clock_skew(answer: Any, local: float) -> float:
+    """How far IAM's clock is ahead of the runner's (negative: behind), from the answer's HTTP
+    ``Date`` (whole seconds). A key's CreateDate is by IAM's clock, which may be up to 5 minutes
+    from the runner's (SigV4 accepts that much): what audit compares with it must be too."""
+    headers = (answer.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    try:
+        return parsedate_to_datetime(str(headers["date"])).timestamp() - local
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 def _when(text: str) -> float | None:
@@ -139,6 +154,11 @@ def secret_holds(secrets: Any, name: str) -> str | None:
         if is_aws_code(exc, "ResourceNotFoundException"):
             return None
         raise
+    return current_key(described)
+
+
+def current_key(described: Any) -> str | None:
+    """The key id of a DescribeSecret answer's AWSCURRENT version, when audit wrote it."""
     for version, stages in (described.get("VersionIdsToStages") or {}).items():
         if "AWSCURRENT" in stages and version.startswith(VERSION_PREFIX):
             return str(version[len(VERSION_PREFIX) :])

@@ -34,9 +34,12 @@ NOTIFIED_TAG = "aws-credentials-pipe/notified"
 TAGS = (AUDIT_TAG, DEACTIVATED_TAG, NOTIFIED_TAG)
 MAX_VALUE = 256
 # The first key created from this long before a stopped run's `started` to this long after is taken
-# for its key: the run dies within seconds of CreateAccessKey (the SDK's retries included). Only a
-# user's own key made in that window, before the run's own key existed, could be taken for it.
-ORPHAN_BEFORE = 60.0
+# for its key: the run dies within seconds of CreateAccessKey (the SDK's retries included). Both are
+# IAM's dates (`started` is the runner's clock set to IAM's, pipe.audit.reader.clock_skew), and the
+# window before is SigV4's 5 minutes all the same, for a runner whose clock is that far off. A user's
+# own key made in the window before the run's is not taken for it: the run read the user's keys
+# (ListAccessKeys) seconds before `started`, and plans no new key for a user who has a newer one.
+ORPHAN_BEFORE = 300.0
 ORPHAN_AFTER = 600.0
 _KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
 _NUMBER = re.compile(r"[0-9]{1,12}")

@@ -543,26 +543,26 @@ def test_an_account_aws_stops_answering_is_an_error_entry_not_a_crash(fleet: Fle
 
 
 # -- answers lost on the way -------------------------------------------------------------------------
-def test_a_create_access_key_whose_answer_is_lost_keeps_the_tag_and_the_next_run_cleans_up(
-    fleet: Fleet,
-) -> None:
-    """AWS makes the key, the answer is lost, the SDK asks again and IAM says LimitExceeded (two
-    keys): the in-flight tag stays, the hint says re-run, and the next run deletes the orphan
-    and delivers a new key."""
+def test_a_create_access_key_whose_answer_is_lost_strands_no_key(fleet: Fleet) -> None:
+    """AWS makes the key, the answer is lost (a dropped connection), the SDK asks again and IAM says
+    LimitExceeded (two keys): the key AWS made is this run's own and nobody holds it, so the run
+    deletes it at once and takes its in-flight tag off; the hint says re-run, and the next run
+    delivers a new key. (A run killed there leaves the tag, and the next run deletes the key:
+    tests/integration/test_audit_crash.py.)"""
     from tests.standins.aws import Fault
 
     old = fleet.user("alice", 95)[0]
     fleet.sandbox.aws.inject(Fault("CreateAccessKey", kind="lost"))
     result = fleet.run("audit-create-lost")
-    assert result.failed_with("alice", "Re-run", "removes a key this run may have made"), result.output
+    assert result.failed_with("alice", "Re-run", "AWS did not answer"), result.output
     assert "Grant the audit role" not in result.last
-    [orphan] = set(fleet.keys("alice")) - {old}
-    assert fleet.tags("alice")["aws-credentials-pipe/audit"].startswith("phase=create ")
+    assert fleet.keys("alice") == {old: "Active"}
+    assert "aws-credentials-pipe/audit" not in fleet.tags("alice")
     assert fleet.secret("alice") is None
     fixed = fleet.run("audit-create-lost-again")
     assert fixed.returncode == 0, fixed.output
     keys = fleet.keys("alice")
-    assert orphan not in keys and old in keys and len(keys) == 2
+    assert old in keys and len(keys) == 2
     assert fleet.secret("alice")["AccessKeyId"] in keys  # type: ignore[index]
     assert "aws-credentials-pipe/audit" not in fleet.tags("alice")
 

@@ -1,6 +1,9 @@
 """An audit interrupted at every call it makes from its first change to its last (through
 creating, delivering and announcing a key), once by killing the process after the call took
-effect and once by an API error at that call, then re-run the same day: it must converge.
+effect, once by an API error at that call, and once by a lost answer (`lost500`: the call takes
+effect and answers a 500, which botocore's standard mode retries: the retry of CreateAccessKey
+hears LimitExceeded, of CreateSecret ResourceExistsException, of PutSecretValue an idempotent
+repeat), then re-run the same day: it must converge.
 
 The user: an Active key 100 days old (replaced; deactivated by the first run on a later day, so
 not by these runs of one day), an Inactive key 120 days old unused for 30 days (deleted first,
@@ -8,15 +11,19 @@ making room). After every interruption:
   S1 no key is lost that was in use: the Active key is never deleted;
   S2 every key is the old one, the one the user's secret holds, or the one the in-flight tag
      records (so the next run knows it);
+  N1 after a lost answer (the run goes on): no key is stranded, not even one a tag records:
+     every Active key is the old one or the one the user's secret holds;
 and after the re-run:
   C1 the user has the old key (still Active: the user fetches the new key with it) and one new
      Active key, which the secret holds and which works (its secret is the one IAM issued);
   C2 no in-flight tag is left, and no deactivation is recorded;
-  C3 the user was e-mailed about that key, and no e-mail holds a secret.
+  C3 the user was e-mailed about that key, and no e-mail holds a secret;
+  C4 no key is stranded: every Active key is the old one or the one the user's secret holds.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -65,9 +72,20 @@ def safe_after_interruption(fleet: Fleet, old: str, idle: str, where: str) -> li
     return problems
 
 
+def stranded(fleet: Fleet, old: str, where: str, rule: str) -> list[str]:
+    """Active keys whose secret nobody has: neither the old key (the user's) nor the secret's."""
+    holds = held(fleet)
+    return [
+        f"{where}: {rule} {key} is Active and nobody holds its secret (the secret holds {holds})"
+        for key, status in fleet.keys("alice").items()
+        if status == "Active" and key not in (old, holds)
+    ]
+
+
 def converged(fleet: Fleet, old: str, result: Result, where: str) -> list[str]:
     keys, holds = fleet.keys("alice"), held(fleet)
     problems = [] if result.returncode == 0 else [f"{where}: the re-run ended {result.last!r}"]
+    problems += stranded(fleet, old, where, "C4")
     new = [k for k in keys if k != old]
     if keys.get(old) != "Active" or len(new) != 1 or keys[new[0]] != "Active" or holds != new[0]:
         problems.append(f"{where}: C1 keys {keys}, the secret holds {holds}")
@@ -95,22 +113,28 @@ def test_an_audit_interrupted_at_every_change_converges(sandbox: Sandbox, tmp_pa
     start = calls.index("AWS TagUser") + 1  # the first change (1-based)
     problems: list[str] = []
     counts: Counter[str] = Counter()
-    for mode in ("kill", "error"):
+    began = time.monotonic()
+    for mode in ("kill", "error", "lost500"):
         for at in range(start, len(calls) + 1):
             fleet, old, idle = make_fleet(sandbox, make_clone_dir(tmp_path / f"{mode}-{at}"))
             result = run_interrupted(fleet, at, mode)
             where = f"{mode} at call {at} ({sandbox.interrupter.fired})"
             counts["interruptions"] += 1
-            if mode == "error" and not (result.returncode == 0 or result.last.startswith("✖ ")):
+            if mode != "kill" and not (result.returncode == 0 or result.last.startswith("✖ ")):
                 problems.append(f"{where}: no ✖ line: {result.last!r}")
             problems += safe_after_interruption(fleet, old, idle, where)
+            if mode == "lost500":
+                problems += stranded(fleet, old, where, "N1")
+                counts["lost500 runs ending ✔"] += result.returncode == 0
             again = fleet.run(f"audit-crash-rerun-{mode}-{at}")
             problems += converged(fleet, old, again, where)
             counts["mails"] += len(fleet.mails("alice@example.com"))
     SUMMARY.append(
         f"audit crash safety: calls {start}-{len(calls)} of {len(calls)} ({', '.join(calls[start - 1 :])}) "
-        f"x 2 modes = {counts['interruptions']} interruptions, each re-run once; "
-        f"{counts['mails']} e-mails to the user in all (a run that did part of the work mails that part)"
+        f"x 3 modes (kill, error, lost500) = {counts['interruptions']} interruptions, each re-run once; "
+        f"{counts['lost500 runs ending ✔']} of the lost500 runs ended ✔; "
+        f"{counts['mails']} e-mails to the user in all (a run that did part of the work mails that part); "
+        f"{time.monotonic() - began:.0f} s; {len(problems)} invariant violation(s)"
     )
     print(SUMMARY[-1])
     assert not problems, "\n".join(problems[:20])
@@ -126,4 +150,5 @@ def test_the_invariants_can_fail(sandbox: Sandbox, tmp_path: Path) -> None:
     stray = iam.create_access_key(UserName="alice")["AccessKey"]
     registry.record(stray["SecretAccessKey"])
     assert safe_after_interruption(fleet, old, idle, "made up")
-    assert converged(fleet, old, Result(0, ""), "made up")
+    assert any(" C4 " in p for p in converged(fleet, old, Result(0, ""), "made up"))
+    assert stranded(fleet, old, "made up", "N1")

@@ -396,3 +396,125 @@ def test_get_access_key_info_answers_the_keys_account_as_sts_does(sandbox: Sandb
     assert sts.get_access_key_info(AccessKeyId=foreign)["Account"] == account
     assert sts.get_access_key_info(AccessKeyId=key_id)["Account"] == ACCOUNT
     assert sts.get_access_key_info(AccessKeyId="ASIAQNZGKIQY56JQ7WML")["Account"] == "029608264753"
+
+
+# -- IAM's quotas, Secrets Manager's idempotent repeats, answers lost after AWS acted ---------------
+def test_a_users_51st_tag_is_refused(sandbox: Sandbox) -> None:
+    """IAM: "Cannot exceed quota for TagsPerUser: 50"; a key already there is overwritten, and a
+    user created with 51 tags is refused too (moto accepts any number of either)."""
+    user = unique("tags50")
+    sandbox.iam.create_user(UserName=user, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(40)])
+    sandbox.iam.tag_user(UserName=user, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(40, 50)])
+    sandbox.iam.tag_user(UserName=user, Tags=[{"Key": "k7", "Value": "overwritten"}])
+    with pytest.raises(ClientError) as err:
+        sandbox.iam.tag_user(UserName=user, Tags=[{"Key": "k50", "Value": "v"}])
+    assert code_of(err) == ("LimitExceeded", "Cannot exceed quota for TagsPerUser: 50")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    sandbox.iam.untag_user(UserName=user, TagKeys=["k0"])
+    sandbox.iam.tag_user(UserName=user, Tags=[{"Key": "k50", "Value": "v"}])
+    with pytest.raises(ClientError) as err:
+        sandbox.iam.create_user(
+            UserName=unique("tags51"), Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)]
+        )
+    # A new user's tags are one list, which the model's max of 50 already bounds.
+    assert code_of(err)[0] == "ValidationError" and "length less than or equal to 50" in code_of(err)[1]
+
+
+def test_putting_an_existing_version_again_changes_nothing(sandbox: Sandbox) -> None:
+    """PutSecretValue with an existing version's ClientRequestToken: the same value is ignored
+    (its staging labels stay where they are, whatever VersionStages says), another value is
+    ResourceExistsException."""
+    secrets = sandbox.aws.client("secretsmanager")
+    name = unique("ci/repeat")
+    secrets.create_secret(Name=name)
+    first, second = "p" * 32, "r" * 32
+    secrets.put_secret_value(SecretId=name, SecretString="P", ClientRequestToken=first)
+    secrets.put_secret_value(
+        SecretId=name, SecretString="R", ClientRequestToken=second, VersionStages=["AWSPENDING"]
+    )
+
+    def stages() -> dict[str, list[str]]:
+        versions = secrets.list_secret_version_ids(SecretId=name)["Versions"]
+        return {v["VersionId"]: sorted(v.get("VersionStages", [])) for v in versions}
+
+    before = stages()
+    assert before == {first: ["AWSCURRENT"], second: ["AWSPENDING"]}
+    answer = secrets.put_secret_value(
+        SecretId=name, SecretString="P", ClientRequestToken=first, VersionStages=["AWSPENDING"]
+    )
+    assert answer["VersionId"] == first and answer["VersionStages"] == ["AWSCURRENT"]
+    secrets.put_secret_value(
+        SecretId=name, SecretString="R", ClientRequestToken=second, VersionStages=["AWSCURRENT"]
+    )
+    assert stages() == before
+    with pytest.raises(ClientError) as err:
+        secrets.put_secret_value(SecretId=name, SecretString="other", ClientRequestToken=second)
+    assert code_of(err)[0] == "ResourceExistsException"
+    assert stages() == before
+
+
+def _standard(sandbox: Sandbox, service: str) -> Any:
+    """A client with the pipe's retry mode (botocore's standard mode, three attempts)."""
+    import boto3
+    from botocore.config import Config
+
+    from tests.standins.aws import STUB_CREDENTIALS
+
+    return boto3.client(
+        service,
+        endpoint_url=sandbox.aws.url,
+        region_name="eu-west-1",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 3}),
+        **STUB_CREDENTIALS,
+    )
+
+
+def test_a_lost_500_acts_then_the_standard_retry_meets_what_it_did(sandbox: Sandbox) -> None:
+    """Fault(kind="lost500"): AWS acts, the answer is a 500, botocore's standard mode retries."""
+    from tests.standins.aws import Fault
+
+    iam = _standard(sandbox, "iam")
+    user = unique("lost500")
+    iam.create_user(UserName=user)
+    iam.create_access_key(UserName=user)
+    sandbox.aws.inject(Fault("CreateAccessKey", kind="lost500"))
+    sandbox.aws.forget_requests()
+    with pytest.raises(ClientError) as err:
+        iam.create_access_key(UserName=user)
+    assert code_of(err) == ("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2")
+    assert sandbox.aws.calls("CreateAccessKey") == 2  # the first attempt made the key
+    assert len(sandbox.aws.keys(user)) == 2
+
+    key = next(iter(sandbox.aws.keys(user)))
+    for fault, call in (
+        ("UpdateAccessKey", lambda: iam.update_access_key(UserName=user, AccessKeyId=key, Status="Inactive")),
+        ("TagUser", lambda: iam.tag_user(UserName=user, Tags=[{"Key": "a", "Value": "b"}])),
+    ):
+        sandbox.aws.inject(Fault(fault, kind="lost500"))
+        sandbox.aws.forget_requests()
+        call()  # the retry repeats what is already done: these two are idempotent in effect
+        assert sandbox.aws.calls(fault) == 2
+    assert sandbox.aws.keys(user)[key] == "Inactive"
+
+
+def test_a_lost_500_on_secrets_manager_is_a_json_500_and_is_retried(sandbox: Sandbox) -> None:
+    from tests.standins.aws import Fault
+
+    secrets = _standard(sandbox, "secretsmanager")
+    name = unique("ci/lost500")
+    sandbox.aws.inject(Fault("CreateSecret", kind="lost500"))
+    sandbox.aws.forget_requests()
+    with pytest.raises(ClientError) as err:  # no ClientRequestToken: the retry meets the secret
+        secrets.create_secret(Name=name)
+    assert code_of(err)[0] == "ResourceExistsException"
+    assert sandbox.aws.calls("CreateSecret") == 2
+    token = "t" * 32
+    sandbox.aws.inject(Fault("PutSecretValue", kind="lost500"))
+    sandbox.aws.forget_requests()
+    answer = secrets.put_secret_value(SecretId=name, SecretString="v", ClientRequestToken=token)
+    assert answer["VersionId"] == token and sandbox.aws.calls("PutSecretValue") == 2
+    sandbox.aws.inject(Fault("PutSecretValue", kind="lost500", times=3))
+    with pytest.raises(ClientError) as err:
+        secrets.put_secret_value(SecretId=name, SecretString="w", ClientRequestToken="u" * 32)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert code_of(err)[0] == "InternalFailure"

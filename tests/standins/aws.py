@@ -24,7 +24,17 @@ moto accepts any web identity token and any access key. The front, in front of m
   are issued (the answer's Expiration says so), and the front refuses their keys afterwards
   with `ExpiredToken`, as STS does, so the SDK's refresh shows within seconds.
 - injects faults by action: AWS errors, dropped connections, delays, another identity, and lost
-  answers (the call is served, then the connection dropped: AWS did it, the caller never hears).
+  answers (the call is served, then the connection dropped: AWS did it, the caller never hears;
+  or, `lost500`, the call is served and the answer is a 500 `InternalFailure`, which botocore's
+  standard mode retries: the retry meets what the first attempt did, e.g. `LimitExceeded` for
+  a third key).
+- refuses a user's 51st tag (TagUser; CreateUser's list is bounded by the model) with IAM's `LimitExceeded`
+  "Cannot exceed quota for TagsPerUser: 50" (moto accepts any number); a key already there
+  being overwritten does not count.
+- answers PutSecretValue with the ClientRequestToken of an existing version as Secrets Manager
+  does: the same value is an idempotent repeat that changes nothing (no staging label moves,
+  whatever VersionStages says; moto moves them when the version is AWSPENDING), another value
+  is `ResourceExistsException`.
 - answers sts:GetAccessKeyInfo as STS does for any id: moto's keys (users' and role
   sessions') are of their account, any other id of the account it encodes (moto answers the
   caller's account for an id it does not know);
@@ -34,6 +44,11 @@ moto accepts any web identity token and any access key. The front, in front of m
   `report_delay` seconds) and IAM keeps it for four hours: GetCredentialReport answers that
   snapshot with its real GeneratedTime, however the account changed since
   (`expire_credential_reports()` is what waiting four hours does);
+- runs AWS's clock `clock_offset` seconds ahead of this machine's (the runner's; negative:
+  behind): the dates AWS answers (a new key's CreateDate, a key's last use, the credential
+  report's GeneratedTime, a session's Expiration, the `Date` header) and the web identity token's
+  expiry are by that clock, and SigV4 refuses a request signed more than 5 minutes away from it
+  (`SignatureDoesNotMatch` / `InvalidSignatureException`: "Signature expired"), as AWS does;
 - keeps every SES v2 SendEmail it answered (`emails`: sender, recipients, subject, and both the
   text and the HTML part; moto keeps one part only).
 Several accounts: a request acts in the account of its key (moto's rule), or in the one an
@@ -46,6 +61,7 @@ ListAccessKeys, GetAccessKeyLastUsed and the IAM credential report agree: `age()
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import http.client
 import json
@@ -82,13 +98,16 @@ _STATUS = {
     "InternalFailure": 500,
     "ServiceUnavailable": 503,
 }
+SIGV4_SKEW = 300.0  # seconds between a request's X-Amz-Date and AWS's clock that SigV4 accepts
 _SECRET_TAGS = re.compile(rb"<(SecretAccessKey|SessionToken)>([^<]+)</")
 
 
 @dataclass
 class Fault:
     action: str
-    kind: str = "error"  # error | drop | delay | identity | lost (served, then the answer dropped)
+    # error | drop | delay | identity | lost (served, then the answer dropped) |
+    # lost500 (served, then answered 500 InternalFailure: botocore's standard mode retries it)
+    kind: str = "error"
     code: str = ""
     message: str = ""
     times: int = 1
@@ -171,7 +190,7 @@ class AwsStandIn:
         self.requests: list[tuple[str, str]] = []  # (action, access key id)
         # Every call in detail, while tests.standins.calls.recording() has one attached.
         self.recorder: CallRecorder | None = None
-        self.clock_offset = 0.0  # seconds the stand-in STS's clock runs ahead of this machine's
+        self.clock_offset = 0.0  # seconds AWS's clock runs ahead of this machine's (see aws_now)
         # IAM's eventual consistency: a new key fails for this many seconds after creation.
         self.new_key_delay = 0.0
         self.created: dict[str, float] = {}  # key id -> when the front saw it created
@@ -188,7 +207,7 @@ class AwsStandIn:
         self.credential_reports: dict[str, tuple[float, float, str]] = {}
         self.report_delay = 0.0  # seconds a credential report takes to generate
         self.emails: list[dict[str, Any]] = []  # every SES v2 SendEmail answered, both parts
-        self._server = Server(self._handle)
+        self._server = Server(self._handle, clock=self.aws_now)
 
     def start(self) -> AwsStandIn:
         self._moto.start()
@@ -244,7 +263,7 @@ class AwsStandIn:
         from moto.iam.models import AccessKeyLastUsed
 
         key = self._moto_key(key_id)
-        now = datetime.now(UTC).replace(tzinfo=None)  # moto keeps naive UTC datetimes
+        now = datetime.fromtimestamp(self.aws_now(), UTC).replace(tzinfo=None)  # moto: naive UTC
         key.create_date = now - timedelta(days=days)
         key.last_used = (
             None
@@ -253,6 +272,8 @@ class AwsStandIn:
                 timestamp=now - timedelta(days=last_used_days_ago), service="iam", region="us-east-1"
             )
         )
+        if key.last_used is not None:
+            key.last_used.shifted = True  # by AWS's clock already (see _on_aws_clock)
 
     @staticmethod
     def _moto_key(key_id: str) -> Any:
@@ -305,12 +326,19 @@ class AwsStandIn:
             if recorder
             else None
         )
-        fault = self._take_fault(action)
+        # The crash harness's lost500: this call takes effect and its answer is a 500.
+        fault = Fault(action, kind="lost500") if interrupt == "lost500" else self._take_fault(action)
         response = self._serve(request, params, action, key_id, fault)
+        call = self.catalog.parse(request.method, request.path, request.headers, request.body)
         if recorder and entry:
             recorder.finish(entry, response.status)
         if fault and fault.kind == "lost":  # AWS did it; the answer never reaches the caller
             return Response(drop=True)
+        if fault and fault.kind == "lost500":  # AWS did it; the caller hears a 500 and retries
+            failure = Refusal(500, "InternalFailure", "An internal error occurred.")
+            if call is None:
+                return error_response(failure.code, failure.message, failure.status)
+            return refusal_response(call, failure)
         return response
 
     def _serve(
@@ -327,7 +355,7 @@ class AwsStandIn:
             asked = {k: v for k, v in call.params.items() if k != "WebIdentityToken"}
             with self._lock:
                 self.assume_calls.append({"Action": call.operation.name, **asked})
-        expired = self._expired_session(key_id)
+        expired = self._expired_session(key_id) or self._signed_too_far(request, key_id, call)
         if expired:
             return expired
         if key_id.startswith("AKIA"):
@@ -339,6 +367,14 @@ class AwsStandIn:
         refusal = self.catalog.check(call) if call else None
         if call and refusal:
             return refusal_response(call, refusal)
+        if call and call.service == "iam" and call.operation.name == "TagUser":
+            too_many = self._too_many_user_tags(call, self._account(request, key_id))
+            if too_many:
+                return too_many
+        if call and call.service == "secretsmanager" and call.operation.name == "PutSecretValue":
+            repeat = self._repeated_secret_version(call, self._account(request, key_id))
+            if repeat:
+                return repeat
         if call and call.service == "iam" and call.operation.name.endswith("CredentialReport"):
             return self._credential_report(call.operation.name, self._account(request, key_id))
         if call and call.service == "sts" and call.operation.name == "GetAccessKeyInfo":
@@ -360,6 +396,8 @@ class AwsStandIn:
                 self.issued[created.group(1).decode()] = secret.group(1).decode()
         if action in ("AssumeRoleWithWebIdentity", "AssumeRole") and response.status == 200:
             self._shorten_session(response)
+        if response.status == 200:
+            self._on_aws_clock(action, key_id, response)
         if action in ("AssumeRoleWithWebIdentity", "AssumeRole", "CreateAccessKey", "GetSessionToken"):
             registry.record(*(m.group(2).decode() for m in _SECRET_TAGS.finditer(response.body)))
         if fault and fault.kind == "identity":
@@ -368,12 +406,68 @@ class AwsStandIn:
             self._record_email(call, self._account(request, key_id))
         return response
 
+    @staticmethod
+    def _too_many_user_tags(call: Call, account: str) -> Response | None:
+        """IAM's quota of 50 tags per user: the user's tags, with the new keys, must stay within
+        it (a key already there is overwritten and does not count)."""
+        from moto.iam.models import iam_backends
+
+        keys = {str(tag.get("Key", "")) for tag in call.params.get("Tags") or []}
+        if not keys:
+            return None
+        backend = iam_backends[account]["aws"]
+        user = backend.users.get(str(call.params.get("UserName", "")))
+        if user is None:
+            return None  # moto answers NoSuchEntity
+        existing = {str(tag["Key"]) for tag in backend.tagger.list_tags_for_resource(user.arn)["Tags"]}
+        if len(existing | keys) > 50:
+            return error_response("LimitExceeded", "Cannot exceed quota for TagsPerUser: 50", 409)
+        return None
+
+    @staticmethod
+    def _repeated_secret_version(call: Call, account: str) -> Response | None:
+        """PutSecretValue naming a version that exists: "If a version with this value already
+        exists and the version SecretString and SecretBinary values are the same as those in the
+        request, then the request is ignored. [...] If a version with this value already exists
+        and that version's SecretString and SecretBinary values are different from those in the
+        request, then the request fails" (the API reference, ClientRequestToken)."""
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        token = call.params.get("ClientRequestToken")
+        if not token:
+            return None
+        backend = secretsmanager_backends[account][call.region]
+        name = str(call.params.get("SecretId", ""))
+        if name not in backend.secrets:
+            return None
+        secret = backend.secrets[name]
+        version = getattr(secret, "versions", {}).get(token)
+        if version is None:
+            return None
+        binary = call.params.get("SecretBinary")
+        same = version.get("secret_string") == call.params.get("SecretString") and (
+            version.get("secret_binary") == (base64.b64encode(binary).decode() if binary else None)
+        )
+        if not same:
+            return json_error_response(
+                "ResourceExistsException",
+                f"You can't use ClientRequestToken {token} because that value is already in use for a "
+                f"version of secret {secret.arn}.",
+            )
+        answer = {
+            "ARN": secret.arn,
+            "Name": secret.name,
+            "VersionId": token,
+            "VersionStages": list(version.get("version_stages", [])),
+        }
+        return Response(200, json.dumps(answer).encode(), {"Content-Type": "application/x-amz-json-1.1"})
+
     def _shorten_session(self, response: Response) -> None:
         """With `session_lifetime`: the session ends that many seconds from now."""
         if self.session_lifetime is None:
             return
         ends = time.time() + self.session_lifetime
-        stamp = datetime.fromtimestamp(ends, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = datetime.fromtimestamp(ends + self.clock_offset, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         response.body = re.sub(
             rb"<Expiration>[^<]*</Expiration>", f"<Expiration>{stamp}</Expiration>".encode(), response.body
         )
@@ -472,7 +566,7 @@ class AwsStandIn:
                 "The web identity token that was passed could not be validated by AWS. Get a new identity "
                 "token from the identity provider and then retry the request.",
             )
-        now = int(time.time() + self.clock_offset)
+        now = int(self.aws_now())
         exp = int(claims.get("exp", 0))
         if exp <= now:
             return error_response(
@@ -653,7 +747,7 @@ class AwsStandIn:
             return error_response("ReportNotPresent", "Credential report not present", 410)
         if now < kept[1]:
             return error_response("ReportInProgress", "Credential report is being generated", 404)
-        generated = datetime.fromtimestamp(kept[0], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        generated = datetime.fromtimestamp(kept[0] + self.clock_offset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         content = base64.b64encode(kept[2].encode()).decode()
         return _iam_answer(
             operation,
@@ -682,6 +776,71 @@ class AwsStandIn:
     def emails_to(self, address: str) -> list[dict[str, Any]]:
         with self._lock:
             return [e for e in self.emails if address in e["to"] + e["cc"] + e["bcc"]]
+
+    # -- AWS's clock (`clock_offset`: the runner's clock set apart from AWS's) ---------------
+    def aws_now(self) -> float:
+        """AWS's clock: this machine's, ``clock_offset`` seconds ahead (negative: behind). A test
+        that sets it to -90 runs the pipe on a runner 90 s fast."""
+        return time.time() + self.clock_offset
+
+    def _signed_too_far(self, request: Request, key_id: str, call: Call | None) -> Response | None:
+        """SigV4: a request signed more than 5 minutes from AWS's clock is refused."""
+        stamp = request.headers.get("x-amz-date", "")
+        if not key_id or not stamp:
+            return None
+        try:
+            signed = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            return None
+        now = self.aws_now()
+        if abs(now - signed) <= SIGV4_SKEW:
+            return None
+
+        def text(when: float) -> str:
+            return datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+        message = (
+            f"Signature expired: {stamp} is now earlier than {text(now - SIGV4_SKEW)} ({text(now)} - 5 min.)"
+            if signed < now
+            else f"Signature not yet current: {stamp} is still later than {text(now + SIGV4_SKEW)} "
+            f"({text(now)} + 5 min.)"
+        )
+        if call is not None and call.protocol != "query":
+            return json_error_response(
+                "InvalidSignatureException", message, rest=call.protocol == "rest-json"
+            )
+        return error_response("SignatureDoesNotMatch", message, 403)
+
+    def _on_aws_clock(self, action: str, key_id: str, response: Response) -> None:
+        """moto dates by this machine's clock: set what it answered, and keeps, to AWS's."""
+        offset = self.clock_offset
+        if not offset:
+            return
+        if key_id.startswith("AKIA"):  # moto stamped the key's use just now
+            with contextlib.suppress(KeyError):
+                used = self._moto_key(key_id).last_used
+                if used is not None and not getattr(used, "shifted", False):
+                    used._timestamp = used.timestamp + timedelta(seconds=offset)
+                    used.shifted = True  # by AWS's clock already
+        if action == "CreateAccessKey":
+            made = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", response.body)
+            if made:
+                key = self._moto_key(made.group(1).decode())
+                key.create_date += timedelta(seconds=offset)
+                stamp = key.create_date.strftime("%Y-%m-%dT%H:%M:%SZ")
+                response.body = re.sub(
+                    rb"<CreateDate>[^<]*</CreateDate>",
+                    f"<CreateDate>{stamp}</CreateDate>".encode(),
+                    response.body,
+                )
+        if action in ("AssumeRole", "AssumeRoleWithWebIdentity") and self.session_lifetime is None:
+            found = re.search(rb"<Expiration>([^<]+)</Expiration>", response.body)
+            if found:
+                ends = datetime.fromisoformat(found.group(1).decode().replace("Z", "+00:00"))
+                stamp = (ends + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                response.body = response.body.replace(
+                    found.group(0), f"<Expiration>{stamp}</Expiration>".encode()
+                )
 
 
 def encoded_account(key_id: str) -> str:

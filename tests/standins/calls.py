@@ -246,7 +246,6 @@ _WHOLE_ACCOUNT = {
     "sts:GetAccessKeyInfo",  # no resource type: any key id, of any account
     "sts:GetCallerIdentity",
     "sts:AssumeRoleWithWebIdentity",
-    "sts:GetAccessKeyInfo",
 }
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +31,9 @@ Handler = Callable[[Request], Response]
 
 
 class Server:
-    def __init__(self, handler: Handler, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, handler: Handler, port: int = 0, host: str = "127.0.0.1", clock: Callable[[], float] = time.time
+    ) -> None:
         outer = self
 
         class _H(BaseHTTPRequestHandler):
@@ -59,10 +63,15 @@ class Server:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                # The Date header by the server's clock (the AWS stand-in's may be set apart).
+                return email.utils.formatdate(outer.clock() if timestamp is None else timestamp, usegmt=True)
+
             def log_message(self, format: str, *args: object) -> None:
                 return
 
         self.handler = handler
+        self.clock = clock
         ThreadingHTTPServer.allow_reuse_address = True
         self._httpd = ThreadingHTTPServer((host, port), _H)  # host: a loopback address
         self._httpd.daemon_threads = True

@@ -1,6 +1,7 @@
 """The crash harness's hand in the stand-ins: count every external call the pipe process
 makes (AWS and Bitbucket alike) and, at call N, either answer it with an API error or let it
-take effect and then kill the process (SIGKILL: no clean-up, no finally blocks)."""
+take effect and then kill the process (SIGKILL: no clean-up, no finally blocks), or (AWS only,
+`lost500`) let it take effect and answer a 500, which the SDK's standard mode retries."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 @dataclass
 class Interrupter:
     at: int = 0  # 0: never
-    mode: str = "kill"  # kill | error
+    mode: str = "kill"  # kill | error | lost500
     pid: int = 0
     active: bool = False
     count: int = 0

@@ -341,3 +341,26 @@ def test_rotates_tag_is_overruled_only_on_keys_listed_afresh() -> None:
     assert plan(reported, policy("report")).needs_keys
     listed = User("ci", "arn", tags, frozenset(), (key(400), key(1, key_id=NEW)), listed=True)
     assert plan(listed, policy()).status == "managed"
+
+
+def test_the_plan_says_when_audits_tags_will_not_fit() -> None:
+    """IAM refuses a user's 51st tag: the plan says the state will not be recorded, and still plans
+    the actions (only when a tag audit would add does not fit; overwriting one of its own does)."""
+    full = {f"team-{i:02}": "x" for i in range(49)}  # with the email tag: 50
+    result = plan(user(key(95), tags=full), policy())
+    assert [a.action for a in result.actions] == ["create", "deliver", "notify"]
+    assert any(n.startswith("state not recorded: user at IAM's 50-tag limit (50 tags)") for n in result.notes)
+    held = {**{f"team-{i:02}": "x" for i in range(46)}, **dict.fromkeys(state.TAGS, "")}
+    assert not any("state not recorded" in n for n in plan(user(key(95), tags=held), policy()).notes)
+    assert not any("state not recorded" in n for n in plan(user(key(95)), policy()).notes)
+
+
+def test_iams_clock_is_read_from_the_answers_date() -> None:
+    from pipe.audit.reader import clock_skew
+
+    answer = {"ResponseMetadata": {"HTTPHeaders": {"date": "Tue, 01 Dec 2026 06:01:30 GMT"}}}
+    assert clock_skew(answer, NOW) == 90.0
+    assert (
+        clock_skew({}, NOW) == 0.0
+        and clock_skew({"ResponseMetadata": {"HTTPHeaders": {"date": "x"}}}, NOW) == 0.0
+    )
