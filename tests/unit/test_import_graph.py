@@ -71,7 +71,9 @@ def test_pipe_has_no_import_cycle() -> None:
 
 def test_the_check_finds_a_type_only_cycle(tmp_path: Path) -> None:
     """The same reading, on two modules that import each other only for type checking."""
-    (tmp_path / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pipe.b import B\n")
+    (tmp_path / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pipe.b import B\n"
+    )
     (tmp_path / "b.py").write_text("def f():\n    from pipe.a import A\n")
     modules = {"pipe.a", "pipe.b"}
     graph = {name: imported(tmp_path / f"{name[5:]}.py", name, modules) for name in modules}
