@@ -4,14 +4,20 @@ action, and turn every failure into one ✖ line. The only module that reads os.
 from __future__ import annotations
 
 import gc
+import os
 
 if __name__ == "__main__":
     # Start-up: the imports allocate a few hundred thousand objects that live as long as the
     # process, and the cyclic GC would walk them again and again (about 10 ms of every run in
     # the image). It is switched back on, with those objects frozen, once the clients are made.
     gc.disable()
+    # `assume` (ACTION unset or assume) loads the modules its libraries import and it never
+    # uses lazily (pipe.lazy); the other actions use threads, which LazyLoader does not suit.
+    if os.environ.get("ACTION", "").strip().lower() in ("", "assume"):
+        from pipe import lazy
 
-import os
+        lazy.install()
+
 import re
 import sys
 import time
