@@ -67,9 +67,10 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "AWS_ROLE_SESSION_NAME",
-        "Session name. Default `bitbucket-<repo slug>-<build number>`, cleaned to `[\\w+=,.@-]`, 2-64 "
+        "Session name. Default `bitbucket-<repo slug>-<build number>-<step uuid>` (the step's UUID "
+        "without braces, kept whole; a long slug is shortened), cleaned to `[\\w+=,.@-]`, at most 64 "
         "characters. A value you give that breaks AWS's rule is an error, not silently changed.",
-        default="bitbucket-<repo slug>-<build number>",
+        default="bitbucket-<repo slug>-<build number>-<step uuid>",
         expects="2 to 64 characters of letters, digits and + = , . @ _ -",
     ),
     Variable(
@@ -606,6 +607,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BITBUCKET_STEP_OIDC_TOKEN", "The step's OIDC token (`oidc: true`).", secret=True, user=False),
     Variable("BITBUCKET_REPO_SLUG", "Repository slug, for the default session name.", user=False),
     Variable("BITBUCKET_BUILD_NUMBER", "Build number, for the default session name.", user=False),
+    Variable("BITBUCKET_STEP_UUID", "The step's UUID, for the default session name.", user=False),
     Variable("BITBUCKET_CLONE_DIR", "The clone directory.", user=False),
     Variable("BITBUCKET_PIPE_SHARED_STORAGE_DIR", "Storage shared by the step's pipes.", user=False),
     Variable("BITBUCKET_WORKSPACE", "The workspace, for the default TARGETS.", user=False),

@@ -200,14 +200,37 @@ def session_name(values: Mapping[str, str], now: float) -> str:
     if given is not None and not SESSION_NAME.match(given):
         raise invalid("AWS_ROLE_SESSION_NAME", given)
     return given or default_session_name(
-        values.get("BITBUCKET_REPO_SLUG"), values.get("BITBUCKET_BUILD_NUMBER"), now
+        values.get("BITBUCKET_REPO_SLUG"),
+        values.get("BITBUCKET_BUILD_NUMBER"),
+        now,
+        values.get("BITBUCKET_STEP_UUID"),
     )
 
 
-def default_session_name(repo_slug: str | None, build_number: str | None, now: float) -> str:
-    name = f"bitbucket-{repo_slug or 'local'}-{build_number or int(now)}"
-    name = re.sub(r"[^\w+=,.@-]+", "-", name, flags=re.ASCII)
-    return re.sub(r"-{2,}", "-", name)[:64]
+_NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]+", re.ASCII)
+MAX_SESSION_NAME = 64  # sts:AssumeRole*'s RoleSessionName: 2-64 characters of [\w+=,.@-]
+_STEP_ID = 36  # a step's UUID without its braces
+
+
+def _clean(text: str) -> str:
+    """Runs of characters STS refuses in a session name become one "-"."""
+    return re.sub(r"-{2,}", "-", _NOT_IN_SESSION_NAME.sub("-", text))
+
+
+def default_session_name(
+    repo_slug: str | None, build_number: str | None, now: float, step_uuid: str | None = None
+) -> str:
+    """``bitbucket-<repo slug>-<build number>-<step>``: the step is BITBUCKET_STEP_UUID without
+    its braces, kept whole so that CloudTrail tells the steps of one build apart; the repository
+    slug is shortened when the whole would pass STS's 64 characters. Outside Pipelines (no build
+    number, no step) the build number is the time."""
+    slug = _clean(repo_slug or "local")
+    build = _clean(build_number or str(int(now)))[:12]
+    step = _clean((step_uuid or "").strip().strip("{}")).strip("-")[:_STEP_ID]
+    tail = f"-{build}-{step}" if step else f"-{build}"
+    room = MAX_SESSION_NAME - len("bitbucket-") - len(tail)
+    name = f"bitbucket-{slug[: max(room, 1)].rstrip('-') or 'r'}{tail}"
+    return _clean(name)[:MAX_SESSION_NAME]
 
 
 def endpoints(values: Mapping[str, str | None]) -> dict[str, str]:
