@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipe import oidc, templates
+from pipe import oidc, regions, templates
 from pipe.errors import AuthError, IdentityError, InputError, PipeError, aws_error
 from pipe.retry import call
 
@@ -19,7 +19,7 @@ THROTTLING = frozenset(
 )
 # Anchored with \A...\Z ('$' accepts a trailing newline), re.ASCII (\d and \w are Unicode otherwise).
 ROLE_ARN = re.compile(
-    r"\Aarn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}):role/([\w+=,.@/-]{1,512})\Z", re.ASCII
+    rf"\Aarn:({regions.PARTITION_NAME}):iam::(\d{{12}}):role/([\w+=,.@/-]{{1,512}})\Z", re.ASCII
 )
 
 
@@ -34,7 +34,7 @@ class RoleArn:
     def parse(text: str) -> RoleArn | None:
         """The role ``text`` names; None when it is not an IAM role ARN."""
         match = ROLE_ARN.fullmatch(text)
-        if not match:
+        if not match or not regions.is_partition(match.group(1)):
             return None
         return RoleArn(text, match.group(1), match.group(2), match.group(3).rsplit("/", 1)[-1])
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pipe import oidc
+from pipe import oidc, regions
 from pipe.console import shown
 from pipe.errors import InputError
 from pipe.schema import default, invalid
@@ -25,7 +25,6 @@ from pipe.targets import is_profile_name
 from pipe.urls import check_api_url
 
 # Anchored with \A...\Z ('$' accepts a trailing newline), re.ASCII (\d and \w are Unicode otherwise).
-_REGION = re.compile(r"\A[a-z]{2}(-[a-z]+)+-\d{1,2}\Z", re.ASCII)
 SESSION_NAME = re.compile(r"\A[\w+=,.@-]{2,64}\Z", re.ASCII)
 ACCESS_KEY_ID = re.compile(r"\AAKIA[A-Z0-9]{16}\Z", re.ASCII)
 TEMPORARY_KEY_ID = re.compile(r"\AASIA[A-Z0-9]{16}\Z", re.ASCII)
@@ -33,10 +32,11 @@ TEMPORARY_KEY_ID = re.compile(r"\AASIA[A-Z0-9]{16}\Z", re.ASCII)
 _EXTERNAL_ID = re.compile(r"\A[\w+=,.@:/-]{2,1224}\Z", re.ASCII)
 # A managed policy: AWS's own (account "aws") or an account's, with an optional path.
 _POLICY_ARN = re.compile(
-    r"\Aarn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(aws|\d{12}):policy/[\w+=,.@/-]{1,1024}\Z",
+    rf"\Aarn:({regions.PARTITION_NAME}):iam::(aws|\d{{12}}):policy/[\w+=,.@/-]{{1,1024}}\Z",
     re.ASCII,
 )
 MAX_POLICY_ARNS = 10  # AWS's limit on PolicyArns
+MAX_REGION = 50  # longer than any region name; refused before any pattern runs
 CREDENTIALS_MODES = ("session", "web-identity")
 _ACCOUNT_ID = re.compile(r"\A\d{12}\Z", re.ASCII)
 _NUMBER = re.compile(r"\A[0-9]{1,12}\Z", re.ASCII)
@@ -73,15 +73,10 @@ def integer(values: Mapping[str, str | None], name: str, low: int, high: int) ->
 
 
 def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    if region.startswith("us-iso-"):
-        return "aws-iso"
-    if region.startswith("us-isob-"):
-        return "aws-iso-b"
-    return "aws"
+    """The region's partition, from botocore's data (``pipe.regions``; ``region`` checks it has one)."""
+    found = regions.partition_of(region)
+    assert found is not None, "fields.region admits only a region of a partition"
+    return found
 
 
 def region(values: Mapping[str, str | None]) -> str:
@@ -100,7 +95,7 @@ def region(values: Mapping[str, str | None]) -> str:
             "AWS_DEFAULT_REGION is required",
             "Set AWS_DEFAULT_REGION (for example eu-west-1) in the pipe's variables.",
         )
-    if not _REGION.fullmatch(chosen):
+    if len(chosen) > MAX_REGION or not chosen.isascii() or regions.partition_of(chosen) is None:
         raise invalid("AWS_DEFAULT_REGION" if given else "AWS_REGION", chosen)
     return chosen
 
