@@ -33,6 +33,7 @@ PIPE_MODULES = {
     "pipe.handoff",
     "pipe.lazy",
     "pipe.oidc",
+    "pipe.regions",
     "pipe.retry",
     "pipe.schema",
     "pipe.shared_files",
