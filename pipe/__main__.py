@@ -68,7 +68,7 @@ def _secrets_and_masks(environ: Mapping[str, str], console: Console) -> None:
         from pipe.network import url_secrets
 
         for name in schema.PROXY_NAMES:
-            console.secrets(*url_secrets(environ.get(name)))
+            console.secrets(*url_secrets(environ.get(name)), any_length=True)
     if environ.get("MASK_ACCOUNT_ID", "").strip().lower() == "true":
         console.mask_account_ids()
 

@@ -114,13 +114,15 @@ class Redactor(logging.Filter):
         self._secrets: set[str] = set()
         self.mask_accounts = False
 
-    def add(self, *values: str | None) -> None:
+    def add(self, *values: str | None, min_length: int = 8) -> None:
         """Register secrets, in every form they may be printed in (see ``variants``): a value
-        pasted with a trailing newline is used, and may be printed, stripped."""
+        pasted with a trailing newline is used, and may be printed, stripped. Forms shorter
+        than ``min_length`` are left out: very short values would mask ordinary words, and
+        generated secrets are long; a password a person chose (a proxy's) is masked whatever
+        its length (``min_length=1``)."""
         for value in values:
             for form in variants(value or ""):
-                # Very short values would mask ordinary words; real secrets are long.
-                if len(form) >= 8:
+                if len(form) >= max(min_length, 1) and form.strip():
                     self._secrets.add(form)
 
     def clean(self, text: str) -> str:
@@ -195,8 +197,9 @@ class Console:
             logging.getLogger(name).setLevel(logging.WARNING)
         self.debug_enabled = False
 
-    def secrets(self, *values: str | None) -> None:
-        self.redactor.add(*values)
+    def secrets(self, *values: str | None, any_length: bool = False) -> None:
+        """Mask these values in every line from now on (``any_length``: however short)."""
+        self.redactor.add(*values, min_length=1 if any_length else 8)
 
     def mask_account_ids(self) -> None:
         """MASK_ACCOUNT_ID=true: account ids are masked in every line from now on."""

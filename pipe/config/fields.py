@@ -22,7 +22,7 @@ from pipe.errors import InputError
 from pipe.schema import default, invalid
 from pipe.sts import RoleArn
 from pipe.targets import is_profile_name
-from pipe.urls import check_api_url
+from pipe.urls import check_api_url, is_loopback
 
 # Anchored with \A...\Z ('$' accepts a trailing newline), re.ASCII (\d and \w are Unicode otherwise).
 SESSION_NAME = re.compile(r"\A[\w+=,.@-]{2,64}\Z", re.ASCII)
@@ -229,6 +229,10 @@ def default_session_name(
 
 
 def endpoints(values: Mapping[str, str | None]) -> dict[str, str]:
+    """The endpoint overrides (the SDK's AWS_ENDPOINT_URL_<SERVICE>, then AWS_ENDPOINT_URL).
+    Every call carries a credential (the step's OIDC token to STS, a session token to every
+    service), so an endpoint is https, or plain http to this machine only (a stand-in), as
+    BITBUCKET_API_URL is (issue 15, item 15)."""
     found: dict[str, str] = {}
     for service, names in _ENDPOINT_VARIABLES.items():
         for name in names:
@@ -236,8 +240,31 @@ def endpoints(values: Mapping[str, str | None]) -> dict[str, str]:
             if not url:
                 continue
             check_url(name, url)
+            parts = urlparse(url)
+            if parts.scheme == "http" and not is_loopback(parts.hostname):
+                raise invalid(
+                    name,
+                    None,
+                    f"it uses plain http to {parts.hostname}: the step's token and the session tokens "
+                    "would cross the network in clear text; use https (plain http only to this machine)",
+                )
             found.setdefault(service, url)
     return found
+
+
+def endpoint_warnings(values: Mapping[str, str | None]) -> list[str]:
+    """AWS_ENDPOINT_URL covers STS too when AWS_ENDPOINT_URL_STS is not set: the step's OIDC
+    token goes there. Said out loud unless it is this machine (a stand-in)."""
+    url = values.get("AWS_ENDPOINT_URL")
+    if not url or values.get("AWS_ENDPOINT_URL_STS"):
+        return []
+    parts = urlparse(url)
+    if is_loopback(parts.hostname):
+        return []
+    return [
+        f"AWS_ENDPOINT_URL also sends STS's calls (the step's OIDC token among them) to {parts.scheme}://"
+        f"{parts.hostname}: set AWS_ENDPOINT_URL_STS to STS's own endpoint, or to the same URL if that is meant."
+    ]
 
 
 def check_url(name: str, url: str) -> None:
