@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipe import oidc, regions, templates
+from pipe import oidc, regions
 from pipe.errors import AuthError, IdentityError, InputError, PipeError, aws_error
 from pipe.retry import call
 
@@ -167,7 +167,9 @@ def _assume_role_error(exc: Exception, *, hop: Hop, caller: str) -> PipeError:
             if hop.external_id
             else f" (and sts:ExternalId, when it asks for one: set {hop.external_id_variable})"
         )
-        grant = f" ({templates.HOP_GRANTS[hop.variable]})" if hop.variable in templates.HOP_GRANTS else ""
+        from pipe.templates import HOP_GRANTS  # the fix's text: only when AWS refused
+
+        grant = f" ({HOP_GRANTS[hop.variable]})" if hop.variable in HOP_GRANTS else ""
         return AuthError(
             code,
             f"AWS refused to let {caller} assume {hop.role.arn} ({hop.variable}) {aws}",

@@ -41,7 +41,6 @@ PIPE_MODULES = {
     "pipe.spelling",
     "pipe.sts",
     "pipe.targets",
-    "pipe.templates",
     "pipe.urls",
 }
 LIBRARY_MODULES = {
