@@ -4,20 +4,25 @@ action, and turn every failure into one ✖ line. The only module that reads os.
 from __future__ import annotations
 
 import gc
+import os
 
 if __name__ == "__main__":
     # Start-up: the imports allocate a few hundred thousand objects that live as long as the
     # process, and the cyclic GC would walk them again and again (about 10 ms of every run in
     # the image). It is switched back on, with those objects frozen, once the clients are made.
     gc.disable()
+    # `assume` (ACTION unset or assume) loads the modules its libraries import and it never
+    # uses lazily (pipe.lazy); the other actions use threads, which LazyLoader does not suit.
+    if os.environ.get("ACTION", "").strip().lower() in ("", "assume"):
+        from pipe import lazy
 
-import os
+        lazy.install()
+
 import re
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pipe import config, schema
 from pipe.console import Console, looks_secret
@@ -30,42 +35,18 @@ LIST_VARIABLES = ("TARGETS", "IAM_USERS", "IAM_GROUPS", "AUDIT_ACCOUNT_IDS", "NO
 _COUNT = re.compile(r"[0-9]{1,4}", re.ASCII)
 
 
-class _SchemaError(Exception):
-    def __init__(self, errors: Mapping[str, Any]) -> None:
-        super().__init__("schema")
-        self.errors = errors
-
-
 def read_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
-    """The pipe's variables through bitbucket-pipes-toolkit's Pipe and our schema."""
-    from bitbucket_pipes_toolkit import ArrayVariable, Pipe
-
-    class _Pipe(Pipe):  # type: ignore[misc]
-        def fail(self, message: str, print_community_link: bool = False) -> None:
-            raise _SchemaError(self.validator.errors)
-
-        def enable_debug_log_level(self) -> None:
-            """DEBUG is parsed by pipe.config (the toolkit treats the string 'false' as true)."""
-
-    try:
-        pipe = _Pipe(schema=schema.toolkit_schema(present=environ.keys()), env=dict(environ))
-    except _SchemaError as exc:
-        name = next((n for n in schema.BY_NAME if n in exc.errors), "ACTION")
-        # schema.invalid echoes the value only when it does not look like a secret.
-        raise schema.invalid(name, environ.get(name)) from None
-    values: dict[str, str | None] = {
-        name: value for name, value in pipe.variables.items() if isinstance(value, str)
-    }
-    # The toolkit's ArrayVariable reads a list, once its count is held to our bounds: it would
-    # int() any count (Unicode digits, a count of millions) itself. The variables stay strings in
-    # the schema: a `list` type there would replace a plain value with the array.
+    """The pipe's variables, held to their patterns (``schema.first_pass``); a YAML list given
+    as NAME_0 ... NAME_{COUNT-1} joined with commas, once its count is held to our bounds (a
+    plain value wins). ``pipe.config`` validates the rest: one path for every action."""
+    values: dict[str, str | None] = dict(schema.first_pass(environ))
     for name in LIST_VARIABLES:
         count = environ.get(f"{name}_COUNT", "").strip()
         if values.get(name) or not count:
             continue
         if not _COUNT.fullmatch(count) or int(count) > MAX_TARGETS:
             raise schema.invalid(name, None, f"a YAML list of at most {MAX_TARGETS} items ({name}_COUNT)")
-        values[name] = ",".join(item or "" for item in ArrayVariable(name, environ))
+        values[name] = ",".join(environ.get(f"{name}_{i}") or "" for i in range(int(count)))
     return values
 
 
@@ -87,7 +68,7 @@ def _secrets_and_masks(environ: Mapping[str, str], console: Console) -> None:
         from pipe.network import url_secrets
 
         for name in schema.PROXY_NAMES:
-            console.secrets(*url_secrets(environ.get(name)))
+            console.secrets(*url_secrets(environ.get(name)), any_length=True)
     if environ.get("MASK_ACCOUNT_ID", "").strip().lower() == "true":
         console.mask_account_ids()
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipe import __version__
+from pipe.retry import SDK_MAX_ATTEMPTS, IdpRetries
 
 if TYPE_CHECKING:
     from pipe.bitbucket import Bitbucket
@@ -14,15 +15,6 @@ if TYPE_CHECKING:
     from pipe.console import Console
     from pipe.credentials import Credentials
     from pipe.network import Network
-
-
-# Attempts in all (the first one included) of botocore's `standard` retry mode, for every
-# call: its default, and the AWS SDKs' common one. It covers throttling, 5xx, connection
-# errors and STS's IDPCommunicationError with jittered exponential backoff (up to 1 s, then
-# 2 s) and a retry quota: enough for a blip to clear; more attempts mostly add load during an
-# outage. RETRY_TIMEOUT_SECONDS does not change it; it only lets `pipe.retry.IdpRetries` go on
-# past these attempts for IDPCommunicationError, within the same loop.
-SDK_MAX_ATTEMPTS = 3
 
 
 class AwsClients:
@@ -76,8 +68,6 @@ class AwsClients:
             }
         client = self._create(service, config, keys)
         if service == "sts" and self.retry_timeout:
-            from pipe.retry import IdpRetries
-
             IdpRetries(self.retry_timeout).register(client, "AssumeRoleWithWebIdentity")
         return client
 

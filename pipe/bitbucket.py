@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin
 
 import requests
-from bitbucket_pipes_toolkit import Pipe
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from pipe import __version__
 from pipe.errors import BitbucketError, InputError
-from pipe.schema import BITBUCKET_AUTH, default
+from pipe.schema import default
 from pipe.urls import check_api_url, origin, same_origin
 
 if TYPE_CHECKING:
@@ -438,31 +437,33 @@ def _error(response: requests.Response, what: str) -> BitbucketError:
     return BitbucketError(base, "Bitbucket kept failing; re-run the step.", status=status)
 
 
+class TokenAuth(requests.auth.AuthBase):
+    """An access token, sent as ``Authorization: Bearer`` (what bitbucket-pipes-toolkit's
+    TokenAuth sends)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
 def auth_from(values: Mapping[str, str]) -> tuple[requests.auth.AuthBase | None, str]:
-    """The credentials for Bitbucket's API, chosen by bitbucket-pipes-toolkit's
-    ``Pipe.resolve_auth`` (an API token, an access token, then a deprecated app password), and a
-    warning for an app password; (None, "") when none is given."""
-    warnings: list[str] = []
-    auth = _AuthResolver(values, warnings.append).resolve_auth()
-    warning = (
-        "BITBUCKET_USERNAME/BITBUCKET_APP_PASSWORD: app passwords are deprecated; use an access token "
-        "(BITBUCKET_ACCESS_TOKEN) or an API token (ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN)."
-    )
-    return auth, warning if warnings else ""
-
-
-class _AuthResolver(Pipe):  # type: ignore[misc]
-    """The toolkit's ``Pipe`` reduced to ``resolve_auth`` over the validated values (stripped by
-    config), not the raw environment. Its own warning names no replacement variable, so ours is
-    printed instead; no complete pair (only half of one, or nothing) is no credentials (None),
-    not the toolkit's ``fail`` (which ends the process)."""
-
-    def __init__(self, values: Mapping[str, str], warn: Callable[[str], None]) -> None:
-        self.variables = {name: values.get(name) for name in BITBUCKET_AUTH}
-        self._warn = warn
-
-    def log_warning(self, message: str) -> None:
-        self._warn(message)
-
-    def fail(self, message: str, print_community_link: bool = False) -> None:
-        """No credentials: resolve_auth then returns None."""
+    """The credentials for Bitbucket's API, in the order of bitbucket-pipes-toolkit's
+    ``Pipe.resolve_auth``: an API token (with its account's e-mail), an access token, then a
+    deprecated app password (with a warning that names the replacements); (None, "") when no
+    complete pair or token is given. Over the values config stripped, not the environment."""
+    email, api_token = values.get("ATLASSIAN_ACCOUNT_EMAIL"), values.get("ATLASSIAN_API_TOKEN")
+    token = values.get("BITBUCKET_ACCESS_TOKEN")
+    username, password = values.get("BITBUCKET_USERNAME"), values.get("BITBUCKET_APP_PASSWORD")
+    if email and api_token:
+        return requests.auth.HTTPBasicAuth(email, api_token), ""
+    if token:
+        return TokenAuth(token), ""
+    if username and password:
+        return requests.auth.HTTPBasicAuth(username, password), (
+            "BITBUCKET_USERNAME/BITBUCKET_APP_PASSWORD: app passwords are deprecated; use an access token "
+            "(BITBUCKET_ACCESS_TOKEN) or an API token (ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN)."
+        )
+    return None, ""

@@ -1,19 +1,23 @@
 """Everything the pipe prints goes through here, and no secret gets past it.
 
-Info and warning lines use bitbucket-pipes-toolkit's logger (the look of Atlassian's pipes).
+Info and warning lines go through the root logger, with the handler bitbucket-pipes-toolkit
+sets up (colorlog's ``INFO: ...`` in blue, warnings in yellow: the look of Atlassian's pipes),
+made here without importing the toolkit (``toolkit()`` imports it where it does real work).
 The final line is printed plain, so that it starts with ✔ or ✖ for anyone reading or
-grepping the log. Every line, the toolkit's included, passes a redaction filter that knows
-the secrets of this run (OIDC token, secret keys, session tokens).
+grepping the log. Every line, the SDK's and the toolkit's included, passes a redaction filter
+that knows the secrets of this run (OIDC token, secret keys, session tokens).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
 import sys
 import traceback
 from collections.abc import Iterable
+from types import ModuleType
 from typing import TextIO
 
 from pipe.errors import PipeError
@@ -50,6 +54,9 @@ SHOWN_MAX = 80
 # digits, after a '-') are left alone.
 ACCOUNT_MASK = "************"
 _ACCOUNT_ID = re.compile(r"(?<![0-9A-Za-z-])[0-9]{12}(?![0-9A-Za-z-])")
+# bitbucket-pipes-toolkit's configure_logger: this format, colorlog's colours with INFO in blue.
+LOG_FORMAT = "%(log_color)s%(levelname)s: %(message)s"
+LOG_COLORS = {"DEBUG": "white", "INFO": "blue", "WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold_red"}
 
 
 def _mixed(text: str) -> bool:
@@ -107,13 +114,15 @@ class Redactor(logging.Filter):
         self._secrets: set[str] = set()
         self.mask_accounts = False
 
-    def add(self, *values: str | None) -> None:
+    def add(self, *values: str | None, min_length: int = 8) -> None:
         """Register secrets, in every form they may be printed in (see ``variants``): a value
-        pasted with a trailing newline is used, and may be printed, stripped."""
+        pasted with a trailing newline is used, and may be printed, stripped. Forms shorter
+        than ``min_length`` are left out: very short values would mask ordinary words, and
+        generated secrets are long; a password a person chose (a proxy's) is masked whatever
+        its length (``min_length=1``)."""
         for value in values:
             for form in variants(value or ""):
-                # Very short values would mask ordinary words; real secrets are long.
-                if len(form) >= 8:
+                if len(form) >= max(min_length, 1) and form.strip():
                     self._secrets.add(form)
 
     def clean(self, text: str) -> str:
@@ -130,30 +139,71 @@ class Redactor(logging.Filter):
         return True
 
 
+def _colour_handlers(root: logging.Logger) -> list[logging.StreamHandler[TextIO]]:
+    """The root logger's colour handlers (pytest adds handlers of its own: not these)."""
+    from colorlog import ColoredFormatter
+
+    return [
+        handler
+        for handler in root.handlers
+        if isinstance(handler, logging.StreamHandler) and isinstance(handler.formatter, ColoredFormatter)
+    ]
+
+
+def _colour_handler(root: logging.Logger) -> logging.StreamHandler[TextIO]:
+    """The root logger's colour handler: the one already there (made by an earlier Console, or
+    by bitbucket-pipes-toolkit when it was imported first), else a new one, made as the
+    toolkit's configure_logger makes it (level INFO)."""
+    from colorlog import ColoredFormatter, StreamHandler
+
+    found = _colour_handlers(root)
+    if found:
+        return found[0]
+    made: logging.StreamHandler[TextIO] = StreamHandler()
+    made.setFormatter(ColoredFormatter(LOG_FORMAT, log_colors=LOG_COLORS))
+    root.addHandler(made)
+    root.setLevel(logging.INFO)
+    return made
+
+
+def toolkit() -> ModuleType:
+    """bitbucket-pipes-toolkit, imported only where it does real work (Code Insights). Its first
+    import configures the root logger (a second colour handler, the level back to INFO): after
+    a Console's, that is undone, so that every line is printed once, through the console's
+    filter, at the level DEBUG chose."""
+    root = logging.getLogger()
+    ours, level = _colour_handlers(root), root.level
+    module = importlib.import_module("bitbucket_pipes_toolkit")
+    if ours:
+        for handler in _colour_handlers(root):
+            if handler not in ours:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    return module
+
+
 class Console:
     def __init__(self, stream: TextIO | None = None) -> None:
-        from bitbucket_pipes_toolkit import get_logger
-        from colorlog import ColoredFormatter
-
         self.redactor = Redactor()
         self._stream = stream or sys.stdout
-        self._logger: logging.Logger = get_logger()
-        for handler in self._logger.handlers:
-            if not isinstance(handler, logging.StreamHandler) or not isinstance(
-                handler.formatter, ColoredFormatter
-            ):
-                continue  # not the toolkit's handler (pytest adds its own to the root logger)
-            handler.addFilter(self.redactor)
-            # One stream for every line: Docker carries stdout and stderr separately, and the
-            # final ✔/✖ line must come last in the step's log.
+        self._logger: logging.Logger = logging.getLogger()
+        handler = _colour_handler(self._logger)
+        handler.addFilter(self.redactor)
+        # One stream for every line: Docker carries stdout and stderr separately, and the
+        # final ✔/✖ line must come last in the step's log. An earlier console's stream in this
+        # process (a test's capture) may be closed by now: it is replaced without a flush.
+        if getattr(handler.stream, "closed", False):
+            handler.stream = self._stream
+        else:
             handler.setStream(self._stream)
         # The SDK's own debug logs print request bodies (the OIDC token among them): keep them quiet.
         for name in _NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
         self.debug_enabled = False
 
-    def secrets(self, *values: str | None) -> None:
-        self.redactor.add(*values)
+    def secrets(self, *values: str | None, any_length: bool = False) -> None:
+        """Mask these values in every line from now on (``any_length``: however short)."""
+        self.redactor.add(*values, min_length=1 if any_length else 8)
 
     def clean(self, text: str) -> str:
         """``text`` as it may leave the process (a report, a Code Insights report): the run's

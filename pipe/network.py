@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -84,22 +84,39 @@ def _in_ranges(host: str, no_proxy: str) -> bool:
     return False
 
 
+def credentials_misplaced(url: str) -> bool:
+    """True when an ``@`` follows the URL's authority: a user or password holding ``/``, ``?``
+    or ``#`` unencoded, which the URL parsers read as the start of a path, so that the host they
+    see is the user (and the "port" part of the password)."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    return "@" in rest[end:]
+
+
 def shown_url(url: str) -> str:
-    """A proxy URL without its user and password."""
+    """A proxy URL without its user, password or path: scheme, host and port only (a proxy URL
+    has no path; one that looks like it has holds a password: ``credentials_misplaced``)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return urlunsplit((parts.scheme, netloc, "", "", ""))
 
 
 def url_secrets(url: str | None) -> tuple[str, ...]:
-    """The password (and user) a proxy URL holds, to be masked in every output."""
+    """What a proxy URL holds that must be masked in every output, whatever its length: the
+    password, as written and percent-decoded, and the user and password together. Everything
+    between ``://`` and the last ``@`` is the user part, whatever it holds (a ``/`` in a
+    password included), as curl reads it."""
     if not url:
         return ()
-    try:
-        parts = urlsplit(url if "://" in url else f"http://{url}")
-        return tuple(v for v in (parts.password,) if v)
-    except ValueError:
+    rest = url.split("://", 1)[1] if "://" in url else url
+    userinfo, at, _ = rest.rpartition("@")
+    if not at or not userinfo:
         return ()
+    _user, colon, password = userinfo.partition(":")
+    forms = {userinfo, unquote(userinfo)}
+    if colon and password:
+        forms |= {password, unquote(password)}
+    return tuple(sorted(form for form in forms if form))

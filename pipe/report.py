@@ -252,11 +252,12 @@ def _cleaned(document: dict[str, Any], clean: Clean) -> dict[str, Any]:
 def _insights(place: Place) -> Any:
     """bitbucket-pipes-toolkit's CodeInsights, told where the auth proxy is rather than left to
     look for CI in the environment (the pipe reads its environment once, in pipe.__main__)."""
-    from bitbucket_pipes_toolkit import CodeInsights
+    from pipe.console import toolkit
 
+    insights: Any = toolkit().CodeInsights
     proxy = f"http://{place.proxy_host}:{AUTH_PROXY_PORT}"
 
-    class ThroughTheProxy(CodeInsights):  # type: ignore[misc]
+    class ThroughTheProxy(insights):  # type: ignore[misc]
         def _get_http_proxies(self) -> dict[str, str]:
             return {"http": proxy, "https": proxy.replace("http://", "https://", 1)}
 

@@ -1,6 +1,6 @@
 """Retrying transient AWS failures: one retry loop per call (botocore's), never two nested.
 
-- **botocore's `standard` retry mode** (`pipe.aws.SDK_MAX_ATTEMPTS` attempts in all) retries
+- **botocore's `standard` retry mode** (`SDK_MAX_ATTEMPTS` attempts in all) retries
   throttling (with its retry quota), 5xx answers, connection errors (refused, dropped, timed
   out) and, for STS, `IDPCommunicationError`, with jittered exponential backoff.
 - **`IdpRetries`** extends that same loop for `IDPCommunicationError` on
@@ -21,10 +21,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pipe.aws import SDK_MAX_ATTEMPTS
 from pipe.errors import UnavailableError, aws_error, aws_status, parsed_code
 
 T = TypeVar("T")
+
+# Attempts in all (the first one included) of botocore's `standard` retry mode, for every
+# call: its default, and the AWS SDKs' common one. It covers throttling, 5xx, connection
+# errors and STS's IDPCommunicationError with jittered exponential backoff (up to 1 s, then
+# 2 s) and a retry quota: enough for a blip to clear; more attempts mostly add load during an
+# outage. RETRY_TIMEOUT_SECONDS does not change it; it only lets `IdpRetries` go on
+# past these attempts for IDPCommunicationError, within the same loop.
+SDK_MAX_ATTEMPTS = 3
 
 # Codes whose retries go on past the SDK's attempts, under the time cap.
 RETRIED_LONGER = frozenset({"IDPCommunicationError"})

@@ -1,15 +1,17 @@
 """The pipe's variables: names, defaults, allowed values. One source of truth, and the only
 place a default is written down (the code reads them with ``default``).
 
-The toolkit's Cerberus schema is derived from this list; ``pipe.yml`` and the docs'
-variables table are held against it by ``tests/unit/test_schema_docs.py``.
+``first_pass`` is the first of the two steps of the one validation path (the second is
+``pipe.config``); ``pipe.yml`` and the docs' variables table are held against this list by
+``tests/unit/test_schema_docs.py``.
 """
 
 # Over 300 lines: one entry per variable, with the text the docs show; nothing else lives here.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipe.console import shown
@@ -34,7 +36,7 @@ class Variable:
     name: str
     description: str
     default: str = ""  # as documented; "" means no default
-    pattern: str = ""  # Cerberus first pass (full match); pipe.config checks the rest
+    pattern: str = ""  # the first pass (``first_pass``); pipe.config checks the rest
     expects: str = ""  # what a valid value looks like, for the ✖ line
     secret: bool = False  # never echoed, masked in every output
     user: bool = True  # False: Bitbucket's or the environment's own variables, not the pipe's
@@ -65,9 +67,10 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "AWS_ROLE_SESSION_NAME",
-        "Session name. Default `bitbucket-<repo slug>-<build number>`, cleaned to `[\\w+=,.@-]`, 2-64 "
+        "Session name. Default `bitbucket-<repo slug>-<build number>-<step uuid>` (the step's UUID "
+        "without braces, kept whole; a long slug is shortened), cleaned to `[\\w+=,.@-]`, at most 64 "
         "characters. A value you give that breaks AWS's rule is an error, not silently changed.",
-        default="bitbucket-<repo slug>-<build number>",
+        default="bitbucket-<repo slug>-<build number>-<step uuid>",
         expects="2 to 64 characters of letters, digits and + = , . @ _ -",
     ),
     Variable(
@@ -614,6 +617,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BITBUCKET_STEP_OIDC_TOKEN", "The step's OIDC token (`oidc: true`).", secret=True, user=False),
     Variable("BITBUCKET_REPO_SLUG", "Repository slug, for the default session name.", user=False),
     Variable("BITBUCKET_BUILD_NUMBER", "Build number, for the default session name.", user=False),
+    Variable("BITBUCKET_STEP_UUID", "The step's UUID, for the default session name.", user=False),
     Variable("BITBUCKET_CLONE_DIR", "The clone directory.", user=False),
     Variable("BITBUCKET_PIPE_SHARED_STORAGE_DIR", "Storage shared by the step's pipes.", user=False),
     Variable(
@@ -662,19 +666,19 @@ def invalid(name: str, value: str | None = None, extra: str = "") -> InputError:
     )
 
 
-def toolkit_schema(present: Collection[str] | None = None) -> dict[str, dict[str, object]]:
-    """The Cerberus schema handed to bitbucket-pipes-toolkit's ``Pipe``.
-
-    Every value is a string (the toolkit would YAML-parse other types: ``0123...`` account
-    ids would turn into octal numbers), checked by pattern where one applies. ``present``: only
-    the variables the environment holds (the others have no value to check; Cerberus's time
-    grows with the schema, and this is every run's start-up)."""
-    schema: dict[str, dict[str, object]] = {}
+def first_pass(environ: Mapping[str, str]) -> dict[str, str]:
+    """The pipe's variables that ``environ`` holds, each held to its pattern, in the order of
+    VARIABLES: the first that breaks its pattern is the ✖ (``invalid``, which echoes the value
+    only when it does not look like a secret). A pattern matches from the start of the value to
+    its end, or to a newline that ends it (what bitbucket-pipes-toolkit's Cerberus schema
+    checked: ``re.match`` of the pattern and ``$``); ``pipe.config`` strips the values and checks
+    the rest."""
+    values: dict[str, str] = {}
     for var in VARIABLES:
-        if present is not None and var.name not in present:
+        value = environ.get(var.name)
+        if value is None:
             continue
-        rule: dict[str, object] = {"type": "string", "required": False, "nullable": True}
-        if var.pattern:
-            rule["regex"] = var.pattern
-        schema[var.name] = rule
-    return schema
+        if var.pattern and not re.match(var.pattern + "$", value):
+            raise invalid(var.name, value)
+        values[var.name] = value
+    return values

@@ -8,7 +8,6 @@ the pipe's (start-up time of `assume`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from pipe import schema
@@ -53,8 +52,24 @@ BITBUCKET_OWN = frozenset(
         "BITBUCKET_WORKSPACE",
     }
 )
-_UPPER_NAME = re.compile(r"[A-Z][A-Z0-9_]{2,}", re.ASCII)
-_THEIRS = re.compile(r"AWS_ENDPOINT_URL_[A-Z0-9_]+|[A-Z][A-Z0-9_]*_(?:[0-9]+|COUNT)", re.ASCII)
+# Every run looks at every name of its environment here: plain string tests, no pattern to
+# compile at start-up.
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NAME_CHARS = _UPPER | frozenset("0123456789_")
+
+
+def _upper_name(name: str) -> bool:
+    """``[A-Z][A-Z0-9_]{2,}``: an upper-case variable name of three characters or more."""
+    return len(name) >= 3 and name[0] in _UPPER and all(char in _NAME_CHARS for char in name)
+
+
+def _theirs(name: str) -> bool:
+    """The SDK's ``AWS_ENDPOINT_URL_<SERVICE>``, or an item or the count of a YAML list
+    (``NAME_0``, ``NAME_COUNT``)."""
+    if name.startswith("AWS_ENDPOINT_URL_") and len(name) > len("AWS_ENDPOINT_URL_"):
+        return True
+    head, _, tail = name.rpartition("_")
+    return bool(head) and (tail == "COUNT" or (tail.isascii() and tail.isdigit()))
 
 
 def _ours() -> list[str]:
@@ -69,10 +84,10 @@ def candidates(names: Iterable[str]) -> list[str]:
     return [
         name
         for name in names
-        if _UPPER_NAME.fullmatch(name)
+        if _upper_name(name)
         and name not in schema.BY_NAME
         and name not in BITBUCKET_OWN
-        and not _THEIRS.fullmatch(name)
+        and not _theirs(name)
         and name[:3] in prefixes
     ]
 

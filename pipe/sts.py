@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipe import oidc, templates
+from pipe import oidc, regions
 from pipe.errors import AuthError, IdentityError, InputError, PipeError, aws_error
 from pipe.retry import call
 
@@ -19,7 +19,7 @@ THROTTLING = frozenset(
 )
 # Anchored with \A...\Z ('$' accepts a trailing newline), re.ASCII (\d and \w are Unicode otherwise).
 ROLE_ARN = re.compile(
-    r"\Aarn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(\d{12}):role/([\w+=,.@/-]{1,512})\Z", re.ASCII
+    rf"\Aarn:({regions.PARTITION_NAME}):iam::(\d{{12}}):role/([\w+=,.@/-]{{1,512}})\Z", re.ASCII
 )
 
 
@@ -34,7 +34,7 @@ class RoleArn:
     def parse(text: str) -> RoleArn | None:
         """The role ``text`` names; None when it is not an IAM role ARN."""
         match = ROLE_ARN.fullmatch(text)
-        if not match:
+        if not match or not regions.is_partition(match.group(1)):
             return None
         return RoleArn(text, match.group(1), match.group(2), match.group(3).rsplit("/", 1)[-1])
 
@@ -167,7 +167,9 @@ def _assume_role_error(exc: Exception, *, hop: Hop, caller: str) -> PipeError:
             if hop.external_id
             else f" (and sts:ExternalId, when it asks for one: set {hop.external_id_variable})"
         )
-        grant = f" ({templates.HOP_GRANTS[hop.variable]})" if hop.variable in templates.HOP_GRANTS else ""
+        from pipe.templates import HOP_GRANTS  # the fix's text: only when AWS refused
+
+        grant = f" ({HOP_GRANTS[hop.variable]})" if hop.variable in HOP_GRANTS else ""
         return AuthError(
             code,
             f"AWS refused to let {caller} assume {hop.role.arn} ({hop.variable}) {aws}",

@@ -1,9 +1,9 @@
-"""Where a key is published: the grammar of TARGETS (and SOURCE, STORE), one small protocol,
-one factory, and the Bitbucket variables target.
+"""Where a key is published: the grammar of TARGETS (and SOURCE, STORE), and one small protocol.
 
-Kinds: Bitbucket variables of a repository, a deployment environment or a workspace (here);
-a Secrets Manager secret or an SSM SecureString parameter (the durable stores, ``pipe.stores``);
-a profile in the AWS shared credentials file (``pipe.profile``).
+Kinds: Bitbucket variables of a repository, a deployment environment or a workspace
+(``pipe.bitbucket_target``); a Secrets Manager secret or an SSM SecureString parameter (the
+durable stores, ``pipe.stores``); a profile in the AWS shared credentials file
+(``pipe.profile``). ``pipe.target_factory`` makes the target a spec names.
 
 ``read()`` says which key id a target holds now; ``probe()`` proves the target can be written,
 changing nothing (before a key is created); ``publish()`` writes a pair and returns the key id
@@ -11,26 +11,20 @@ read back (what can be read: Bitbucket returns the unsecured id variable, never 
 secret); ``sign_with()`` makes a target that calls AWS sign with other credentials from then on
 (the self-service switch).
 
-The grammar is on every run's start-up path (config reads it): nothing here imports the
-Bitbucket client or the stores at module level."""
+The grammar is on every run's start-up path (config reads it), and the kinds import this
+module: it imports none of them, nor the clients or the settings."""
 
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from pipe.console import shown
-from pipe.errors import TargetError
 from pipe.schema import DEFAULT_STORE_PREFIX, invalid
 
 if TYPE_CHECKING:
-    from pipe.aws import AwsClients, Clients
-    from pipe.bitbucket import Bitbucket, Scope, Variable
-    from pipe.config.rotation import RotationSettings
     from pipe.credentials import Credentials
-    from pipe.stores import Store
 
 STORE_KINDS = ("secretsmanager", "ssm")
 BITBUCKET_KINDS = ("repository", "deployment", "workspace")
@@ -145,7 +139,7 @@ def default_store(user: str) -> TargetSpec:
     return TargetSpec("ssm", f"ssm:{name}", name=name)
 
 
-# -- the protocol and the factory -----------------------------------------------------------
+# -- the protocol ---------------------------------------------------------------------------
 class Target(Protocol):
     spec: TargetSpec
 
@@ -156,114 +150,3 @@ class Target(Protocol):
     def publish(self, pair: Credentials) -> str | None: ...
 
     def sign_with(self, credentials: Credentials) -> None: ...
-
-
-def build(spec: TargetSpec, settings: RotationSettings, clients: Clients, credentials: Credentials) -> Target:
-    """The target ``spec`` names. AWS calls are signed with ``credentials`` (the run's own)."""
-    if spec.is_store:
-        return build_store(spec, clients.aws, credentials)
-    if spec.kind == "profile":
-        from pipe.profile import ProfileTarget
-
-        return ProfileTarget(spec, settings.credentials_file)
-    bitbucket = clients.bitbucket()
-    assert bitbucket is not None  # config requires Bitbucket access for Bitbucket targets
-    return BitbucketTarget(spec, bitbucket, settings.id_variable, settings.secret_variable)
-
-
-def build_store(spec: TargetSpec, aws: AwsClients, credentials: Credentials) -> Store:
-    """The durable store ``spec`` names (secretsmanager: or ssm:)."""
-    from pipe.stores import SecretsManagerStore, SsmStore
-
-    assert spec.is_store
-    kind = SecretsManagerStore if spec.kind == "secretsmanager" else SsmStore
-    return kind(spec, aws, credentials)
-
-
-# -- Bitbucket variables ---------------------------------------------------------------------
-class BitbucketTarget:
-    """Two variables: the key id (unsecured, so it can be read back) and the secret (secured)."""
-
-    def __init__(self, spec: TargetSpec, client: Bitbucket, id_variable: str, secret_variable: str) -> None:
-        self.spec = spec
-        self.client = client
-        self.id_variable = id_variable
-        self.secret_variable = secret_variable
-        self._scope: Scope | None = None
-        self._listing: list[Variable] | None = None
-
-    def scope(self) -> Scope:
-        from pipe.bitbucket import Scope
-
-        if self._scope is None:
-            s = self.spec
-            environment = ""
-            if s.kind == "deployment":
-                environment = self.client.environment(s.workspace, s.repo, s.environment).uuid
-            self._scope = Scope(s.workspace, s.repo, environment, label=s.text)
-        return self._scope
-
-    def read(self) -> str | None:
-        self._listing = self.client.variables(self.scope())
-        held = self._held(self._listing)
-        return held.value if held else None
-
-    def _held(self, listing: list[Variable]) -> Variable | None:
-        """The id variable; a secured one stops the run: Bitbucket never returns a secured
-        value, so which key the target holds cannot be known (and a write cannot be read back)."""
-        held = next((v for v in listing if v.key == self.id_variable), None)
-        if held is not None and held.secured:
-            raise self._secured_id()
-        return held
-
-    def _secured_id(self, written: bool = False) -> TargetError:
-        what = (
-            "came back secured after it was written, so the new id cannot be read back"
-            if written
-            else "is secured, and Bitbucket never returns a secured value, so the pipe cannot tell "
-            "which key this target holds nor read a new id back; nothing was changed here"
-        )
-        return TargetError(
-            f"{self.spec.text}: its key id variable {self.id_variable} (ACCESS_KEY_ID_VARIABLE) {what}",
-            f"Delete the secured variable {self.id_variable} in {self.spec.text}, or re-create it "
-            "unsecured (a key id is not a secret), or set ACCESS_KEY_ID_VARIABLE to another name.",
-        )
-
-    def probe(self) -> None:
-        """One request that changes nothing: the id variable PUT back with its own (unsecured,
-        readable) value; when there is none yet, a PUT to a variable that does not exist, which
-        Bitbucket answers 404 once the token's scope is checked (403 names a missing scope). A
-        secured id variable stops the run here, before any key is created."""
-        scope = self.scope()
-        listing = self._listing if self._listing is not None else self.client.variables(scope)
-        held = self._held(listing)
-        if (
-            held is not None
-            and held.value is not None
-            and self.client.update_variable(scope, held.uuid, held.key, held.value, secured=False)
-        ):
-            return
-        absent = "{" + str(uuid.uuid4()) + "}"
-        self.client.update_variable(scope, absent, self.id_variable, "probe", secured=False)
-
-    def publish(self, pair: Credentials) -> str | None:
-        """The secret first, then the id: the id is the commit mark. A target whose id names a
-        key holds that key's secret too; one interrupted between the two writes still shows the
-        old id, and every recovery rewrites both variables of such targets. An id that comes
-        back secured (someone secured it since it was read) is a failure: it cannot be read."""
-        scope = self.scope()
-        listing = self._listing if self._listing is not None else self.client.variables(scope)
-        self._held(listing)
-        self.client.upsert(
-            scope, self.secret_variable, pair.secret_access_key, secured=True, existing=listing
-        )
-        written = self.client.upsert(
-            scope, self.id_variable, pair.access_key_id, secured=False, existing=listing
-        )
-        self._listing = None
-        if written.secured:
-            raise self._secured_id(written=True)
-        return written.value
-
-    def sign_with(self, credentials: Credentials) -> None:
-        """No AWS call here: nothing to switch."""

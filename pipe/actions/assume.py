@@ -1,4 +1,4 @@
-"""ACTION=assume: the run's credentials (credentials.obtain), handed to the rest of the step:
+"""ACTION=assume: the run's credentials (signin.obtain), handed to the rest of the step:
 credentials.env, the AWS shared files and identity.json in CREDENTIALS_DIR (and the step's
 token, with CREDENTIALS_MODE=web-identity)."""
 
@@ -8,7 +8,8 @@ from pipe import handoff, sts
 from pipe.aws import Clients
 from pipe.config import Settings
 from pipe.console import Console
-from pipe.credentials import Credentials, obtain
+from pipe.credentials import Credentials
+from pipe.signin import obtain
 
 
 def run(settings: Settings, clients: Clients, console: Console) -> str:

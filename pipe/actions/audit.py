@@ -23,9 +23,9 @@ from pipe.aws import AwsClients, Clients
 from pipe.config import Settings
 from pipe.config.audit import AuditSettings
 from pipe.console import Console
-from pipe.credentials import obtain
 from pipe.errors import PipeError, aws_error
 from pipe.report import AuditReport, Place, post_insights
+from pipe.signin import obtain
 
 
 def run(settings: Settings, clients: Clients, console: Console) -> str:

@@ -24,9 +24,10 @@ from pipe import bootstrap, legacy, oidc, sts, templates, trust_policy
 from pipe.aws import Clients
 from pipe.config import Settings
 from pipe.console import Console
-from pipe.credentials import Credentials, obtain
+from pipe.credentials import Credentials
 from pipe.errors import InputError, NotReady, PipeError, aws_error
 from pipe.report import CheckReport, Place, insights_data, insights_notes, post_insights
+from pipe.signin import obtain
 from pipe.trust_policy import Finding
 
 SKEW_WARNING_SECONDS = 60

@@ -17,9 +17,9 @@ from pipe import key_lookup, migration, report, workspace_scan
 from pipe.aws import Clients
 from pipe.config import Settings
 from pipe.console import Console
-from pipe.credentials import obtain
 from pipe.errors import InputError, PipeError
 from pipe.migration import KeyFacts
+from pipe.signin import obtain
 
 
 def run(settings: Settings, clients: Clients, console: Console) -> str:

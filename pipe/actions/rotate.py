@@ -9,10 +9,11 @@ from __future__ import annotations
 from pipe.aws import Clients
 from pipe.config import Settings
 from pipe.console import Console
-from pipe.credentials import Route, obtain
+from pipe.credentials import Route
 from pipe.errors import InputError
 from pipe.rotation.executor import Executor
 from pipe.rotation.planner import Policy, make_plan
+from pipe.signin import obtain
 
 
 def run(settings: Settings, clients: Clients, console: Console) -> str:

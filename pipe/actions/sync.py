@@ -14,13 +14,14 @@ from typing import Any
 from pipe.aws import Clients
 from pipe.config import Settings
 from pipe.console import Console
-from pipe.credentials import Credentials, obtain
+from pipe.credentials import Credentials
 from pipe.errors import StateError, is_aws_code
 from pipe.report import RotationReport
 from pipe.rotation import marker as markers
 from pipe.rotation.executor import verify
 from pipe.rotation.publish import publish
-from pipe.targets import build, build_store
+from pipe.signin import obtain
+from pipe.target_factory import build, build_store
 
 
 def run(settings: Settings, clients: Clients, console: Console) -> str:

@@ -168,7 +168,7 @@ def load(raw_values: Mapping[str, str | None], *, cwd: Path, now: float) -> Sett
     _allowed(allowed, hops[-1] if hops else None, role)
     arns = fields.policy_arns(values, partition)
     mode = fields.credentials_mode(values)
-    notes = _ignored(values, action)
+    notes = _ignored(values, action) + fields.endpoint_warnings(values)
     mode, more = _mode_notes(mode, action, chosen=chosen, hops=hops, policy=policy, arns=arns)
     notes += more
     return Settings(

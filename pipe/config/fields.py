@@ -16,16 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pipe import oidc
+from pipe import oidc, regions
 from pipe.console import shown
 from pipe.errors import InputError
 from pipe.schema import default, invalid
 from pipe.sts import RoleArn
 from pipe.targets import is_profile_name
-from pipe.urls import check_api_url
+from pipe.urls import check_api_url, is_loopback
 
 # Anchored with \A...\Z ('$' accepts a trailing newline), re.ASCII (\d and \w are Unicode otherwise).
-_REGION = re.compile(r"\A[a-z]{2}(-[a-z]+)+-\d{1,2}\Z", re.ASCII)
 SESSION_NAME = re.compile(r"\A[\w+=,.@-]{2,64}\Z", re.ASCII)
 ACCESS_KEY_ID = re.compile(r"\AAKIA[A-Z0-9]{16}\Z", re.ASCII)
 TEMPORARY_KEY_ID = re.compile(r"\AASIA[A-Z0-9]{16}\Z", re.ASCII)
@@ -33,10 +32,11 @@ TEMPORARY_KEY_ID = re.compile(r"\AASIA[A-Z0-9]{16}\Z", re.ASCII)
 _EXTERNAL_ID = re.compile(r"\A[\w+=,.@:/-]{2,1224}\Z", re.ASCII)
 # A managed policy: AWS's own (account "aws") or an account's, with an optional path.
 _POLICY_ARN = re.compile(
-    r"\Aarn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]):iam::(aws|\d{12}):policy/[\w+=,.@/-]{1,1024}\Z",
+    rf"\Aarn:({regions.PARTITION_NAME}):iam::(aws|\d{{12}}):policy/[\w+=,.@/-]{{1,1024}}\Z",
     re.ASCII,
 )
 MAX_POLICY_ARNS = 10  # AWS's limit on PolicyArns
+MAX_REGION = 50  # longer than any region name; refused before any pattern runs
 CREDENTIALS_MODES = ("session", "web-identity")
 _ACCOUNT_ID = re.compile(r"\A\d{12}\Z", re.ASCII)
 _NUMBER = re.compile(r"\A[0-9]{1,12}\Z", re.ASCII)
@@ -73,15 +73,10 @@ def integer(values: Mapping[str, str | None], name: str, low: int, high: int) ->
 
 
 def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    if region.startswith("us-iso-"):
-        return "aws-iso"
-    if region.startswith("us-isob-"):
-        return "aws-iso-b"
-    return "aws"
+    """The region's partition, from botocore's data (``pipe.regions``; ``region`` checks it has one)."""
+    found = regions.partition_of(region)
+    assert found is not None, "fields.region admits only a region of a partition"
+    return found
 
 
 def region(values: Mapping[str, str | None]) -> str:
@@ -100,7 +95,7 @@ def region(values: Mapping[str, str | None]) -> str:
             "AWS_DEFAULT_REGION is required",
             "Set AWS_DEFAULT_REGION (for example eu-west-1) in the pipe's variables.",
         )
-    if not _REGION.fullmatch(chosen):
+    if len(chosen) > MAX_REGION or not chosen.isascii() or regions.partition_of(chosen) is None:
         raise invalid("AWS_DEFAULT_REGION" if given else "AWS_REGION", chosen)
     return chosen
 
@@ -200,17 +195,44 @@ def session_name(values: Mapping[str, str], now: float) -> str:
     if given is not None and not SESSION_NAME.match(given):
         raise invalid("AWS_ROLE_SESSION_NAME", given)
     return given or default_session_name(
-        values.get("BITBUCKET_REPO_SLUG"), values.get("BITBUCKET_BUILD_NUMBER"), now
+        values.get("BITBUCKET_REPO_SLUG"),
+        values.get("BITBUCKET_BUILD_NUMBER"),
+        now,
+        values.get("BITBUCKET_STEP_UUID"),
     )
 
 
-def default_session_name(repo_slug: str | None, build_number: str | None, now: float) -> str:
-    name = f"bitbucket-{repo_slug or 'local'}-{build_number or int(now)}"
-    name = re.sub(r"[^\w+=,.@-]+", "-", name, flags=re.ASCII)
-    return re.sub(r"-{2,}", "-", name)[:64]
+_NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]+", re.ASCII)
+MAX_SESSION_NAME = 64  # sts:AssumeRole*'s RoleSessionName: 2-64 characters of [\w+=,.@-]
+_STEP_ID = 36  # a step's UUID without its braces
+
+
+def _clean(text: str) -> str:
+    """Runs of characters STS refuses in a session name become one "-"."""
+    return re.sub(r"-{2,}", "-", _NOT_IN_SESSION_NAME.sub("-", text))
+
+
+def default_session_name(
+    repo_slug: str | None, build_number: str | None, now: float, step_uuid: str | None = None
+) -> str:
+    """``bitbucket-<repo slug>-<build number>-<step>``: the step is BITBUCKET_STEP_UUID without
+    its braces, kept whole so that CloudTrail tells the steps of one build apart; the repository
+    slug is shortened when the whole would pass STS's 64 characters. Outside Pipelines (no build
+    number, no step) the build number is the time."""
+    slug = _clean(repo_slug or "local")
+    build = _clean(build_number or str(int(now)))[:12]
+    step = _clean((step_uuid or "").strip().strip("{}")).strip("-")[:_STEP_ID]
+    tail = f"-{build}-{step}" if step else f"-{build}"
+    room = MAX_SESSION_NAME - len("bitbucket-") - len(tail)
+    name = f"bitbucket-{slug[: max(room, 1)].rstrip('-') or 'r'}{tail}"
+    return _clean(name)[:MAX_SESSION_NAME]
 
 
 def endpoints(values: Mapping[str, str | None]) -> dict[str, str]:
+    """The endpoint overrides (the SDK's AWS_ENDPOINT_URL_<SERVICE>, then AWS_ENDPOINT_URL).
+    Every call carries a credential (the step's OIDC token to STS, a session token to every
+    service), so an endpoint is https, or plain http to this machine only (a stand-in), as
+    BITBUCKET_API_URL is (issue 15, item 15)."""
     found: dict[str, str] = {}
     for service, names in _ENDPOINT_VARIABLES.items():
         for name in names:
@@ -218,8 +240,31 @@ def endpoints(values: Mapping[str, str | None]) -> dict[str, str]:
             if not url:
                 continue
             check_url(name, url)
+            parts = urlparse(url)
+            if parts.scheme == "http" and not is_loopback(parts.hostname):
+                raise invalid(
+                    name,
+                    None,
+                    f"it uses plain http to {parts.hostname}: the step's token and the session tokens "
+                    "would cross the network in clear text; use https (plain http only to this machine)",
+                )
             found.setdefault(service, url)
     return found
+
+
+def endpoint_warnings(values: Mapping[str, str | None]) -> list[str]:
+    """AWS_ENDPOINT_URL covers STS too when AWS_ENDPOINT_URL_STS is not set: the step's OIDC
+    token goes there. Said out loud unless it is this machine (a stand-in)."""
+    url = values.get("AWS_ENDPOINT_URL")
+    if not url or values.get("AWS_ENDPOINT_URL_STS"):
+        return []
+    parts = urlparse(url)
+    if is_loopback(parts.hostname):
+        return []
+    return [
+        f"AWS_ENDPOINT_URL also sends STS's calls (the step's OIDC token among them) to {parts.scheme}://"
+        f"{parts.hostname}: set AWS_ENDPOINT_URL_STS to STS's own endpoint, or to the same URL if that is meant."
+    ]
 
 
 def check_url(name: str, url: str) -> None:

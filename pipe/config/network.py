@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pipe.config.fields import check_url, path
 from pipe.console import shown
 from pipe.errors import InputError
-from pipe.network import Network, shown_url
+from pipe.network import Network, credentials_misplaced, shown_url
 from pipe.schema import invalid
 
 _NO_PROXY_ENTRY = re.compile(r"\A(\*|\.?[A-Za-z0-9_.:\[\]-]+(/[0-9]{1,3})?)\Z", re.ASCII)
@@ -40,6 +40,9 @@ def _one(values: Mapping[str, str], name: str) -> tuple[str, str | None]:
 
 
 def _safe(url: str) -> str:
+    """A proxy URL as a ✖ line may show it: scheme, host and port, never a user, password or path."""
+    if credentials_misplaced(url):
+        return "a URL whose user or password is not shown"
     try:
         return shown(shown_url(url if "://" in url else f"http://{url}"))
     except ValueError:
@@ -51,6 +54,12 @@ def _proxy(values: Mapping[str, str], name: str) -> str | None:
     if not value:
         return None
     url = value if "://" in value else f"http://{value}"  # as curl and requests read host:port
+    if credentials_misplaced(url):
+        raise invalid(
+            given,
+            None,
+            "its user or password holds '/', '?' or '#': write them percent-encoded (%2F, %3F, %23)",
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a port that is no number

@@ -35,7 +35,7 @@ from pipe.rotation.lease import Lease
 from pipe.rotation.marker import Marker
 from pipe.rotation.planner import AccessKey, Facts, Plan
 from pipe.stores import StoreState
-from pipe.targets import build, build_store
+from pipe.target_factory import build, build_store
 
 if TYPE_CHECKING:
     from pipe.aws import AwsClients, Clients

@@ -11,11 +11,12 @@ import pytest
 import requests
 
 from pipe.bitbucket import Bitbucket, Scope, auth_from
+from pipe.bitbucket_target import BitbucketTarget
 from pipe.credentials import Credentials
 from pipe.errors import BitbucketError, InputError, StateError, TargetError
 from pipe.report import RotationReport
 from pipe.rotation.publish import probe, publish
-from pipe.targets import BitbucketTarget, TargetSpec
+from pipe.targets import TargetSpec
 from tests.standins.bitbucket import BitbucketStandIn, Fault
 from tests.standins.http import Request, Response, Server
 from tests.standins.sandbox import Sandbox

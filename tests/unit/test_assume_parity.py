@@ -249,8 +249,11 @@ def test_each_scheme_has_its_proxy() -> None:
 
 def test_proxy_urls_are_shown_without_their_password() -> None:
     assert shown_url(PROXY) == "http://proxy.internal:3128"
-    assert url_secrets(PROXY) == ("pa55word",)
+    assert url_secrets(PROXY) == ("pa55word", "user:pa55word")
     assert url_secrets("proxy.internal:3128") == ()
+    # Everything between :// and the last @ is the user part, as curl reads it (issue 15, item 16).
+    assert url_secrets("http://u:p%2Fw/x@h:1") == ("p%2Fw/x", "p/w/x", "u:p%2Fw/x", "u:p/w/x")
+    assert shown_url("http://u:1@h:1/path?q") == "http://h:1"
     assert "pa55word" not in Network(https_proxy=PROXY, no_proxy="a").describe()
 
 

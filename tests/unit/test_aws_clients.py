@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from pipe.aws import SDK_MAX_ATTEMPTS, AwsClients
+from pipe.aws import AwsClients
 from pipe.credentials import Credentials
+from pipe.retry import SDK_MAX_ATTEMPTS
 
 
 def test_sts_uses_the_regional_endpoint_and_the_standard_retry_mode() -> None:

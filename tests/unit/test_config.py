@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jwt
@@ -50,6 +51,38 @@ def test_default_session_name_is_cleaned_and_capped() -> None:
     assert fields.default_session_name("my repo/ü", "12", 0) == "bitbucket-my-repo-12"
     assert len(fields.default_session_name("r" * 100, "1", 0)) == 64
     assert fields.default_session_name(None, None, 1234) == "bitbucket-local-1234"
+
+
+# Real lengths: a step UUID as Pipelines sets it (38 characters, braces included), repository
+# slugs up to Bitbucket's 62 characters, build numbers up to six digits.
+STEP = "{8f2d6a0e-3c41-4b7e-9a55-0d6e1f2c3b4a}"
+STS_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)  # botocore's model: RoleSessionName
+
+
+@pytest.mark.parametrize(
+    "slug", ["shop", "a-b", "payments-service", "x" * 40, "my.repo_name-" * 4 + "ab", "s" * 62]
+)
+@pytest.mark.parametrize("build", ["1", "42", "98765", "123456"])
+def test_the_default_session_name_names_the_step(slug: str, build: str) -> None:
+    """Issue 17: every step of a build had one session name; CloudTrail could not tell them
+    apart. The step's UUID is in it, whole; a slug is shortened so the whole fits STS's rule."""
+    name = fields.default_session_name(slug, build, 0, STEP)
+    assert STS_NAME.fullmatch(name) and len(name) <= 64
+    assert name.startswith("bitbucket-") and name.endswith(f"-{build}-{STEP.strip('{}')}")
+    assert name.startswith(f"bitbucket-{slug}-") or len(name) == 64
+    other = fields.default_session_name(slug, build, 0, "{0a1b2c3d-4e5f-4a7b-8c9d-0e1f2a3b4c5d}")
+    assert other != name
+
+
+def test_settings_take_the_step_from_bitbucket_step_uuid() -> None:
+    s = load(**KEY, BITBUCKET_REPO_SLUG="shop", BITBUCKET_BUILD_NUMBER="42", BITBUCKET_STEP_UUID=STEP)
+    assert s.session_name == f"bitbucket-shop-42-{STEP.strip('{}')}"
+    assert (
+        load(**KEY, BITBUCKET_REPO_SLUG="shop", BITBUCKET_BUILD_NUMBER="42").session_name
+        == "bitbucket-shop-42"
+    )
+    given = load(**KEY, AWS_ROLE_SESSION_NAME="mine", BITBUCKET_STEP_UUID=STEP)
+    assert given.session_name == "mine"
 
 
 def test_user_session_name_is_not_silently_changed() -> None:

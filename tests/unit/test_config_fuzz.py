@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pipe import config, schema
 from pipe.__main__ import read_variables
-from pipe.errors import PipeError
+from pipe.errors import InputError, PipeError
 
 TOKEN = jwt.encode(
     {
@@ -60,3 +60,50 @@ def test_any_value_is_settings_or_an_input_error(name: str, action: str, value: 
         config.load(read_variables(environ), cwd=Path("/nonexistent/clone"), now=1_700_000_000)
     except PipeError:
         return  # one ✖ line; anything else escapes and fails the test
+
+
+def cerberus_first_pass(environ: dict[str, str]) -> dict[str, str] | str:
+    """What bitbucket-pipes-toolkit's ``Pipe`` did with the same patterns up to 1.0.1 (a Cerberus
+    schema of the variables present): the values, or the first variable (in the schema's order)
+    that broke its pattern."""
+    from cerberus import Validator
+
+    rules: dict[str, dict[str, object]] = {
+        v.name: {
+            "type": "string",
+            "required": False,
+            "nullable": True,
+            **({"regex": v.pattern} if v.pattern else {}),
+        }
+        for v in schema.VARIABLES
+        if v.name in environ
+    }
+    validator = Validator(schema=rules, purge_unknown=True)
+    if not validator.validate({k: v for k, v in environ.items() if k in rules}):
+        return next(name for name in schema.BY_NAME if name in validator.errors)
+    return dict(validator.document)
+
+
+PATTERNED = [v.name for v in schema.VARIABLES if v.pattern]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.dictionaries(
+        st.sampled_from([*PATTERNED, "AWS_DEFAULT_REGION", "UNRELATED"]),
+        st.one_of(
+            NASTY,
+            st.sampled_from(["true", "FALSE", "true\n", " 12 ", "12\n", "assume", "Web-Identity", "x", ""]),
+        ),
+        max_size=5,
+    )
+)
+def test_the_first_pass_is_the_toolkits_schema(environ: dict[str, str]) -> None:
+    """Issue 17: one validation path (schema.first_pass, then config) accepts and refuses what
+    the toolkit's Cerberus schema did, and names the same variable."""
+    expected = cerberus_first_pass(environ)
+    try:
+        got: dict[str, str] | str = schema.first_pass(environ)
+    except InputError as error:
+        got = error.variable
+    assert got == expected

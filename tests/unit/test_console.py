@@ -125,3 +125,59 @@ def test_undecodable_bytes_are_printed_escaped() -> None:
     console.failure(PipeError("bad value '\udcff'"))
     stream.flush()
     assert raw.getvalue().decode() == "✖ bad value '\\udcff'.\n"
+
+
+LINES = (
+    "from pipe.console import Console, toolkit\n"
+    "c = Console()\n"
+    "c.secrets('proxy-secret-1')\n"
+    "c.info('info proxy-secret-1'); c.warning('warn'); c.debug('not shown')\n"
+    "c.enable_debug(); c.debug('debug')\n"
+    "import logging; logging.getLogger('botocore.credentials').warning('the SDK warns')\n"
+    "c.success('done')\n"
+)
+
+
+def _lines(prelude: str, script: str = LINES) -> str:
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", prelude + script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"},
+    )
+    return out.stdout + out.stderr
+
+
+def test_the_lines_look_as_bitbucket_pipes_toolkit_printed_them() -> None:
+    """Issue 17: the console no longer imports the toolkit, and its lines are byte for byte what
+    they were with the toolkit's logger (its import makes that logger; the console took it)."""
+    ours = _lines("import sys\n", LINES + "assert 'bitbucket_pipes_toolkit' not in sys.modules\n")
+    theirs = _lines("import bitbucket_pipes_toolkit\n")
+    assert ours == theirs
+    assert ours.splitlines() == [
+        "\x1b[34mINFO: info ****\x1b[0m",
+        "\x1b[33mWARNING: warn\x1b[0m",
+        "\x1b[37mDEBUG: debug\x1b[0m",
+        "\x1b[33mWARNING: the SDK warns\x1b[0m",
+        "✔ done",
+    ]
+
+
+def test_importing_the_toolkit_later_prints_no_line_twice() -> None:
+    """Code Insights imports the toolkit after the console is made: its logger set-up (a second
+    handler, the level back to INFO) is undone, so each line is printed once, DEBUG kept."""
+    script = (
+        "from pipe.console import Console, toolkit\n"
+        "c = Console(); c.secrets('proxy-secret-1'); c.enable_debug()\n"
+        "assert toolkit().CodeInsights\n"
+        "c.debug('debug proxy-secret-1'); c.info('info')\n"
+    )
+    assert _lines("", script).splitlines() == [
+        "\x1b[37mDEBUG: debug ****\x1b[0m",
+        "\x1b[34mINFO: info\x1b[0m",
+    ]

@@ -111,3 +111,59 @@ def test_managed_session_policies_of_each_partition(region: str, partition: str,
             AWS_OIDC_ROLE_ARN=f"arn:{partition}:iam::123456789012:role/d",
             AWS_ROLE_SESSION_POLICY_ARNS=own.replace(f"arn:{partition}:", "arn:aws-iso:"),
         )
+
+
+def botocore_partitions() -> list[tuple[str, str, str]]:
+    """(partition, a region botocore lists in it, its regionRegex), read with botocore's loader."""
+    from botocore.loaders import create_loader
+
+    data = create_loader().load_data("endpoints")
+    return [(p["partition"], sorted(p["regions"])[0], p["regionRegex"]) for p in data["partitions"]]
+
+
+def not_yet_known(region: str) -> str:
+    """A region botocore does not list, in the same partition's pattern: the number is 99."""
+    return region.rsplit("-", 1)[0] + "-99"
+
+
+@pytest.mark.parametrize(("partition", "region", "pattern"), botocore_partitions())
+def test_every_partition_botocore_knows(partition: str, region: str, pattern: str) -> None:
+    """Issue 17: the region and partition come from botocore's endpoints.json, not a pattern
+    written in the pipe: each partition's listed regions, and a region it does not list yet whose
+    partition's regionRegex matches, are accepted, in that partition, and a role of that
+    partition is accepted with them."""
+    import re
+
+    future = not_yet_known(region)
+    for name in (region, future):
+        assert re.fullmatch(pattern, name, re.ASCII)
+        assert fields.partition_of(name) == partition
+        settings = load(name, AWS_OIDC_ROLE_ARN=f"arn:{partition}:iam::123456789012:role/deploy")
+        assert settings.partition == partition and settings.role and settings.role.partition == partition
+        endpoint = AwsClients(name, {}, 60).client("sts").meta.endpoint_url
+        assert endpoint.startswith(f"https://sts.{name}.")
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"),
+    [
+        ("eusc-de-east-1", "aws-eusc"),
+        ("us-isof-south-1", "aws-iso-f"),
+        ("us-isof-east-1", "aws-iso-f"),
+        ("eu-isoe-west-1", "aws-iso-e"),
+        ("us-iso-east-1", "aws-iso"),
+        ("us-isob-east-1", "aws-iso-b"),
+    ],
+)
+def test_the_regions_the_hand_written_rules_got_wrong(region: str, partition: str) -> None:
+    """eusc-de-east-1 was refused; us-isof- and eu-isoe- regions were given partition aws."""
+    settings = load(region, AWS_OIDC_ROLE_ARN=f"arn:{partition}:iam::123456789012:role/deploy")
+    assert settings.partition == partition
+
+
+@pytest.mark.parametrize(
+    "region", ["xx-east-1", "eusc-fr-east-1", "eu-west", "us-east-1a", "EU-WEST-1", "eu-west-١"]
+)
+def test_a_region_no_partition_matches_is_refused(region: str) -> None:
+    with pytest.raises(InputError, match="AWS_DEFAULT_REGION"):
+        load(region)

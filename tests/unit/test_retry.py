@@ -6,8 +6,8 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from pipe import retry
-from pipe.aws import SDK_MAX_ATTEMPTS
 from pipe.errors import UnavailableError
+from pipe.retry import SDK_MAX_ATTEMPTS
 
 
 def aws_error(code: str, status: int = 400, retries: int = 0) -> ClientError:
