@@ -788,3 +788,35 @@ def test_the_marker_holds_only_what_iam_accepts_in_a_tag_value(world: World) -> 
     value = world.marker()
     assert value is not None and re.fullmatch(r"[\w .:/=+\-@]{1,256}", value), value
     assert re.fullmatch(r"key=AKIA\w+ started=\d+ beat=0 phase=publish run=[0-9a-f]+", value), value
+
+
+def test_a_rollback_to_a_key_the_secret_held_before_promotes_its_version(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """Issue 15 item 3: publish P, then R, then P again (STORE=none, re-run with the old pair: the
+    documented recovery). P's version exists with the same value, so Secrets Manager ignores the
+    put and AWSPENDING does not move; the run must still promote P's own version."""
+    world = World(sandbox, clone, repos=1, store="none")
+    world.targets = [f"secretsmanager:{world.secret_name}", f"{WORKSPACE}/{world.repos[0]}"]
+    world.seed()
+    first = world.run("publish-p", FORCE_ROTATE="true")
+    assert first.returncode == 0, first.output
+    p = world.held()[world.targets[1]]
+    sandbox.iam.delete_access_key(UserName=world.user, AccessKeyId=world.initial[0])
+    second = world.run("publish-r", FORCE_ROTATE="true")
+    assert second.returncode == 0, second.output
+    r_id = world.converged()
+    # The repository refused R (put back on P by hand here): mixed, and R's secret is not known.
+    repo, env_uuid = world.place(world.targets[1])
+    sandbox.bitbucket.put(WORKSPACE, repo, env_uuid, "AWS_ACCESS_KEY_ID", str(p[0]), secured=False)
+    sandbox.bitbucket.put(WORKSPACE, repo, env_uuid, "AWS_SECRET_ACCESS_KEY", str(p[1]), secured=True)
+    env = world.env(AWS_ACCESS_KEY_ID=str(p[0]), AWS_SECRET_ACCESS_KEY=str(p[1]))
+    del env["AWS_OIDC_ROLE_ARN"], env["BITBUCKET_STEP_OIDC_TOKEN"]
+    rolled = run_process(env, world.clone, "publish-p-again", timeout=120)
+    assert rolled.returncode == 0, rolled.output
+    assert world.converged() == p[0]
+    versions = sandbox.aws.client("secretsmanager").list_secret_version_ids(SecretId=world.secret_name)
+    labels = {v["VersionId"]: v.get("VersionStages", []) for v in versions["Versions"]}
+    assert labels[f"aws-credentials-pipe-{p[0]}"] == ["AWSCURRENT"], labels
+    assert not any("AWSPENDING" in stages for stages in labels.values()), labels
+    assert r_id in world.iam_keys()
