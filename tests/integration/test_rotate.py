@@ -820,3 +820,19 @@ def test_a_rollback_to_a_key_the_secret_held_before_promotes_its_version(
     assert labels[f"aws-credentials-pipe-{p[0]}"] == ["AWSCURRENT"], labels
     assert not any("AWSPENDING" in stages for stages in labels.values()), labels
     assert r_id in world.iam_keys()
+
+
+def test_a_secret_with_no_value_is_probed_without_createsecret(sandbox: Sandbox, clone: Path) -> None:
+    """Issue 15 item 7: the store secret exists, with no string AWSCURRENT (created empty), and
+    the role has no secretsmanager:CreateSecret (templates/rotation.yaml grants none): IAM answers
+    CreateSecret AccessDenied, not ResourceExists. The probe must not stop the run there."""
+    from tests.standins.aws import Fault as AwsFault
+
+    world = World(sandbox, clone, repos=1)
+    world.seed()
+    sandbox.aws.client("secretsmanager").create_secret(Name=world.secret_name)
+    denied = "User: arn:aws:sts::123456789012:assumed-role/deploy/x is not authorized to perform: secretsmanager:CreateSecret"
+    sandbox.aws.inject(AwsFault("CreateSecret", code="AccessDeniedException", message=denied, times=10))
+    result = world.run("rotate-empty-secret", FORCE_ROTATE="true")
+    assert result.returncode == 0, result.output
+    assert world.converged() != world.initial[0]

@@ -310,7 +310,9 @@ class AwsStandIn:
     def _serve(
         self, request: Request, params: dict[str, list[str]], action: str, key_id: str, fault: Fault | None
     ) -> Response:
-        if fault and fault.kind == "error":
+        if fault and fault.kind == "error":  # in the protocol of the call's service
+            if "x-amz-target" in request.headers:
+                return json_error_response(fault.code, fault.message or fault.code)
             return error_response(fault.code, fault.message or fault.code)
         if fault and fault.kind == "drop":
             return Response(drop=True)
