@@ -85,6 +85,13 @@ class _Refused(StateError):
     """IAM refused a new key (LimitExceeded) and no other rotation explains it."""
 
 
+def _retried(answer: Any) -> bool:
+    """botocore retried the call (an answer, or the ClientError it ended with): an earlier
+    attempt may have acted though its answer was lost (a 500, a timeout)."""
+    response = getattr(answer, "response", answer)
+    return bool(isinstance(response, Mapping) and response.get("ResponseMetadata", {}).get("RetryAttempts"))
+
+
 class Executor:
     """Reads the facts of one user's rotation, and carries out a plan for them."""
 
@@ -355,12 +362,15 @@ class Executor:
     def create(self, lease: Lease, report: RotationReport, before: set[str]) -> Credentials | None:
         """Create the key under the lease; None when another run got there first."""
         try:
-            answer = self.iam.create_access_key(UserName=self.user)["AccessKey"]
+            created = self.iam.create_access_key(UserName=self.user)
         except Exception as exc:
-            if is_aws_code(exc, "LimitExceeded"):
+            if not is_aws_code(exc, "LimitExceeded"):
+                raise
+            if not (_retried(exc) and self._delete_lost(lease, report, before, keep="")):
                 self._limit_exceeded(lease, report, before)
                 return None
-            raise
+            created = self.iam.create_access_key(UserName=self.user)
+        answer = created["AccessKey"]
         pair = Credentials(answer["AccessKeyId"], answer["SecretAccessKey"])
         lease.update(key=pair.access_key_id)
         found = self.marker()
@@ -369,9 +379,37 @@ class Executor:
             return None
         if found is None or found.run != lease.run:
             lease.update()  # a run that lost the race (LimitExceeded) wrote last: this run's marker again
+        elif _retried(created):
+            self._delete_lost(lease, report, before, keep=pair.access_key_id)
         report.actions.append(f"created {pair.access_key_id}")
         self.say(f"Created {pair.access_key_id} for {self.user}.")
         return pair
+
+    def _delete_lost(self, lease: Lease, report: RotationReport, before: set[str], *, keep: str) -> bool:
+        """Delete the keys this run's own CreateAccessKey made without the run hearing of them
+        (botocore's standard mode retries a 500 or a timeout of this non-idempotent call: the
+        first attempt made a key, the retry met LimitExceeded or made another; called only when
+        the SDK says it retried). Such a key was created while this run held the marker (no other
+        run wrote it since), is not ``keep``,
+        and its secret is known nowhere (not in the store; no target can hold what nobody read):
+        left active, it would block every later rotation and never age out. True when one was
+        deleted."""
+        unexpected = [
+            m["AccessKeyId"]
+            for m in self.iam.list_access_keys(UserName=self.user)["AccessKeyMetadata"]
+            if m["AccessKeyId"] not in before and m["AccessKeyId"] != keep
+        ]
+        if not unexpected or not lease.ours(self.marker()):
+            return False
+        stored = self.store.state() if self.store is not None else StoreState()
+        known = {pair.access_key_id for pair in (stored.current, stored.pending) if pair}
+        lost = [key for key in unexpected if key not in known]
+        for key in lost:
+            self.delete_key(key)
+            why = "created by this run's CreateAccessKey, whose answer was lost (the SDK retried it); its secret is known nowhere"
+            report.actions.append(f"deleted {key}: {why}")
+            self.say(f"Deleted {key}: {why}.")
+        return bool(lost)
 
     def _limit_exceeded(self, lease: Lease, report: RotationReport, before: set[str]) -> None:
         """IAM refused a new key: the user has two. Returns when another rotation explains it:

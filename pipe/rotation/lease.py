@@ -78,6 +78,10 @@ class Lease:
                 "ROTATION_LEASE_SECONDS.",
             )
 
+    def ours(self, found: Marker | None) -> bool:
+        """``found`` (the marker read now) is this run's: no other run has written it since."""
+        return found is not None and found.run == self.run
+
     def holder(self) -> str:
         """The run id on the marker now ("" when there is none)."""
         marker = self.rotation.marker()
