@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipe.audit import state as audit_state
 from pipe.credentials import Credentials
-from pipe.errors import StateError, is_aws_code
+from pipe.errors import StateError, aws_error, is_aws_code
 from pipe.report import RotationReport
 from pipe.rotation import marker as markers
 from pipe.rotation import publish
@@ -455,17 +455,16 @@ class Executor:
         ours: bool = True,
         on_success: Callable[[], None] | None = None,
     ) -> None:
-        """GetCallerIdentity with the key must pass 3 times in a row within the timeout. A new key
-        (``ours``) that never does is deleted; a resumed one is left alone and nothing is published."""
+        """GetCallerIdentity with the key must pass 3 times in a row within the timeout; then
+        ``on_success`` (the self-service switch: never on one success, which IAM's eventual
+        consistency may follow with failures). A new key (``ours``) that never does is deleted,
+        with the run's credentials still; a resumed one is left alone and nothing is published."""
         deadline = self.clock() + self.settings.verify_timeout
         streak, delay = 0, 0.5
         while streak < 3:
             try:
                 verify(self.aws, pair)
                 streak += 1
-                if on_success is not None:
-                    on_success()
-                    on_success = None
                 continue
             except Exception:  # any failure of the key restarts the streak
                 streak = 0
@@ -474,6 +473,8 @@ class Executor:
             self.sleep(delay)
             delay = min(delay * 2, 5.0)
         self.say(f"{pair.access_key_id} works (GetCallerIdentity passed 3 times in a row).")
+        if on_success is not None:
+            on_success()
 
     def _not_working(self, pair: Credentials, report: RotationReport, *, ours: bool) -> StateError:
         timeout = self.settings.verify_timeout
@@ -484,7 +485,15 @@ class Executor:
                 "Check that the key is active and that the store holds its secret; raise "
                 "VERIFY_TIMEOUT_SECONDS if IAM is slow, then re-run.",
             )
-        self.delete_key(pair.access_key_id)
+        try:
+            self.delete_key(pair.access_key_id)
+        except Exception as exc:
+            return StateError(
+                f"The new key {pair.access_key_id} did not pass GetCallerIdentity 3 times in a row within "
+                f"{timeout}s, nothing was published, and deleting it failed ({aws_error(exc)[0] or type(exc).__name__})",
+                f"Delete {pair.access_key_id} of {self.user} (no target holds it), raise "
+                "VERIFY_TIMEOUT_SECONDS, then re-run.",
+            )
         report.actions.append(f"deleted {pair.access_key_id}: it did not work within VERIFY_TIMEOUT_SECONDS")
         return StateError(
             f"The new key {pair.access_key_id} did not pass GetCallerIdentity 3 times in a row within "

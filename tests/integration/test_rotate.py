@@ -836,3 +836,34 @@ def test_a_secret_with_no_value_is_probed_without_createsecret(sandbox: Sandbox,
     result = world.run("rotate-empty-secret", FORCE_ROTATE="true")
     assert result.returncode == 0, result.output
     assert world.converged() != world.initial[0]
+
+
+def test_self_service_switches_only_after_three_successes_in_a_row(sandbox: Sandbox, clone: Path) -> None:
+    """Issue 15 item 8: the new key passes GetCallerIdentity once, then IAM refuses it (eventual
+    consistency). The run must not have switched to it: the new key is deleted with the old one,
+    and the run ends with one typed ✖ line, not a raw ClientError."""
+    from tests.standins.aws import Fault as AwsFault
+
+    user = f"dev-{uuid.uuid4().hex[:6]}"
+    pair = sandbox.add_user(user)[0]
+    credentials = clone.parent / "home" / ".aws" / "credentials"
+    credentials.parent.mkdir(parents=True)
+    credentials.write_text(f"[default]\naws_access_key_id = {pair[0]}\naws_secret_access_key = {pair[1]}\n")
+    # Every call signed by another key than the old one (the new key's), after its first, fails.
+    sandbox.aws.inject(
+        AwsFault(
+            "*",
+            code="InvalidClientTokenId",
+            message="The security token included in the request is invalid.",
+            times=1000,
+            skip=1,
+            unless_key=pair[0],
+        )
+    )
+    env = _self_service_env(sandbox, clone, credentials, pair, STORE="none") | {"VERIFY_TIMEOUT_SECONDS": "5"}
+    result = run_process(env, clone, "self-service-flapping")
+    assert result.returncode == 1, result.output
+    assert result.last.startswith("✖ ") and "did not pass GetCallerIdentity 3 times in a row" in result.last
+    assert result.output.count("✖") == 1, result.output
+    assert sandbox.aws.keys(user) == {pair[0]: "Active"}  # the new key is gone, the old one kept
+    assert _profile(credentials) == pair
