@@ -79,6 +79,10 @@ class AwsClients:
             from pipe.retry import IdpRetries
 
             IdpRetries(self.retry_timeout).register(client, "AssumeRoleWithWebIdentity")
+        if service == "iam":  # ConcurrentModification (pipe.retry.RETRIED_TOO), on every call
+            from pipe.retry import IdpRetries
+
+            IdpRetries(0).register(client)
         return client
 
     def _create(self, service: str, config: Any, keys: Mapping[str, str | None]) -> Any:

@@ -867,3 +867,27 @@ def test_self_service_switches_only_after_three_successes_in_a_row(sandbox: Sand
     assert result.output.count("✖") == 1, result.output
     assert sandbox.aws.keys(user) == {pair[0]: "Active"}  # the new key is gone, the old one kept
     assert _profile(credentials) == pair
+
+
+@pytest.mark.parametrize("name", ["/ci/a:b", "/aws/ci/key", "aws-ci-key", "/SSM/ci", "ssmkey", "ci/key"])
+def test_an_ssm_name_ssm_refuses_is_refused_before_any_change(world: World, name: str) -> None:
+    """Issue 15 item 9: `:`, a name starting with aws or ssm (any case), a path without its
+    leading slash: SSM refuses them (tests/standins/servicemodel.py), so the pipe does first."""
+    world.targets.append(f"ssm:{name}")
+    world.sandbox.aws.forget_requests()
+    result = world.run("ssm-name")
+    assert result.failed_with("not a valid ssm name", f"ssm:{name}"), result.output
+    assert world.sandbox.aws.requests == []
+
+
+def test_iams_concurrent_modification_is_retried(world: World) -> None:
+    """Issue 15 item 9: IAM answers ConcurrentModification when two requests change one user at
+    once (AWS's advice: retry); the standard mode does not retry it, the pipe does."""
+    from tests.standins.aws import Fault as AwsFault
+
+    world.seed()
+    world.sandbox.aws.inject(AwsFault("TagUser", code="ConcurrentModification", message="Rate exceeded"))
+    world.sandbox.aws.forget_requests()
+    result = world.run("concurrent-modification", FORCE_ROTATE="true")
+    assert result.returncode == 0, result.output
+    assert world.converged() != world.initial[0]

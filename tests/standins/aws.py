@@ -84,6 +84,7 @@ _STATUS = {
     "AccessDenied": 403,
     "InvalidClientTokenId": 403,
     "ExpiredToken": 403,
+    "ConcurrentModification": 409,
     "InternalFailure": 500,
     "ServiceUnavailable": 503,
 }
