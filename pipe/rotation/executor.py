@@ -180,7 +180,9 @@ class Executor:
             )
             stored = store_state.result() if store_state is not None else None
         deactivated = audit_state.parse_dates(tags.get(audit_state.DEACTIVATED_TAG))
-        return Facts(self.clock(), self.user, tuple(keys), held, stored, marker, own, deactivated)
+        return Facts(
+            self.clock(), self.user, tuple(keys), held, stored, marker, own, deactivated, frozenset(tags)
+        )
 
     def marker(self) -> Marker | None:
         return markers.read(self.iam, self.user)
@@ -239,9 +241,17 @@ class Executor:
             report.actions.append("cleared the marker of a stopped rotation")
         self.retire(plan, report, facts)
         if not self.managed:
-            markers.mark_managed(self.iam, self.user)
-            self.managed = True
-            report.actions.append(f"tagged {self.user} {markers.MANAGED_TAG}={markers.MANAGED_VALUE}")
+            try:
+                markers.mark_managed(self.iam, self.user)
+                self.managed = True
+                report.actions.append(f"tagged {self.user} {markers.MANAGED_TAG}={markers.MANAGED_VALUE}")
+            except Exception as exc:  # best-effort: the rotation itself is done
+                if not is_aws_code(exc, "LimitExceeded"):
+                    raise
+                report.actions.append(
+                    f"not tagged {markers.MANAGED_TAG}={markers.MANAGED_VALUE}: {self.user} has 50 tags "
+                    "(IAM's quota), so ACTION=audit does not know this user's key is rotate's"
+                )
         report.state = DONE.get(plan.state, plan.state)
         return Outcome(report, published=pair)
 
@@ -256,6 +266,18 @@ class Executor:
         """Under the lease: make room, get the pair (a new key, or the plan's), publish it."""
         resumed = plan.resume.access_key_id if plan.resume else ""
         lease.acquire(key=resumed, phase="publish" if resumed else "create", everywhere=plan.everywhere)
+        if not lease.recorded:
+            if self.store is None:
+                raise StateError(
+                    f"IAM refused the rotation's marker on {self.user} (LimitExceeded: 50 tags); with "
+                    "STORE=none a run stopped after it created a key would leave that key known nowhere. "
+                    "Nothing was changed",
+                    f"Remove one tag of {self.user}, or keep a store (leave STORE unset), then re-run.",
+                )
+            report.actions.append(
+                f"worked without the marker ({self.user} has 50 tags, IAM's quota): the store's pending key "
+                "records the rotation"
+            )
         for key, why in plan.delete_first:
             self.delete_key(key)
             report.actions.append(f"deleted {key}: {why}")
@@ -502,18 +524,28 @@ class Executor:
         )
 
     def retire(self, plan: Plan, report: RotationReport, facts: Facts) -> None:
-        """Deactivate and delete by the plan; then record the day each key was deactivated (the
-        recovery window counts from it), in the tag ACTION=audit uses, for keys that still exist.
-        Killed between the two, a key has no date: its age alone decides, as for a key someone
-        else deactivated."""
-        dates = dict(facts.deactivated)
+        """Deactivate and delete by the plan. The day each key is deactivated (the recovery window
+        counts from it) is recorded first, in the tag ACTION=audit uses, for keys that still
+        exist: a record never lags its act (killed between the two, the key is active still, and
+        its date is dropped by the next change). The record is best-effort: at the user's 50-tag
+        quota the key is deactivated all the same, and its window counts from its own dates
+        (pipe.rotation.planner's _in_recovery_window); the report says so."""
+        today = datetime.fromtimestamp(self.clock(), UTC).date()
         inactive = {k.id for k in facts.keys if k.status == "Inactive"} - {
             key for key, _ in plan.delete_first
         }
+        dates = {k: d for k, d in facts.deactivated.items() if k in inactive}
+        written = dict(facts.deactivated)
+        deactivating = [key for action, key, _ in plan.retire if action == "deactivate"]
+        refused = False
+        if deactivating:
+            ahead = dates | dict.fromkeys(deactivating, today)
+            refused = not self._record(ahead, written, report)
+            written = written if refused else ahead
         for action, key, why in plan.retire:
             if action == "deactivate":
                 self.iam.update_access_key(UserName=self.user, AccessKeyId=key, Status="Inactive")
-                dates[key] = datetime.fromtimestamp(self.clock(), UTC).date()
+                dates[key] = today
                 inactive.add(key)
             else:
                 self.delete_key(key)
@@ -521,11 +553,29 @@ class Executor:
             report.actions.append(f"{action}d {key}: {why}")
             self.say(f"{action.capitalize()}d {key}: {why}.")
         # Only keys that exist and are inactive keep a date (a key reactivated since loses it).
-        dates = {k: d for k, d in dates.items() if k in inactive}
-        if dates == dict(facts.deactivated):
-            return
-        if dates:
-            value = audit_state.render_dates(dates)
-            self.iam.tag_user(UserName=self.user, Tags=[{"Key": audit_state.DEACTIVATED_TAG, "Value": value}])
-        else:
-            self.iam.untag_user(UserName=self.user, TagKeys=[audit_state.DEACTIVATED_TAG])
+        if not refused:
+            self._record({k: d for k, d in dates.items() if k in inactive}, written, report)
+
+    def _record(self, dates: Mapping[str, Any], written: Mapping[str, Any], report: RotationReport) -> bool:
+        """Write the deactivation days (``written``: what the tag holds now). False when IAM
+        refused the tag for the user's 50-tag quota (the report says so)."""
+        if dict(dates) == dict(written):
+            return True
+        try:
+            if dates:
+                value = audit_state.render_dates(dict(dates))
+                self.iam.tag_user(
+                    UserName=self.user, Tags=[{"Key": audit_state.DEACTIVATED_TAG, "Value": value}]
+                )
+            else:
+                self.iam.untag_user(UserName=self.user, TagKeys=[audit_state.DEACTIVATED_TAG])
+        except Exception as exc:
+            if not is_aws_code(exc, "LimitExceeded"):
+                raise
+            report.actions.append(
+                f"did not record the day of deactivation ({self.user} has 50 tags, IAM's quota): the recovery "
+                "window counts from the key's own dates (its last use, and no earlier than ROTATION_GRACE_DAYS "
+                "after the current key's creation)"
+            )
+            return False
+        return True

@@ -891,3 +891,64 @@ def test_iams_concurrent_modification_is_retried(world: World) -> None:
     result = world.run("concurrent-modification", FORCE_ROTATE="true")
     assert result.returncode == 0, result.output
     assert world.converged() != world.initial[0]
+
+
+def _fill_tags(world: World, count: int = 50) -> None:
+    """The user's tags up to IAM's quota, none of them the pipe's."""
+    tags = [{"Key": f"team/{i}", "Value": "x"} for i in range(count - len(world.tags()))]
+    for start in range(0, len(tags), 20):
+        world.sandbox.aws.iam.tag_user(UserName=world.user, Tags=tags[start : start + 20])
+    assert len(world.tags()) == count
+
+
+def test_a_user_with_50_tags_is_still_rotated(sandbox: Sandbox, clone: Path) -> None:
+    """Issue 15 item 1: a user at IAM's 50-tag quota cannot take the marker; with a store the run
+    rotates all the same (the store's pending key records the rotation) and says so."""
+    world = World(sandbox, clone, repos=1, store="default")
+    world.seed()
+    _fill_tags(world)
+    result = world.run("rotate-50-tags", FORCE_ROTATE="true")
+    assert result.returncode == 0, result.output
+    assert "has 50 tags (IAM's quota): this run works without its marker" in result.output
+    new = world.converged()
+    assert new != world.initial[0] and world.marker() is None
+    assert any("worked without the marker" in line for line in world.report()["actions"])
+    assert any("not tagged aws-credentials-pipe/managed" in line for line in world.report()["actions"])
+    assert (world.default_store() or {})["current"]["AccessKeyId"] == new
+
+
+def test_a_user_with_50_tags_and_no_store_is_refused_before_any_change(sandbox: Sandbox, clone: Path) -> None:
+    world = World(sandbox, clone, repos=1, store="none")
+    world.seed()
+    _fill_tags(world)
+    result = world.run("rotate-50-tags-none", FORCE_ROTATE="true")
+    assert result.failed_with("50 tags", "Remove one tag"), result.output
+    assert world.iam_keys() == {world.initial[0]: "Active"}
+
+
+def test_at_50_tags_a_deactivation_keeps_its_recovery_window(world: World) -> None:
+    """Issue 15 item 1: the day of a deactivation cannot be recorded at the 50-tag quota. The key
+    is deactivated all the same, and its recovery window counts from its own dates (the earliest
+    day it can have been deactivated), not from nothing."""
+    old = world.initial[0]
+    assert world.run("rotate-1").returncode == 0
+    current = world.report()["current_key"]
+    aws = world.sandbox.aws
+    _fill_tags(world)
+    aws.age(old, 101)
+    aws.age(current, 7.1)
+    result = world.run("rotate-deactivate-50-tags")
+    assert result.returncode == 0, result.output
+    assert world.iam_keys()[old] == "Inactive" and world.all_work(), result.output
+    assert "the day of the deactivation cannot be recorded" in result.output
+    assert any("did not record the day of deactivation" in line for line in world.report()["actions"])
+    # Past DELETE_AFTER_DAYS by age, deactivated about today: kept for the recovery window.
+    aws.age(old, 111)
+    kept = world.run("rotate-recovery-window-50-tags")
+    assert kept.returncode == 0, kept.output
+    assert world.iam_keys()[old] == "Inactive" and "no day recorded" in kept.output, kept.output
+    aws.age(current, 7.1 + 11)  # eleven days on: the window has passed
+    aws.age(old, 122)
+    gone = world.run("rotate-delete-50-tags")
+    assert gone.returncode == 0, gone.output
+    assert old not in world.iam_keys()
