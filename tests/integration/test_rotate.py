@@ -737,11 +737,18 @@ def test_an_explicit_store_outside_the_targets(sandbox: Sandbox, clone: Path) ->
 def test_a_store_that_cannot_be_written_stops_the_run_before_any_change(
     sandbox: Sandbox, clone: Path
 ) -> None:
-    """SSM reserves names starting with "aws": a store there cannot be written, and the probe
-    says so before a key is created."""
+    """A store the run's role may not write (SSM answers AccessDenied): the probe says so before
+    a key is created. (A name SSM reserves, /aws..., is refused before any call: see
+    test_an_ssm_name_ssm_refuses_is_refused_before_any_change.)"""
+    from tests.standins.aws import Fault as AwsFault
+
     world = World(sandbox, clone, repos=1, store="default")
-    result = world.run("store-refused", STORE="ssm:/aws-credentials-pipe/x")
-    assert result.failed_with("the store ssm:/aws-credentials-pipe/x", "no key was created"), result.output
+    denied = (
+        "User: arn:aws:sts::123456789012:assumed-role/deploy/x is not authorized to perform: ssm:PutParameter"
+    )
+    sandbox.aws.inject(AwsFault("PutParameter", code="AccessDeniedException", message=denied, times=10))
+    result = world.run("store-refused", STORE="ssm:/ci/credentials-pipe/x")
+    assert result.failed_with("the store ssm:/ci/credentials-pipe/x", "no key was created"), result.output
     assert set(world.iam_keys()) == {world.initial[0]} and world.marker() is None
 
 
