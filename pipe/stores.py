@@ -5,11 +5,12 @@ pending and the current key, so an interrupted rotation can resume, and they are
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipe.credentials import Credentials
-from pipe.errors import is_aws_code
+from pipe.errors import aws_status, is_aws_code
 from pipe.targets import Target, TargetSpec
 
 if TYPE_CHECKING:
@@ -147,8 +148,9 @@ class SecretsManagerStore:
         if current and current.access_key_id == pair.access_key_id:
             if pending_version is not None and pending_version == current_version:
                 # The secret's first version: Secrets Manager made it AWSCURRENT as well.
-                self.client.update_secret_version_stage(
-                    SecretId=self.spec.name, VersionStage="AWSPENDING", RemoveFromVersionId=pending_version
+                first = pending_version
+                self._stage(
+                    "AWSPENDING", lambda: self._version("AWSPENDING")[1] != first, RemoveFromVersionId=first
                 )
             return pair.access_key_id
         version = pending_version
@@ -162,16 +164,25 @@ class SecretsManagerStore:
             move: dict[str, str] = {"MoveToVersionId": str(version)}
             if current_version:
                 move["RemoveFromVersionId"] = current_version
-            self.client.update_secret_version_stage(
-                SecretId=self.spec.name, VersionStage="AWSCURRENT", **move
-            )
+            self._stage("AWSCURRENT", lambda: self._version("AWSCURRENT")[1] == version, **move)
         if pending_version is not None:
-            self.client.update_secret_version_stage(
-                SecretId=self.spec.name,
-                VersionStage="AWSPENDING",
-                RemoveFromVersionId=pending_version,
+            pending_from = pending_version
+            self._stage(
+                "AWSPENDING",
+                lambda: self._version("AWSPENDING")[1] != pending_from,
+                RemoveFromVersionId=pending_from,
             )
         return self.read()
+
+    def _stage(self, stage: str, done: Callable[[], bool], **move: str) -> None:
+        """Move ``stage``. The SDK retries a 500: when the first attempt moved the label, the
+        retry is refused (InvalidParameterException: the label is no longer where it says);
+        the move is then done if ``done()`` reads it so."""
+        try:
+            self.client.update_secret_version_stage(SecretId=self.spec.name, VersionStage=stage, **move)
+        except Exception as exc:
+            if not (is_aws_code(exc, "InvalidParameterException") and aws_status(exc)[1] and done()):
+                raise
 
     def sign_with(self, credentials: Credentials) -> None:
         """Sign every later call with ``credentials`` (the self-service switch)."""

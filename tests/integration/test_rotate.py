@@ -959,3 +959,20 @@ def test_at_50_tags_a_deactivation_keeps_its_recovery_window(world: World) -> No
     gone = world.run("rotate-delete-50-tags")
     assert gone.returncode == 0, gone.output
     assert old not in world.iam_keys()
+
+
+@pytest.mark.parametrize("action", ["UpdateSecretVersionStage", "PutSecretValue", "CreateSecret"])
+def test_a_lost_secrets_manager_answer_converges_in_the_same_run(
+    sandbox: Sandbox, clone: Path, action: str
+) -> None:
+    """Issue 15 item 2: Secrets Manager acts, the answer is a 500, the SDK retries: the retry
+    meets what the first attempt did, and the run still ends ✔ with the key promoted."""
+    from tests.standins.aws import Fault as AwsFault
+
+    world = World(sandbox, clone, repos=1)
+    world.seed()
+    sandbox.aws.inject(AwsFault(action, kind="lost500"))
+    result = world.run(f"lost-{action}", FORCE_ROTATE="true")
+    assert result.returncode == 0, result.output
+    assert sandbox.aws.calls(action) >= 2  # the fault fired, and the SDK retried
+    assert world.converged() != world.initial[0]
