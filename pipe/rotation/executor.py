@@ -9,7 +9,7 @@ publishes).
 
 Every IAM change is made with the run's own credentials (the role's, with OIDC), never with the
 key being rotated, except in the self-service case, where the only credentials are that key:
-then every AWS call after the new key first passes GetCallerIdentity (IAM, the store, the
+then every AWS call after the new key passed GetCallerIdentity 3 times in a row (IAM, the store, the
 targets' AWS clients) is signed by the new key."""
 
 # Over 300 lines: the whole act sequence in one place, by design (nothing drives it from outside);
@@ -320,7 +320,7 @@ class Executor:
         return pair
 
     def _sign_with(self, pair: Credentials) -> None:
-        """Self-service: from the new key's first successful GetCallerIdentity on, every AWS
+        """Self-service: once the new key passed GetCallerIdentity 3 times in a row, every AWS
         client of the run (IAM, the store's, the targets') signs with the new key."""
         self.iam = self.aws.client("iam", pair)
         for place in [*self.targets, *([self.store] if self.store is not None else [])]:

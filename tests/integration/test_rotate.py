@@ -596,7 +596,7 @@ def test_self_service_rotates_a_persons_own_key_into_a_profile_again_and_again(
 ) -> None:
     """Seed 002: a person rotates their own key, as often as they like. Once the new key works
     and sits in the profile (and the store), the old key is deleted; every AWS call after the
-    new key's first successful GetCallerIdentity is signed by the new key."""
+    new key's 3 successful GetCallerIdentity calls in a row is signed by the new key."""
     user = f"dev-{uuid.uuid4().hex[:6]}"
     pair = sandbox.add_user(user)[0]
     credentials = clone.parent / "home" / ".aws" / "credentials"
