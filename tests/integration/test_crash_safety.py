@@ -59,7 +59,7 @@ class Case:
 
 ALL_CASES = [Case(n, store) for store in ("default", "secretsmanager", "none") for n in (1, 3, 10)]
 # All nine combinations take about 15 minutes without lost answers (730 interruptions). By
-# default the harness runs these four (378 interruptions with the lost answers, about 25 minutes
+# default the harness runs these four (378 interruptions with the lost answers, 10 to 25 minutes
 # on 2 shared cores): every store mode at 3 targets, and the default store at 10.
 # CRASH_HARNESS=full runs all nine.
 DEFAULT_CASES = [Case(3, "default"), Case(10, "default"), Case(3, "secretsmanager"), Case(3, "none")]
