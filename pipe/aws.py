@@ -69,6 +69,10 @@ class AwsClients:
         client = self._create(service, config, keys)
         if service == "sts" and self.retry_timeout:
             IdpRetries(self.retry_timeout).register(client, "AssumeRoleWithWebIdentity")
+        if service == "iam":  # ConcurrentModification (pipe.retry.RETRIED_TOO), on every call
+            from pipe.retry import IdpRetries
+
+            IdpRetries(0).register(client)
         return client
 
     def _create(self, service: str, config: Any, keys: Mapping[str, str | None]) -> Any:

@@ -10,6 +10,9 @@
   most 5 s, while that stays within ``timeout`` (`RETRY_TIMEOUT_SECONDS`) of the call's start.
   It is a `needs-retry` handler, botocore's own extension point: the attempts are botocore's,
   counted once. Nothing else is retried beyond the SDK's attempts.
+- **IAM's `ConcurrentModification`** (another request changed the same entity at once; retrying
+  is AWS's advice), which the standard mode does not retry (the model does not mark it
+  retryable), is retried by the same handler within the SDK's attempts, on every IAM call.
 - **`call`** runs one SDK call and turns what the retries gave up on into `UnavailableError`
   ("kept failing"): an `IDPCommunicationError`, a 5xx, a connection error. Anything else
   propagates at once for the caller to explain.
@@ -35,6 +38,8 @@ SDK_MAX_ATTEMPTS = 3
 
 # Codes whose retries go on past the SDK's attempts, under the time cap.
 RETRIED_LONGER = frozenset({"IDPCommunicationError"})
+# Codes the standard mode does not retry that AWS advises retrying: within the SDK's attempts.
+RETRIED_TOO = frozenset({"ConcurrentModification"})
 FIRST_DELAY = 0.5
 MAX_DELAY = 5.0
 _STARTED = "aws_credentials_pipe_retry_started"
@@ -49,6 +54,8 @@ def delay_after(code: str, attempts: int, elapsed: float, timeout: float) -> flo
     ``elapsed`` seconds after the first one began: seconds to wait before one more attempt, or
     None to leave the decision to the SDK's standard mode (which retries up to its own attempts
     and no further)."""
+    if code in RETRIED_TOO:
+        return min(FIRST_DELAY * 2 ** (attempts - 1), MAX_DELAY) if attempts < SDK_MAX_ATTEMPTS else None
     if code not in RETRIED_LONGER or attempts < SDK_MAX_ATTEMPTS:
         return None
     delay = min(FIRST_DELAY * 2 ** (attempts - SDK_MAX_ATTEMPTS), MAX_DELAY)
@@ -62,10 +69,12 @@ class IdpRetries:
         self.timeout = timeout
         self.clock = clock
 
-    def register(self, client: Any, operation: str) -> None:
+    def register(self, client: Any, operation: str = "") -> None:
+        """On ``operation`` of ``client``; on every operation when it is ""."""
         service = client.meta.service_model.service_id.hyphenize()
-        client.meta.events.register(f"before-call.{service}.{operation}", self.started)
-        client.meta.events.register_first(f"needs-retry.{service}.{operation}", self.needs_retry)
+        name = f"{service}.{operation}" if operation else service
+        client.meta.events.register(f"before-call.{name}", self.started)
+        client.meta.events.register_first(f"needs-retry.{name}", self.needs_retry)
 
     def started(self, context: dict[str, Any], **_: Any) -> None:
         context[_STARTED] = self.clock()

@@ -5,11 +5,12 @@ pending and the current key, so an interrupted rotation can resume, and they are
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipe.credentials import Credentials
-from pipe.errors import is_aws_code
+from pipe.errors import aws_status, is_aws_code
 from pipe.targets import Target, TargetSpec
 
 if TYPE_CHECKING:
@@ -77,24 +78,32 @@ class SecretsManagerStore:
         return current.access_key_id if current else None
 
     def probe(self) -> None:
-        """A write that changes nothing: the current version put back with its own
-        ClientRequestToken and value (Secrets Manager treats that as an idempotent repeat). Only
-        a version without the AWSPENDING label is put back (a version in rotation is not treated
-        as a repeat). Otherwise (no secret yet, no version, a rotation pending) the secret is
-        created empty, as write_pending would do, or found to exist: the first value is written
-        once the key exists, and a failure there deletes the new key in the same run."""
+        """A write that changes nothing: a version put back with its own ClientRequestToken and
+        value, which Secrets Manager ignores as a repeat (no staging label moves, whatever
+        VersionStages says): the current version, else the pending one. A secret with no such
+        version (none yet, or no string value) is created empty, as write_pending would do, or
+        found to exist. A role without secretsmanager:CreateSecret (templates/rotation.yaml
+        grants none) is answered AccessDenied before ResourceExists: the probe then proves
+        nothing, and write_pending is the first write; its failure deletes the new key in the
+        same run."""
         if not self._state_read:
             self.state()  # a version put back is a repeat however old the read: no change either way
-        current, pending = self._seen.get("AWSCURRENT"), self._seen.get("AWSPENDING")
-        if current is not None and (pending is None or pending[0] != current[0]):
-            version, text = current
+        seen = self._seen.get("AWSCURRENT") or self._seen.get("AWSPENDING")
+        if seen is not None:
+            version, text = seen
             self.client.put_secret_value(
-                SecretId=self.spec.name,
-                SecretString=text,
-                ClientRequestToken=version,
-                VersionStages=["AWSCURRENT"],
+                SecretId=self.spec.name, SecretString=text, ClientRequestToken=version
             )
             return
+        try:
+            self._create()
+        except Exception as exc:
+            if not is_aws_code(exc, "AccessDeniedException"):
+                raise
+
+    def _create(self) -> None:
+        """Create the secret empty; one that exists (another run's, or this call's own answered
+        after a lost 500 and retried by the SDK) is what was wanted."""
         try:
             self.client.create_secret(
                 Name=self.spec.name, Description="AWS access key, rotated by aws-credentials-pipe"
@@ -106,54 +115,74 @@ class SecretsManagerStore:
     def _document(self, pair: Credentials) -> str:
         return json.dumps({"AccessKeyId": pair.access_key_id, "SecretAccessKey": pair.secret_access_key})
 
+    @staticmethod
+    def token(pair: Credentials) -> str:
+        """The ClientRequestToken, and so the version id, of ``pair``'s version: one per key, so a
+        repeat (the SDK's retry after a lost answer, a rollback to an earlier key) is ignored."""
+        return f"aws-credentials-pipe-{pair.access_key_id}"
+
     def write_pending(self, pair: Credentials) -> None:
         """Put ``pair`` as AWSPENDING. A new secret is created empty first: created with a
-        value, that value would be AWSCURRENT before any target holds it."""
-        token = f"aws-credentials-pipe-{pair.access_key_id}"
+        value, that value would be AWSCURRENT before any target holds it. A version of ``pair``
+        that exists already (a rollback to it) keeps its labels: Secrets Manager ignores the
+        repeat."""
+        put = {
+            "SecretId": self.spec.name,
+            "SecretString": self._document(pair),
+            "VersionStages": ["AWSPENDING"],
+            "ClientRequestToken": self.token(pair),
+        }
         try:
-            self.client.put_secret_value(
-                SecretId=self.spec.name,
-                SecretString=self._document(pair),
-                VersionStages=["AWSPENDING"],
-                ClientRequestToken=token,
-            )
+            self.client.put_secret_value(**put)
         except Exception as exc:
             if not is_aws_code(exc, "ResourceNotFoundException"):
                 raise
-            self.client.create_secret(
-                Name=self.spec.name, Description="AWS access key, rotated by aws-credentials-pipe"
-            )
-            self.client.put_secret_value(
-                SecretId=self.spec.name,
-                SecretString=self._document(pair),
-                VersionStages=["AWSPENDING"],
-                ClientRequestToken=token,
-            )
+            self._create()
+            self.client.put_secret_value(**put)
 
     def publish(self, pair: Credentials) -> str | None:
-        """Promote ``pair`` to AWSCURRENT (putting it first if it is not the pending version)."""
+        """Promote ``pair`` to AWSCURRENT (putting it first if it is not the pending version),
+        then take AWSPENDING off whichever version holds it."""
         pending, pending_version = self._version("AWSPENDING")
         current, current_version = self._version("AWSCURRENT")
         if current and current.access_key_id == pair.access_key_id:
             if pending_version is not None and pending_version == current_version:
                 # The secret's first version: Secrets Manager made it AWSCURRENT as well.
-                self.client.update_secret_version_stage(
-                    SecretId=self.spec.name, VersionStage="AWSPENDING", RemoveFromVersionId=pending_version
+                first = pending_version
+                self._stage(
+                    "AWSPENDING", lambda: self._version("AWSPENDING")[1] != first, RemoveFromVersionId=first
                 )
             return pair.access_key_id
+        version = pending_version
         if not pending or pending.access_key_id != pair.access_key_id:
+            # The pair's own version: new, or (a rollback) an existing one the put leaves as it was.
             self.write_pending(pair)
+            version = self.token(pair)
             pending, pending_version = self._version("AWSPENDING")
-        move: dict[str, str] = {"MoveToVersionId": str(pending_version)}
-        if current_version:
-            move["RemoveFromVersionId"] = current_version
-        self.client.update_secret_version_stage(SecretId=self.spec.name, VersionStage="AWSCURRENT", **move)
-        self.client.update_secret_version_stage(
-            SecretId=self.spec.name,
-            VersionStage="AWSPENDING",
-            RemoveFromVersionId=pending_version,
-        )
+            current, current_version = self._version("AWSCURRENT")
+        if current_version != version:  # else the secret's first version: AWSCURRENT already
+            move: dict[str, str] = {"MoveToVersionId": str(version)}
+            if current_version:
+                move["RemoveFromVersionId"] = current_version
+            self._stage("AWSCURRENT", lambda: self._version("AWSCURRENT")[1] == version, **move)
+        if pending_version is not None:
+            pending_from = pending_version
+            self._stage(
+                "AWSPENDING",
+                lambda: self._version("AWSPENDING")[1] != pending_from,
+                RemoveFromVersionId=pending_from,
+            )
         return self.read()
+
+    def _stage(self, stage: str, done: Callable[[], bool], **move: str) -> None:
+        """Move ``stage``. The SDK retries a 500: when the first attempt moved the label, the
+        retry is refused (InvalidParameterException: the label is no longer where it says);
+        the move is then done if ``done()`` reads it so."""
+        try:
+            self.client.update_secret_version_stage(SecretId=self.spec.name, VersionStage=stage, **move)
+        except Exception as exc:
+            if not (is_aws_code(exc, "InvalidParameterException") and aws_status(exc)[1] and done()):
+                raise
 
     def sign_with(self, credentials: Credentials) -> None:
         """Sign every later call with ``credentials`` (the self-service switch)."""

@@ -36,11 +36,13 @@ NOT_A_PROFILE = "DEFAULT"
 # "." and ".." are refused apart: quoted into an API path they would name another resource.
 _SLUG = re.compile(r"\A(?:[A-Za-z0-9_.~-]{1,128}|\{[0-9A-Fa-f-]{36}\})\Z", re.ASCII)
 _ENVIRONMENT = re.compile(r"\A[^\x00-\x1f\x7f]{1,255}\Z")
-# Secrets Manager names/ARNs and SSM parameter names/ARNs: what the services accept.
-_STORE_NAME = {
-    "secretsmanager": re.compile(r"\A[A-Za-z0-9/_+=.@:-]{1,2048}\Z", re.ASCII),
-    "ssm": re.compile(r"\A[A-Za-z0-9/_.:-]{1,2048}\Z", re.ASCII),
-}
+# Secrets Manager names/ARNs: what the service accepts.
+_SECRET_ID = re.compile(r"\A[A-Za-z0-9/_+=.@:-]{1,2048}\Z", re.ASCII)
+# SSM parameter names (or their ARN): a-zA-Z0-9_.- and /, a name with a / fully qualified, and
+# never starting with aws or ssm, case-insensitive (SSM's "Requirements and constraints for
+# parameter names": those are refused, or AWS's own).
+_SSM_NAME = re.compile(r"\A[A-Za-z0-9/_.-]{1,2048}\Z", re.ASCII)
+_SSM_ARN = re.compile(r"\Aarn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter(/.+)\Z", re.ASCII)
 _SSM_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")
 
 
@@ -75,14 +77,30 @@ def _slug(text: str) -> bool:
     return bool(_SLUG.match(text)) and text.strip(".") != ""
 
 
+def is_ssm_parameter(text: str) -> bool:
+    """An SSM parameter name, or its ARN, that SSM would accept for PutParameter."""
+    arn = _SSM_ARN.match(text)
+    name = arn.group(1) if arn else text
+    if not _SSM_NAME.match(name) or ("/" in name and not name.startswith("/")):
+        return False
+    return not name.removeprefix("/").lower().startswith(("aws", "ssm"))
+
+
 def parse_target(text: str, variable: str = "TARGETS") -> TargetSpec:
     text = text.strip()
     prefix, _, rest = text.partition(":")
     if prefix in ("secretsmanager", "ssm", "profile") and rest:
         if prefix == "profile" and not is_profile_name(rest):
             raise invalid(variable, text, "a profile name has no spaces or brackets, and is not DEFAULT")
-        if prefix in _STORE_NAME and not _STORE_NAME[prefix].match(rest):
-            raise invalid(variable, text, f"not a valid {prefix} name")
+        if prefix == "secretsmanager" and not _SECRET_ID.match(rest):
+            raise invalid(variable, text, "not a valid secretsmanager name")
+        if prefix == "ssm" and not is_ssm_parameter(rest):
+            raise invalid(
+                variable,
+                text,
+                "not a valid ssm name (letters, digits, _ . - and /; a path starts with /; "
+                "never starting with aws or ssm)",
+            )
         return TargetSpec(prefix, text, name=rest)
     if ":" in text:
         raise invalid(variable, text, f"unknown kind {shown(prefix)}")

@@ -9,7 +9,7 @@ publishes).
 
 Every IAM change is made with the run's own credentials (the role's, with OIDC), never with the
 key being rotated, except in the self-service case, where the only credentials are that key:
-then every AWS call after the new key first passes GetCallerIdentity (IAM, the store, the
+then every AWS call after the new key passed GetCallerIdentity 3 times in a row (IAM, the store, the
 targets' AWS clients) is signed by the new key."""
 
 # Over 300 lines: the whole act sequence in one place, by design (nothing drives it from outside);
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipe.audit import state as audit_state
 from pipe.credentials import Credentials
-from pipe.errors import StateError, is_aws_code
+from pipe.errors import StateError, aws_error, is_aws_code
 from pipe.report import RotationReport
 from pipe.rotation import marker as markers
 from pipe.rotation import publish
@@ -83,6 +83,13 @@ class _Preempted(Exception):
 
 class _Refused(StateError):
     """IAM refused a new key (LimitExceeded) and no other rotation explains it."""
+
+
+def _retried(answer: Any) -> bool:
+    """botocore retried the call (an answer, or the ClientError it ended with): an earlier
+    attempt may have acted though its answer was lost (a 500, a timeout)."""
+    response = getattr(answer, "response", answer)
+    return bool(isinstance(response, Mapping) and response.get("ResponseMetadata", {}).get("RetryAttempts"))
 
 
 class Executor:
@@ -173,7 +180,9 @@ class Executor:
             )
             stored = store_state.result() if store_state is not None else None
         deactivated = audit_state.parse_dates(tags.get(audit_state.DEACTIVATED_TAG))
-        return Facts(self.clock(), self.user, tuple(keys), held, stored, marker, own, deactivated)
+        return Facts(
+            self.clock(), self.user, tuple(keys), held, stored, marker, own, deactivated, frozenset(tags)
+        )
 
     def marker(self) -> Marker | None:
         return markers.read(self.iam, self.user)
@@ -232,9 +241,17 @@ class Executor:
             report.actions.append("cleared the marker of a stopped rotation")
         self.retire(plan, report, facts)
         if not self.managed:
-            markers.mark_managed(self.iam, self.user)
-            self.managed = True
-            report.actions.append(f"tagged {self.user} {markers.MANAGED_TAG}={markers.MANAGED_VALUE}")
+            try:
+                markers.mark_managed(self.iam, self.user)
+                self.managed = True
+                report.actions.append(f"tagged {self.user} {markers.MANAGED_TAG}={markers.MANAGED_VALUE}")
+            except Exception as exc:  # best-effort: the rotation itself is done
+                if not is_aws_code(exc, "LimitExceeded"):
+                    raise
+                report.actions.append(
+                    f"not tagged {markers.MANAGED_TAG}={markers.MANAGED_VALUE}: {self.user} has 50 tags "
+                    "(IAM's quota), so ACTION=audit does not know this user's key is rotate's"
+                )
         report.state = DONE.get(plan.state, plan.state)
         return Outcome(report, published=pair)
 
@@ -249,6 +266,18 @@ class Executor:
         """Under the lease: make room, get the pair (a new key, or the plan's), publish it."""
         resumed = plan.resume.access_key_id if plan.resume else ""
         lease.acquire(key=resumed, phase="publish" if resumed else "create", everywhere=plan.everywhere)
+        if not lease.recorded:
+            if self.store is None:
+                raise StateError(
+                    f"IAM refused the rotation's marker on {self.user} (LimitExceeded: 50 tags); with "
+                    "STORE=none a run stopped after it created a key would leave that key known nowhere. "
+                    "Nothing was changed",
+                    f"Remove one tag of {self.user}, or keep a store (leave STORE unset), then re-run.",
+                )
+            report.actions.append(
+                f"worked without the marker ({self.user} has 50 tags, IAM's quota): the store's pending key "
+                "records the rotation"
+            )
         for key, why in plan.delete_first:
             self.delete_key(key)
             report.actions.append(f"deleted {key}: {why}")
@@ -291,7 +320,7 @@ class Executor:
         return pair
 
     def _sign_with(self, pair: Credentials) -> None:
-        """Self-service: from the new key's first successful GetCallerIdentity on, every AWS
+        """Self-service: once the new key passed GetCallerIdentity 3 times in a row, every AWS
         client of the run (IAM, the store's, the targets') signs with the new key."""
         self.iam = self.aws.client("iam", pair)
         for place in [*self.targets, *([self.store] if self.store is not None else [])]:
@@ -355,12 +384,15 @@ class Executor:
     def create(self, lease: Lease, report: RotationReport, before: set[str]) -> Credentials | None:
         """Create the key under the lease; None when another run got there first."""
         try:
-            answer = self.iam.create_access_key(UserName=self.user)["AccessKey"]
+            created = self.iam.create_access_key(UserName=self.user)
         except Exception as exc:
-            if is_aws_code(exc, "LimitExceeded"):
+            if not is_aws_code(exc, "LimitExceeded"):
+                raise
+            if not (_retried(exc) and self._delete_lost(lease, report, before, keep="")):
                 self._limit_exceeded(lease, report, before)
                 return None
-            raise
+            created = self.iam.create_access_key(UserName=self.user)
+        answer = created["AccessKey"]
         pair = Credentials(answer["AccessKeyId"], answer["SecretAccessKey"])
         lease.update(key=pair.access_key_id)
         found = self.marker()
@@ -369,9 +401,37 @@ class Executor:
             return None
         if found is None or found.run != lease.run:
             lease.update()  # a run that lost the race (LimitExceeded) wrote last: this run's marker again
+        elif _retried(created):
+            self._delete_lost(lease, report, before, keep=pair.access_key_id)
         report.actions.append(f"created {pair.access_key_id}")
         self.say(f"Created {pair.access_key_id} for {self.user}.")
         return pair
+
+    def _delete_lost(self, lease: Lease, report: RotationReport, before: set[str], *, keep: str) -> bool:
+        """Delete the keys this run's own CreateAccessKey made without the run hearing of them
+        (botocore's standard mode retries a 500 or a timeout of this non-idempotent call: the
+        first attempt made a key, the retry met LimitExceeded or made another; called only when
+        the SDK says it retried). Such a key was created while this run held the marker (no other
+        run wrote it since), is not ``keep``,
+        and its secret is known nowhere (not in the store; no target can hold what nobody read):
+        left active, it would block every later rotation and never age out. True when one was
+        deleted."""
+        unexpected = [
+            m["AccessKeyId"]
+            for m in self.iam.list_access_keys(UserName=self.user)["AccessKeyMetadata"]
+            if m["AccessKeyId"] not in before and m["AccessKeyId"] != keep
+        ]
+        if not unexpected or not lease.ours(self.marker()):
+            return False
+        stored = self.store.state() if self.store is not None else StoreState()
+        known = {pair.access_key_id for pair in (stored.current, stored.pending) if pair}
+        lost = [key for key in unexpected if key not in known]
+        for key in lost:
+            self.delete_key(key)
+            why = "created by this run's CreateAccessKey, whose answer was lost (the SDK retried it); its secret is known nowhere"
+            report.actions.append(f"deleted {key}: {why}")
+            self.say(f"Deleted {key}: {why}.")
+        return bool(lost)
 
     def _limit_exceeded(self, lease: Lease, report: RotationReport, before: set[str]) -> None:
         """IAM refused a new key: the user has two. Returns when another rotation explains it:
@@ -417,17 +477,16 @@ class Executor:
         ours: bool = True,
         on_success: Callable[[], None] | None = None,
     ) -> None:
-        """GetCallerIdentity with the key must pass 3 times in a row within the timeout. A new key
-        (``ours``) that never does is deleted; a resumed one is left alone and nothing is published."""
+        """GetCallerIdentity with the key must pass 3 times in a row within the timeout; then
+        ``on_success`` (the self-service switch: never on one success, which IAM's eventual
+        consistency may follow with failures). A new key (``ours``) that never does is deleted,
+        with the run's credentials still; a resumed one is left alone and nothing is published."""
         deadline = self.clock() + self.settings.verify_timeout
         streak, delay = 0, 0.5
         while streak < 3:
             try:
                 verify(self.aws, pair)
                 streak += 1
-                if on_success is not None:
-                    on_success()
-                    on_success = None
                 continue
             except Exception:  # any failure of the key restarts the streak
                 streak = 0
@@ -436,6 +495,8 @@ class Executor:
             self.sleep(delay)
             delay = min(delay * 2, 5.0)
         self.say(f"{pair.access_key_id} works (GetCallerIdentity passed 3 times in a row).")
+        if on_success is not None:
+            on_success()
 
     def _not_working(self, pair: Credentials, report: RotationReport, *, ours: bool) -> StateError:
         timeout = self.settings.verify_timeout
@@ -446,7 +507,15 @@ class Executor:
                 "Check that the key is active and that the store holds its secret; raise "
                 "VERIFY_TIMEOUT_SECONDS if IAM is slow, then re-run.",
             )
-        self.delete_key(pair.access_key_id)
+        try:
+            self.delete_key(pair.access_key_id)
+        except Exception as exc:
+            return StateError(
+                f"The new key {pair.access_key_id} did not pass GetCallerIdentity 3 times in a row within "
+                f"{timeout}s, nothing was published, and deleting it failed ({aws_error(exc)[0] or type(exc).__name__})",
+                f"Delete {pair.access_key_id} of {self.user} (no target holds it), raise "
+                "VERIFY_TIMEOUT_SECONDS, then re-run.",
+            )
         report.actions.append(f"deleted {pair.access_key_id}: it did not work within VERIFY_TIMEOUT_SECONDS")
         return StateError(
             f"The new key {pair.access_key_id} did not pass GetCallerIdentity 3 times in a row within "
@@ -455,18 +524,28 @@ class Executor:
         )
 
     def retire(self, plan: Plan, report: RotationReport, facts: Facts) -> None:
-        """Deactivate and delete by the plan; then record the day each key was deactivated (the
-        recovery window counts from it), in the tag ACTION=audit uses, for keys that still exist.
-        Killed between the two, a key has no date: its age alone decides, as for a key someone
-        else deactivated."""
-        dates = dict(facts.deactivated)
+        """Deactivate and delete by the plan. The day each key is deactivated (the recovery window
+        counts from it) is recorded first, in the tag ACTION=audit uses, for keys that still
+        exist: a record never lags its act (killed between the two, the key is active still, and
+        its date is dropped by the next change). The record is best-effort: at the user's 50-tag
+        quota the key is deactivated all the same, and its window counts from its own dates
+        (pipe.rotation.planner's _in_recovery_window); the report says so."""
+        today = datetime.fromtimestamp(self.clock(), UTC).date()
         inactive = {k.id for k in facts.keys if k.status == "Inactive"} - {
             key for key, _ in plan.delete_first
         }
+        dates = {k: d for k, d in facts.deactivated.items() if k in inactive}
+        written = dict(facts.deactivated)
+        deactivating = [key for action, key, _ in plan.retire if action == "deactivate"]
+        refused = False
+        if deactivating:
+            ahead = dates | dict.fromkeys(deactivating, today)
+            refused = not self._record(ahead, written, report)
+            written = written if refused else ahead
         for action, key, why in plan.retire:
             if action == "deactivate":
                 self.iam.update_access_key(UserName=self.user, AccessKeyId=key, Status="Inactive")
-                dates[key] = datetime.fromtimestamp(self.clock(), UTC).date()
+                dates[key] = today
                 inactive.add(key)
             else:
                 self.delete_key(key)
@@ -474,11 +553,29 @@ class Executor:
             report.actions.append(f"{action}d {key}: {why}")
             self.say(f"{action.capitalize()}d {key}: {why}.")
         # Only keys that exist and are inactive keep a date (a key reactivated since loses it).
-        dates = {k: d for k, d in dates.items() if k in inactive}
-        if dates == dict(facts.deactivated):
-            return
-        if dates:
-            value = audit_state.render_dates(dates)
-            self.iam.tag_user(UserName=self.user, Tags=[{"Key": audit_state.DEACTIVATED_TAG, "Value": value}])
-        else:
-            self.iam.untag_user(UserName=self.user, TagKeys=[audit_state.DEACTIVATED_TAG])
+        if not refused:
+            self._record({k: d for k, d in dates.items() if k in inactive}, written, report)
+
+    def _record(self, dates: Mapping[str, Any], written: Mapping[str, Any], report: RotationReport) -> bool:
+        """Write the deactivation days (``written``: what the tag holds now). False when IAM
+        refused the tag for the user's 50-tag quota (the report says so)."""
+        if dict(dates) == dict(written):
+            return True
+        try:
+            if dates:
+                value = audit_state.render_dates(dict(dates))
+                self.iam.tag_user(
+                    UserName=self.user, Tags=[{"Key": audit_state.DEACTIVATED_TAG, "Value": value}]
+                )
+            else:
+                self.iam.untag_user(UserName=self.user, TagKeys=[audit_state.DEACTIVATED_TAG])
+        except Exception as exc:
+            if not is_aws_code(exc, "LimitExceeded"):
+                raise
+            report.actions.append(
+                f"did not record the day of deactivation ({self.user} has 50 tags, IAM's quota): the recovery "
+                "window counts from the key's own dates (its last use, and no earlier than ROTATION_GRACE_DAYS "
+                "after the current key's creation)"
+            )
+            return False
+        return True

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from pipe.errors import StateError
+from pipe.errors import StateError, is_aws_code
 from pipe.rotation.marker import Marker
 
 
@@ -44,6 +44,7 @@ class Lease:
         self.run = secrets.token_hex(8)
         self.marker: Marker | None = None
         self.lost = False
+        self.recorded = True  # False: IAM refused the marker (the user's 50-tag quota)
         self.beats = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -57,7 +58,15 @@ class Lease:
         now = self.rotation.clock()
         with self._lock:
             self.marker = Marker(now, now, key, phase, everywhere, self.run)
-            self.rotation.write_marker(self.marker)
+            try:
+                self.rotation.write_marker(self.marker)
+            except Exception as exc:
+                if not is_aws_code(exc, "LimitExceeded"):
+                    raise
+                # The user has 50 tags: the run goes on without a marker (pipe.rotation.planner's
+                # _tag_quota says so in the plan); nothing is written, nothing beats.
+                self.recorded = False
+                return
         self._thread = threading.Thread(target=self._beat, name="rotation-heartbeat", daemon=True)
         self._thread.start()
 
@@ -67,7 +76,8 @@ class Lease:
         with self._lock:
             assert self.marker is not None
             self.marker = replace(self.marker, beat=self.rotation.clock(), **changes)
-            self.rotation.write_marker(self.marker)
+            if self.recorded:
+                self.rotation.write_marker(self.marker)
 
     def check(self) -> None:
         if self.lost:
@@ -77,6 +87,13 @@ class Lease:
                 "Nothing to do: the other run finishes the rotation. If runs overlap often, raise "
                 "ROTATION_LEASE_SECONDS.",
             )
+
+    def ours(self, found: Marker | None) -> bool:
+        """``found`` (the marker read now) is this run's: no other run has written it since
+        (without a marker of its own, a run can tell only that no other run's is there)."""
+        if not self.recorded:
+            return found is None
+        return found is not None and found.run == self.run
 
     def holder(self) -> str:
         """The run id on the marker now ("" when there is none)."""
@@ -115,7 +132,7 @@ class Lease:
     def finish(self) -> None:
         """The run is done: stop beating, clear the marker if it is still this run's."""
         self.stop()
-        if self.holder() == self.run:
+        if self.recorded and self.holder() == self.run:
             self.rotation.write_marker(None)
 
     def release(self) -> None:
@@ -123,7 +140,7 @@ class Lease:
         resumes or cleans up without waiting for the lease. Best effort."""
         self.stop()
         try:
-            if self.marker is not None and not self.lost and self.holder() == self.run:
+            if self.recorded and self.marker is not None and not self.lost and self.holder() == self.run:
                 self.rotation.write_marker(replace(self.marker, beat=0.0))
         except Exception:  # noqa: S110 - the original failure is what the user must see
             pass
@@ -132,7 +149,7 @@ class Lease:
         """Another run got there first: stop, and take this run's marker off if it is on."""
         self.stop()
         try:
-            if self.holder() == self.run:
+            if self.recorded and self.holder() == self.run:
                 self.rotation.write_marker(None)
         except Exception:  # noqa: S110 - nothing of this run's is left to protect
             pass

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from pipe.audit.state import DEACTIVATED_TAG
 from pipe.credentials import Credentials
-from pipe.rotation.marker import Marker
+from pipe.rotation.marker import MARKER_TAG, Marker
 from pipe.schema import default
 from pipe.stores import StoreState
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 DAY = 86400.0
 MAKE_ROOM_SLACK = 300.0
+TAGS_PER_USER = 50  # IAM's quota: TagUser beyond it fails with LimitExceeded
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,11 @@ class Facts:
     own: Credentials | None = None  # the run's own credentials, when it runs with a long-lived key
     # When this pipe deactivated each key (the aws-credentials-pipe/deactivated tag, audit's format)
     deactivated: Mapping[str, date] = field(default_factory=dict)
+    tag_keys: frozenset[str] = frozenset()  # the keys of the user's tags
+
+    def can_tag(self, key: str) -> bool:
+        """A tag ``key`` can be written: it is there already (replaced), or the user has room."""
+        return key in self.tag_keys or len(self.tag_keys) < TAGS_PER_USER
 
     @property
     def self_service(self) -> bool:
@@ -175,7 +182,37 @@ def make_plan(facts: Facts, policy: Policy) -> Plan:
             return plan
     _self_service(plan, facts, policy, keys)
     _retire(plan, facts, policy, keys, named)
+    _tag_quota(plan, facts)
     return plan
+
+
+def _tag_quota(plan: Plan, facts: Facts) -> None:
+    """A user at IAM's 50-tag quota: the run acts all the same, and records best-effort. The
+    marker cannot be added: with a store, the store's pending key records the rotation (a run
+    stopped before publishing is resumed from it); without one, a stopped run's key would be
+    known nowhere, so the run does not start. The day a key is deactivated cannot be added
+    either: its recovery window then counts from the key's own dates (see _in_recovery_window)."""
+    full = f"{facts.user} has {TAGS_PER_USER} tags (IAM's quota)"
+    if (plan.writes or plan.delete_first) and not facts.can_tag(MARKER_TAG):
+        if facts.store is None:
+            plan.state = "blocked"
+            plan.blocked = (
+                f"{full}, so the rotation's marker cannot be added, and with STORE=none a run stopped "
+                "after it created a key would leave that key known nowhere"
+            )
+            plan.blocked_hint = (
+                f"Remove one tag of {facts.user}, or keep a store (leave STORE unset), then re-run."
+            )
+            return
+        plan.notes.append(
+            f"{full}: this run works without its marker; the store's pending key records the rotation "
+            "(a run stopped before publishing is resumed from it)"
+        )
+    if any(action == "deactivate" for action, _, _ in plan.retire) and not facts.can_tag(DEACTIVATED_TAG):
+        plan.notes.append(
+            f"{full}: the day of the deactivation cannot be recorded; its recovery window counts from the "
+            "key's own dates (its last use, and no earlier than ROTATION_GRACE_DAYS after the current key's creation)"
+        )
 
 
 def _known(facts: Facts, keys: Mapping[str, AccessKey]) -> dict[str, Credentials]:
@@ -526,9 +563,23 @@ def _in_recovery_window(plan: Plan, facts: Facts, policy: Policy, key: AccessKey
     key deactivated late, for its grace period or its use, keeps the whole window). A key with no
     date recorded (deactivated by someone else) goes by its age alone."""
     since = facts.deactivated.get(key.id)
-    if since is None:
-        return False
     window = policy.delete_after - policy.deactivate_after
+    if since is None:
+        if facts.can_tag(DEACTIVATED_TAG):
+            return False
+        # The user is at the tag quota, so this pipe could not record the day: the earliest day the
+        # key can have been deactivated, by its own dates (it was active when last used; this pipe
+        # deactivates a previous key only once the current one is ROTATION_GRACE_DAYS old).
+        current = next((k for k in facts.keys if k.id == plan.current), None)
+        earliest = max(key.last_used or 0.0, current.created + policy.grace_days * DAY if current else 0.0)
+        if (facts.now - earliest) / DAY >= window:
+            return False
+        plan.notes.append(
+            f"{key.id} is inactive with no day recorded ({facts.user} has {TAGS_PER_USER} tags): deleted once "
+            f"{window} days have passed since {_date(earliest)}, the earliest day its own dates allow for its "
+            "deactivation, so it can still be reactivated until then"
+        )
+        return True
     start = datetime(since.year, since.month, since.day, tzinfo=UTC) + timedelta(days=1)
     inactive = (facts.now - start.timestamp()) / DAY
     if inactive >= window:

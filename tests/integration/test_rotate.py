@@ -596,7 +596,7 @@ def test_self_service_rotates_a_persons_own_key_into_a_profile_again_and_again(
 ) -> None:
     """Seed 002: a person rotates their own key, as often as they like. Once the new key works
     and sits in the profile (and the store), the old key is deleted; every AWS call after the
-    new key's first successful GetCallerIdentity is signed by the new key."""
+    new key's 3 successful GetCallerIdentity calls in a row is signed by the new key."""
     user = f"dev-{uuid.uuid4().hex[:6]}"
     pair = sandbox.add_user(user)[0]
     credentials = clone.parent / "home" / ".aws" / "credentials"
@@ -737,11 +737,18 @@ def test_an_explicit_store_outside_the_targets(sandbox: Sandbox, clone: Path) ->
 def test_a_store_that_cannot_be_written_stops_the_run_before_any_change(
     sandbox: Sandbox, clone: Path
 ) -> None:
-    """SSM reserves names starting with "aws": a store there cannot be written, and the probe
-    says so before a key is created."""
+    """A store the run's role may not write (SSM answers AccessDenied): the probe says so before
+    a key is created. (A name SSM reserves, /aws..., is refused before any call: see
+    test_an_ssm_name_ssm_refuses_is_refused_before_any_change.)"""
+    from tests.standins.aws import Fault as AwsFault
+
     world = World(sandbox, clone, repos=1, store="default")
-    result = world.run("store-refused", STORE="ssm:/aws-credentials-pipe/x")
-    assert result.failed_with("the store ssm:/aws-credentials-pipe/x", "no key was created"), result.output
+    denied = (
+        "User: arn:aws:sts::123456789012:assumed-role/deploy/x is not authorized to perform: ssm:PutParameter"
+    )
+    sandbox.aws.inject(AwsFault("PutParameter", code="AccessDeniedException", message=denied, times=10))
+    result = world.run("store-refused", STORE="ssm:/ci/credentials-pipe/x")
+    assert result.failed_with("the store ssm:/ci/credentials-pipe/x", "no key was created"), result.output
     assert set(world.iam_keys()) == {world.initial[0]} and world.marker() is None
 
 
@@ -788,3 +795,184 @@ def test_the_marker_holds_only_what_iam_accepts_in_a_tag_value(world: World) -> 
     value = world.marker()
     assert value is not None and re.fullmatch(r"[\w .:/=+\-@]{1,256}", value), value
     assert re.fullmatch(r"key=AKIA\w+ started=\d+ beat=0 phase=publish run=[0-9a-f]+", value), value
+
+
+def test_a_rollback_to_a_key_the_secret_held_before_promotes_its_version(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """Issue 15 item 3: publish P, then R, then P again (STORE=none, re-run with the old pair: the
+    documented recovery). P's version exists with the same value, so Secrets Manager ignores the
+    put and AWSPENDING does not move; the run must still promote P's own version."""
+    world = World(sandbox, clone, repos=1, store="none")
+    world.targets = [f"secretsmanager:{world.secret_name}", f"{WORKSPACE}/{world.repos[0]}"]
+    world.seed()
+    first = world.run("publish-p", FORCE_ROTATE="true")
+    assert first.returncode == 0, first.output
+    p = world.held()[world.targets[1]]
+    sandbox.iam.delete_access_key(UserName=world.user, AccessKeyId=world.initial[0])
+    second = world.run("publish-r", FORCE_ROTATE="true")
+    assert second.returncode == 0, second.output
+    r_id = world.converged()
+    # The repository refused R (put back on P by hand here): mixed, and R's secret is not known.
+    repo, env_uuid = world.place(world.targets[1])
+    sandbox.bitbucket.put(WORKSPACE, repo, env_uuid, "AWS_ACCESS_KEY_ID", str(p[0]), secured=False)
+    sandbox.bitbucket.put(WORKSPACE, repo, env_uuid, "AWS_SECRET_ACCESS_KEY", str(p[1]), secured=True)
+    env = world.env(AWS_ACCESS_KEY_ID=str(p[0]), AWS_SECRET_ACCESS_KEY=str(p[1]))
+    del env["AWS_OIDC_ROLE_ARN"], env["BITBUCKET_STEP_OIDC_TOKEN"]
+    rolled = run_process(env, world.clone, "publish-p-again", timeout=120)
+    assert rolled.returncode == 0, rolled.output
+    assert world.converged() == p[0]
+    versions = sandbox.aws.client("secretsmanager").list_secret_version_ids(SecretId=world.secret_name)
+    labels = {v["VersionId"]: v.get("VersionStages", []) for v in versions["Versions"]}
+    assert labels[f"aws-credentials-pipe-{p[0]}"] == ["AWSCURRENT"], labels
+    assert not any("AWSPENDING" in stages for stages in labels.values()), labels
+    assert r_id in world.iam_keys()
+
+
+def test_a_secret_with_no_value_is_probed_without_createsecret(sandbox: Sandbox, clone: Path) -> None:
+    """Issue 15 item 7: the store secret exists, with no string AWSCURRENT (created empty), and
+    the role has no secretsmanager:CreateSecret (templates/rotation.yaml grants none): IAM answers
+    CreateSecret AccessDenied, not ResourceExists. The probe must not stop the run there."""
+    from tests.standins.aws import Fault as AwsFault
+
+    world = World(sandbox, clone, repos=1)
+    world.seed()
+    sandbox.aws.client("secretsmanager").create_secret(Name=world.secret_name)
+    denied = "User: arn:aws:sts::123456789012:assumed-role/deploy/x is not authorized to perform: secretsmanager:CreateSecret"
+    sandbox.aws.inject(AwsFault("CreateSecret", code="AccessDeniedException", message=denied, times=10))
+    result = world.run("rotate-empty-secret", FORCE_ROTATE="true")
+    assert result.returncode == 0, result.output
+    assert world.converged() != world.initial[0]
+
+
+def test_self_service_switches_only_after_three_successes_in_a_row(sandbox: Sandbox, clone: Path) -> None:
+    """Issue 15 item 8: the new key passes GetCallerIdentity once, then IAM refuses it (eventual
+    consistency). The run must not have switched to it: the new key is deleted with the old one,
+    and the run ends with one typed ✖ line, not a raw ClientError."""
+    from tests.standins.aws import Fault as AwsFault
+
+    user = f"dev-{uuid.uuid4().hex[:6]}"
+    pair = sandbox.add_user(user)[0]
+    credentials = clone.parent / "home" / ".aws" / "credentials"
+    credentials.parent.mkdir(parents=True)
+    credentials.write_text(f"[default]\naws_access_key_id = {pair[0]}\naws_secret_access_key = {pair[1]}\n")
+    # Every call signed by another key than the old one (the new key's), after its first, fails.
+    sandbox.aws.inject(
+        AwsFault(
+            "*",
+            code="InvalidClientTokenId",
+            message="The security token included in the request is invalid.",
+            times=1000,
+            skip=1,
+            unless_key=pair[0],
+        )
+    )
+    env = _self_service_env(sandbox, clone, credentials, pair, STORE="none") | {"VERIFY_TIMEOUT_SECONDS": "5"}
+    result = run_process(env, clone, "self-service-flapping")
+    assert result.returncode == 1, result.output
+    assert result.last.startswith("✖ ") and "did not pass GetCallerIdentity 3 times in a row" in result.last
+    assert result.output.count("✖") == 1, result.output
+    assert sandbox.aws.keys(user) == {pair[0]: "Active"}  # the new key is gone, the old one kept
+    assert _profile(credentials) == pair
+
+
+@pytest.mark.parametrize("name", ["/ci/a:b", "/aws/ci/key", "aws-ci-key", "/SSM/ci", "ssmkey", "ci/key"])
+def test_an_ssm_name_ssm_refuses_is_refused_before_any_change(world: World, name: str) -> None:
+    """Issue 15 item 9: `:`, a name starting with aws or ssm (any case), a path without its
+    leading slash: SSM refuses them (tests/standins/servicemodel.py), so the pipe does first."""
+    world.targets.append(f"ssm:{name}")
+    world.sandbox.aws.forget_requests()
+    result = world.run("ssm-name")
+    assert result.failed_with("not a valid ssm name", f"ssm:{name}"), result.output
+    assert world.sandbox.aws.requests == []
+
+
+def test_iams_concurrent_modification_is_retried(world: World) -> None:
+    """Issue 15 item 9: IAM answers ConcurrentModification when two requests change one user at
+    once (AWS's advice: retry); the standard mode does not retry it, the pipe does."""
+    from tests.standins.aws import Fault as AwsFault
+
+    world.seed()
+    world.sandbox.aws.inject(AwsFault("TagUser", code="ConcurrentModification", message="Rate exceeded"))
+    world.sandbox.aws.forget_requests()
+    result = world.run("concurrent-modification", FORCE_ROTATE="true")
+    assert result.returncode == 0, result.output
+    assert world.converged() != world.initial[0]
+
+
+def _fill_tags(world: World, count: int = 50) -> None:
+    """The user's tags up to IAM's quota, none of them the pipe's."""
+    tags = [{"Key": f"team/{i}", "Value": "x"} for i in range(count - len(world.tags()))]
+    for start in range(0, len(tags), 20):
+        world.sandbox.aws.iam.tag_user(UserName=world.user, Tags=tags[start : start + 20])
+    assert len(world.tags()) == count
+
+
+def test_a_user_with_50_tags_is_still_rotated(sandbox: Sandbox, clone: Path) -> None:
+    """Issue 15 item 1: a user at IAM's 50-tag quota cannot take the marker; with a store the run
+    rotates all the same (the store's pending key records the rotation) and says so."""
+    world = World(sandbox, clone, repos=1, store="default")
+    world.seed()
+    _fill_tags(world)
+    result = world.run("rotate-50-tags", FORCE_ROTATE="true")
+    assert result.returncode == 0, result.output
+    assert "has 50 tags (IAM's quota): this run works without its marker" in result.output
+    new = world.converged()
+    assert new != world.initial[0] and world.marker() is None
+    assert any("worked without the marker" in line for line in world.report()["actions"])
+    assert any("not tagged aws-credentials-pipe/managed" in line for line in world.report()["actions"])
+    assert (world.default_store() or {})["current"]["AccessKeyId"] == new
+
+
+def test_a_user_with_50_tags_and_no_store_is_refused_before_any_change(sandbox: Sandbox, clone: Path) -> None:
+    world = World(sandbox, clone, repos=1, store="none")
+    world.seed()
+    _fill_tags(world)
+    result = world.run("rotate-50-tags-none", FORCE_ROTATE="true")
+    assert result.failed_with("50 tags", "Remove one tag"), result.output
+    assert world.iam_keys() == {world.initial[0]: "Active"}
+
+
+def test_at_50_tags_a_deactivation_keeps_its_recovery_window(world: World) -> None:
+    """Issue 15 item 1: the day of a deactivation cannot be recorded at the 50-tag quota. The key
+    is deactivated all the same, and its recovery window counts from its own dates (the earliest
+    day it can have been deactivated), not from nothing."""
+    old = world.initial[0]
+    assert world.run("rotate-1").returncode == 0
+    current = world.report()["current_key"]
+    aws = world.sandbox.aws
+    _fill_tags(world)
+    aws.age(old, 101)
+    aws.age(current, 7.1)
+    result = world.run("rotate-deactivate-50-tags")
+    assert result.returncode == 0, result.output
+    assert world.iam_keys()[old] == "Inactive" and world.all_work(), result.output
+    assert "the day of the deactivation cannot be recorded" in result.output
+    assert any("did not record the day of deactivation" in line for line in world.report()["actions"])
+    # Past DELETE_AFTER_DAYS by age, deactivated about today: kept for the recovery window.
+    aws.age(old, 111)
+    kept = world.run("rotate-recovery-window-50-tags")
+    assert kept.returncode == 0, kept.output
+    assert world.iam_keys()[old] == "Inactive" and "no day recorded" in kept.output, kept.output
+    aws.age(current, 7.1 + 11)  # eleven days on: the window has passed
+    aws.age(old, 122)
+    gone = world.run("rotate-delete-50-tags")
+    assert gone.returncode == 0, gone.output
+    assert old not in world.iam_keys()
+
+
+@pytest.mark.parametrize("action", ["UpdateSecretVersionStage", "PutSecretValue", "CreateSecret"])
+def test_a_lost_secrets_manager_answer_converges_in_the_same_run(
+    sandbox: Sandbox, clone: Path, action: str
+) -> None:
+    """Issue 15 item 2: Secrets Manager acts, the answer is a 500, the SDK retries: the retry
+    meets what the first attempt did, and the run still ends ✔ with the key promoted."""
+    from tests.standins.aws import Fault as AwsFault
+
+    world = World(sandbox, clone, repos=1)
+    world.seed()
+    sandbox.aws.inject(AwsFault(action, kind="lost500"))
+    result = world.run(f"lost-{action}", FORCE_ROTATE="true")
+    assert result.returncode == 0, result.output
+    assert sandbox.aws.calls(action) >= 2  # the fault fired, and the SDK retried
+    assert world.converged() != world.initial[0]

@@ -90,3 +90,34 @@ def test_a_run_that_deleted_a_key_first_never_says_it_changed_nothing(sandbox: S
     assert "changed nothing" not in result.last and f"deleted {spare}" in result.last, result.last
     assert set(world.iam_keys()) == {world.initial[0], other[0]}
     assert world.marker() is not None and f"key={other[0]}" in (world.marker() or "")  # the other run's
+
+
+def test_a_lost_createaccesskey_answer_strands_no_key(sandbox: Sandbox, clone: Path) -> None:
+    """Issue 15 item 2: IAM made the key, its answer was a 500, botocore's standard mode retried
+    and met LimitExceeded. The key the first attempt made is this run's own: it is deleted, a new
+    one is created, and the rotation ends ✔ with no key whose secret nobody holds."""
+    world = World(sandbox, clone)
+    world.seed()
+    sandbox.aws.age(world.initial[0], 95)
+    sandbox.aws.inject(Fault("CreateAccessKey", kind="lost500"))
+    result = world.run("lost-create")
+    assert result.returncode == 0, result.output
+    assert "whose answer was lost" in result.output
+    new = world.converged()
+    assert world.iam_keys() == {world.initial[0]: "Active", new: "Active"}
+    assert world.marker() is None
+    # The next rotation is not blocked by a stranded key.
+    sandbox.aws.iam.delete_access_key(UserName=world.user, AccessKeyId=world.initial[0])
+    assert world.run("after-lost-create", FORCE_ROTATE="true").returncode == 0
+
+
+def test_a_lost_answer_retried_into_a_second_key_strands_neither(sandbox: Sandbox, clone: Path) -> None:
+    """A user with no key yet: the retry of a lost CreateAccessKey succeeds and makes a second
+    key. The first one (its secret heard by nobody) is deleted."""
+    world = World(sandbox, clone)
+    world.seed()
+    sandbox.aws.iam.delete_access_key(UserName=world.user, AccessKeyId=world.initial[0])
+    sandbox.aws.inject(Fault("CreateAccessKey", kind="lost500"))
+    result = world.run("lost-create-empty")
+    assert result.returncode == 0, result.output
+    assert world.iam_keys() == {world.converged(): "Active"}

@@ -95,6 +95,7 @@ _STATUS = {
     "AccessDenied": 403,
     "InvalidClientTokenId": 403,
     "ExpiredToken": 403,
+    "ConcurrentModification": 409,
     "InternalFailure": 500,
     "ServiceUnavailable": 503,
 }
@@ -113,6 +114,8 @@ class Fault:
     times: int = 1
     seconds: float = 0.0
     arn: str = ""
+    skip: int = 0  # serve this many matching calls first
+    unless_key: str = ""  # match only calls not signed by this access key
 
 
 def error_response(code: str, message: str, status: int | None = None) -> Response:
@@ -286,12 +289,19 @@ class AwsStandIn:
         raise KeyError(f"moto has no access key {key_id}")
 
     # -- the front -------------------------------------------------------------------
-    def _take_fault(self, action: str) -> Fault | None:
+    def _take_fault(self, action: str, key_id: str = "") -> Fault | None:
+        """The first fault for ``action`` (``*``: any) left, unless it skips this call."""
         with self._lock:
             for fault in self.faults:
-                if fault.action == action and fault.times > 0:
-                    fault.times -= 1
-                    return fault
+                if fault.action not in (action, "*") or fault.times <= 0:
+                    continue
+                if fault.unless_key and key_id == fault.unless_key:
+                    continue
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
+                fault.times -= 1
+                return fault
         return None
 
     def _handle(self, request: Request) -> Response:
@@ -327,7 +337,7 @@ class AwsStandIn:
             else None
         )
         # The crash harness's lost500: this call takes effect and its answer is a 500.
-        fault = Fault(action, kind="lost500") if interrupt == "lost500" else self._take_fault(action)
+        fault = Fault(action, kind="lost500") if interrupt == "lost500" else self._take_fault(action, key_id)
         response = self._serve(request, params, action, key_id, fault)
         call = self.catalog.parse(request.method, request.path, request.headers, request.body)
         if recorder and entry:
@@ -344,7 +354,9 @@ class AwsStandIn:
     def _serve(
         self, request: Request, params: dict[str, list[str]], action: str, key_id: str, fault: Fault | None
     ) -> Response:
-        if fault and fault.kind == "error":
+        if fault and fault.kind == "error":  # in the protocol of the call's service
+            if "x-amz-target" in request.headers:
+                return json_error_response(fault.code, fault.message or fault.code)
             return error_response(fault.code, fault.message or fault.code)
         if fault and fault.kind == "drop":
             return Response(drop=True)

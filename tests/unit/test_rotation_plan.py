@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from pipe.credentials import Credentials
-from pipe.rotation.marker import Marker
+from pipe.rotation.marker import MARKER_TAG, Marker
 from pipe.rotation.planner import DAY, AccessKey, Facts, Policy, make_plan
 from pipe.stores import StoreState
 
@@ -298,3 +298,39 @@ def test_without_a_store_the_plan_says_so() -> None:
     assert "store it as pending" not in text and "and the store" not in text
     stored = make_plan(facts([key("A", 95)], {"a/b": "A"}, StoreState()), GRACE)
     assert "store it as pending" in "\n".join(stored.lines({}))
+
+
+# -- IAM's 50-tag quota (issue 15 item 1) -----------------------------------------------------------
+FULL = frozenset(f"team/{i}" for i in range(50))
+
+
+def test_at_the_tag_quota_a_rotation_with_a_store_goes_on_without_its_marker() -> None:
+    base = facts([key("C", 95)], {"a/b": "C"}, store=StoreState())
+    plan = make_plan(Facts(**{**base.__dict__, "tag_keys": FULL}), POLICY)
+    assert plan.rotate and not plan.blocked
+    assert any("works without its marker" in note for note in plan.notes)
+    replaced = make_plan(Facts(**{**base.__dict__, "tag_keys": FULL - {"team/0"} | {MARKER_TAG}}), POLICY)
+    assert not any("without its marker" in note for note in replaced.notes)  # the marker replaces itself
+
+
+def test_at_the_tag_quota_without_a_store_a_rotation_does_not_start() -> None:
+    base = facts([key("C", 95)], {"a/b": "C"})
+    plan = make_plan(Facts(**{**base.__dict__, "tag_keys": FULL}), POLICY)
+    assert plan.state == "blocked" and "50 tags" in plan.blocked
+
+
+def test_at_the_tag_quota_an_undated_inactive_key_keeps_a_window_from_its_own_dates() -> None:
+    """The current key is 8 days old: the old key cannot have been deactivated before day 7 of
+    it (ROTATION_GRACE_DAYS), one day ago, so the 10-day window has 9 days to go."""
+    keys = [key("C", 8), key("O", 115, status="Inactive", used_ago=9)]
+    base = facts(keys, {"a/b": "C"}, store=StoreState())
+    kept = make_plan(Facts(**{**base.__dict__, "tag_keys": FULL}), POLICY)
+    assert kept.retire == [] and any("no day recorded" in note for note in kept.notes)
+    # With room for the tag, no day recorded means someone else deactivated it: age alone.
+    aged = make_plan(base, POLICY)
+    assert [(a, k) for a, k, _ in aged.retire] == [("delete", "O")]
+    late = [key("C", 18), key("O", 125, status="Inactive", used_ago=19)]
+    gone = make_plan(
+        Facts(**{**facts(late, {"a/b": "C"}, store=StoreState()).__dict__, "tag_keys": FULL}), POLICY
+    )
+    assert [(a, k) for a, k, _ in gone.retire] == [("delete", "O")]
