@@ -70,8 +70,6 @@ class AwsClients:
         if service == "sts" and self.retry_timeout:
             IdpRetries(self.retry_timeout).register(client, "AssumeRoleWithWebIdentity")
         if service == "iam":  # ConcurrentModification (pipe.retry.RETRIED_TOO), on every call
-            from pipe.retry import IdpRetries
-
             IdpRetries(0).register(client)
         return client
 

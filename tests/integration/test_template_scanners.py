@@ -43,6 +43,7 @@ SWITCHES: list[tuple[str, dict[str, str]]] = [
             "DeploymentEnvironmentUuid": UUID,
             "LegacyKeyUsers": "legacy-*",
             "RetireLegacyKeys": "true",
+            "WorkspaceCheck": "true",
             "ChainedRoleArns": "arn:aws:iam::210987654321:role/deploy",
             "CreateProvider": "false",
             "RoleName": "deploy",
