@@ -345,6 +345,8 @@ class AwsStandIn:
         self, request: Request, params: dict[str, list[str]], action: str, key_id: str, fault: Fault | None
     ) -> Response:
         if fault and fault.kind == "error":
+            if "x-amz-target" in request.headers:  # the JSON protocol answers its errors in JSON
+                return json_error_response(fault.code, fault.message or fault.code)
             return error_response(fault.code, fault.message or fault.code)
         if fault and fault.kind == "drop":
             return Response(drop=True)
