@@ -9,13 +9,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipe.audit import accounts, reader
 from pipe.audit.executor import Entry, Executor
-from pipe.audit.planner import Policy, User, plan, secret_name
+from pipe.audit.planner import Policy, User, no_room, plan, secret_name
 from pipe.errors import PipeError, aws_error
 
 if TYPE_CHECKING:
@@ -205,16 +205,22 @@ class AccountAudit:
                 continue
             user = User(name, person.arn, person.tags, person.groups, report.keys.get(name, ()))
             first = plan(user, policy)
+            target = secret_name(settings.secret_prefix, name)
+            found: reader.SecretState | None = None
+            if first.status == "audited" and policy.mode == "enforce" and target and no_room(person.tags):
+                # No room for the in-flight tag among the user's 50: a stopped run recorded its key
+                # on the user's secret (one DescribeSecret for such a user, in enforce only).
+                secrets = secrets or self._client("secretsmanager")
+                found = reader.secret_state(secrets, target) if secrets else None
+                if found is not None and found.in_flight is not None:
+                    user = replace(user, secret_flight=found.in_flight)
+                    first = plan(user, policy)
             if first.status == "audited" and first.needs_keys:
                 keys = reader.listed_keys(iam, name, user.keys)
-                holds = None
-                if first.in_flight is not None:
+                if first.in_flight is not None and found is None and target:
                     secrets = secrets or self._client("secretsmanager")
-                    target = secret_name(settings.secret_prefix, name)
-                    holds = reader.secret_holds(secrets, target) if target and secrets else None
-                user = User(
-                    name, person.arn, person.tags, person.groups, keys, listed=True, secret_holds=holds
-                )
+                    found = reader.secret_state(secrets, target) if secrets else None
+                user = replace(user, keys=keys, listed=True, secret_holds=found.holds if found else None)
                 first = plan(user, policy)
             self.entries.append(Entry(user, first))
 

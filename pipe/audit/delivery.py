@@ -6,13 +6,20 @@ given its policy, and only then its value. The policy allows the user `GetSecret
 `DescribeSecret`, and denies `GetSecretValue` to every other principal (the account's
 administrators keep managing the secret, its policy included; nobody else reads it). The pipe
 never reads a secret back: the value's version id (its ClientRequestToken) names the key it
-holds, which `DescribeSecret` shows (pipe.audit.reader.secret_holds)."""
+holds, which `DescribeSecret` shows (pipe.audit.reader.secret_state).
+
+The secret also holds the in-flight record of a user who has no room for it in IAM's 50 user
+tags: the tag ``aws-credentials-pipe/audit`` on the secret (``mark``, ``unmark``), the same value
+as the user tag (pipe.audit.state.InFlight). The secret is the pipe's own (it carries
+DELIVERY_TAG, one tag of the 50 Secrets Manager allows), so there is always room for it; the
+templates let the audit write that one tag key on such a secret, and no other."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from pipe.audit import state
 from pipe.audit.reader import VERSION_PREFIX
 from pipe.credentials import Credentials
 from pipe.errors import StateError, is_aws_code
@@ -56,7 +63,7 @@ def version_token(key_id: str) -> str:
 
 def deliver(secrets: Any, name: str, user: str, user_arn: str, pair: Credentials) -> str:
     """Put ``pair`` in the user's secret, the resource policy first; the secret's ARN."""
-    arn = _secret(secrets, name, user)
+    arn = secret_arn(secrets, name, user)
     secrets.put_resource_policy(
         SecretId=arn, ResourcePolicy=resource_policy(user_arn), BlockPublicPolicy=True
     )
@@ -70,7 +77,17 @@ def deliver(secrets: Any, name: str, user: str, user_arn: str, pair: Credentials
     return arn
 
 
-def _secret(secrets: Any, name: str, user: str) -> str:
+def mark(secrets: Any, arn: str, value: str) -> None:
+    """Record a key in flight on the user's secret (``secret_arn``: created empty when missing)."""
+    secrets.tag_resource(SecretId=arn, Tags=[{"Key": state.AUDIT_TAG, "Value": value}])
+
+
+def unmark(secrets: Any, name: str) -> None:
+    """Take the in-flight record off the user's secret."""
+    secrets.untag_resource(SecretId=name, TagKeys=[state.AUDIT_TAG])
+
+
+def secret_arn(secrets: Any, name: str, user: str) -> str:
     """The secret's ARN, created empty when it does not exist."""
     try:
         described = secrets.describe_secret(SecretId=name)
@@ -95,5 +112,5 @@ def _secret(secrets: Any, name: str, user: str) -> str:
         # A retry after a lost answer (or another run) finds the secret made: it is the one.
         if not is_aws_code(exc, "ResourceExistsException"):
             raise
-        return _secret(secrets, name, user)
+        return secret_arn(secrets, name, user)
     return str(created["ARN"])

@@ -19,7 +19,14 @@ after all (a lost PutSecretValue answer) is kept, not deleted.
 
 Acting never depends on a tag: IAM allows 50 tags per user, and for a user at that limit the state
 tags are written best-effort (``LimitExceeded`` is said in the actions' reasons, not a failure),
-the keys are created, deactivated and deleted all the same. Every action done is marked ``done``."""
+the keys are created, deactivated and deleted all the same. All but the in-flight record: when IAM
+has no room for it, it goes on the user's secret (pipe.audit.delivery.mark), which the pipe owns and
+which always has room, before CreateAccessKey, and comes off it with the user tag's; a key whose
+in-flight record could be written nowhere is not created (a key nobody could trace is never made).
+Every action done is marked ``done``."""
+
+# Over 300 lines: the order of one user's calls is the crash-safety argument; each step and its
+# recovery sit together so that the order reads in one place.
 
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from pipe.audit import delivery, notify, reader, state
 from pipe.audit.planner import TAG_LIMIT_NOTE, Action, Policy, User, UserPlan, secret_name
 from pipe.credentials import Credentials
-from pipe.errors import aws_error, aws_status, is_aws_code
+from pipe.errors import PipeError, aws_error, aws_status, is_aws_code
 
 if TYPE_CHECKING:
     from pipe.console import Console
@@ -74,6 +81,8 @@ class Entry:
     in_flight_left: bool = False  # a created key could be neither delivered nor deleted
     answer_lost: bool = False  # AWS made a key whose answer was lost (deleted again)
     unrecorded: bool = False  # a state tag could not be written: the user is at IAM's 50-tag limit
+    flight_on_secret: bool = False  # this run's in-flight record is on the user's secret
+    marked: str | None = None  # the ARN of the secret that holds it
     untold: bool = False  # a new key was delivered but the e-mail about it failed
 
 
@@ -96,10 +105,10 @@ class Executor:
         started = int(self.clock())
         pair: Credentials | None = None
         try:
-            self._intent(entry, started)
+            traced = self._intent(entry, started)
             for action in plan.of("delete"):
                 self._delete(plan.user, action)
-            if plan.of("create"):
+            if plan.of("create") and traced:
                 pair = self._create(entry, started)
             for action in plan.of("deactivate"):
                 self._deactivate(plan.user, action)
@@ -113,13 +122,14 @@ class Executor:
     def _tag(self, user: str, tags: dict[str, str]) -> None:
         self.iam.tag_user(UserName=user, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
-    def _record(self, entry: Entry, tags: dict[str, str], actions: dict[str, list[Action]]) -> None:
+    def _record(self, entry: Entry, tags: dict[str, str], actions: dict[str, list[Action]]) -> set[str]:
         """Write state tags, best-effort: a user at IAM's 50-tag limit is acted on all the same.
         When all of them do not fit, each is tried alone, the in-flight tag first, then the
-        deactivation dates, then the notices; ``actions[tag]`` of a tag that did not fit say so."""
+        deactivation dates, then the notices; ``actions[tag]`` of a tag that did not fit say so.
+        The tags that did not fit."""
         try:
             self._tag(entry.plan.user, tags)
-            return
+            return set()
         except Exception as exc:
             if not is_aws_code(exc, "LimitExceeded"):
                 raise
@@ -139,22 +149,48 @@ class Executor:
             for action in actions.get(name, []):
                 if TAG_LIMIT_NOTE not in action.reason:
                     action.reason += f"; {TAG_LIMIT_NOTE}"
+        return unwritten
 
-    def _intent(self, entry: Entry, started: int) -> None:
+    def _intent(self, entry: Entry, started: int) -> bool:
+        """Record the key about to be created and the keys about to be deactivated; whether the
+        key about to be created is traced (its in-flight record written, on the user or on the
+        user's secret): only then is it created."""
         plan = entry.plan
         tags: dict[str, str] = {}
+        flight = state.InFlight("create", started).tag()
         if plan.of("create"):
-            tags[state.AUDIT_TAG] = state.InFlight("create", started).tag()
+            tags[state.AUDIT_TAG] = flight
         going = [a.key for a in plan.of("deactivate") if a.key]
         if going:
             dates = dict(plan.deactivated) | {key: self.policy.today for key in going}
             tags[state.DEACTIVATED_TAG] = state.render_dates(dates)
-        if tags:
-            self._record(
-                entry,
-                tags,
-                {state.AUDIT_TAG: plan.of("create"), state.DEACTIVATED_TAG: plan.of("deactivate")},
+        unwritten = (
+            self._record(entry, tags, {state.DEACTIVATED_TAG: plan.of("deactivate")}) if tags else set()
+        )
+        if state.AUDIT_TAG not in unwritten:
+            return True
+        # No room among the user's tags: the record goes on the user's secret (which the pipe owns).
+        created = plan.of("create")[0]
+        try:
+            self._mark(entry, flight)
+        except Exception as exc:
+            created.reason += (
+                "; not created: its in-flight record could be written neither in a user tag (IAM's "
+                "50-tag limit) nor on the user's secret"
             )
+            hint = exc.hint if isinstance(exc, PipeError) else hint_for(exc)
+            entry.errors.append((f"the new key was not created: {self._why(exc)}", hint))
+            return False
+        created.reason += f"; in flight recorded on the user's secret ({TAG_LIMIT_NOTE})"
+        return True
+
+    def _mark(self, entry: Entry, value: str) -> None:
+        name = secret_name(self.secret_prefix, entry.plan.user)
+        assert name is not None, "the planner creates no key it cannot deliver"
+        if entry.marked is None:
+            entry.marked = delivery.secret_arn(self.secrets, name, entry.plan.user)
+        delivery.mark(self.secrets, entry.marked, value)
+        entry.flight_on_secret = True
 
     def _delete(self, user: str, action: Action) -> None:
         assert action.key, "a key is deleted by its id"
@@ -195,7 +231,10 @@ class Executor:
         created.key, created.done = pair.access_key_id, True
         try:
             flight = state.InFlight("deliver", started, pair.access_key_id)
-            self._record(entry, {state.AUDIT_TAG: flight.tag()}, {state.AUDIT_TAG: [created]})
+            if entry.flight_on_secret:
+                self._mark(entry, flight.tag())
+            else:
+                self._record(entry, {state.AUDIT_TAG: flight.tag()}, {state.AUDIT_TAG: [created]})
             try:
                 entry.secret_arn = delivery.deliver(self.secrets, name, plan.user, entry.user.arn, pair)
             except Exception:
@@ -336,8 +375,13 @@ class Executor:
         if dates and dates != plan.deactivated:
             tags[state.DEACTIVATED_TAG] = state.render_dates(dates)
         untag = [state.DEACTIVATED_TAG] if plan.deactivated and not dates else []
-        if (plan.in_flight or plan.of("create")) and not (entry.in_flight_left or entry.untold):
+        settled = (plan.in_flight or plan.of("create")) and not (entry.in_flight_left or entry.untold)
+        # The record is taken off where it is: the user (where it was, or this run wrote it), the secret.
+        on_user = state.AUDIT_TAG in entry.user.tags or bool(plan.of("create") and not entry.flight_on_secret)
+        if settled and on_user:
             untag.append(state.AUDIT_TAG)
+        unmark = settled and (plan.flight_on_secret or entry.flight_on_secret)
+        name = secret_name(self.secret_prefix, plan.user)
         try:
             if tags:
                 self._record(
@@ -347,6 +391,8 @@ class Executor:
                 )
             if untag:
                 self.iam.untag_user(UserName=plan.user, TagKeys=untag)
+            if unmark and name is not None:
+                delivery.unmark(self.secrets, name)
         except Exception as exc:
             entry.errors.append((self._why(exc), hint_for(exc)))
 

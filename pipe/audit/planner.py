@@ -76,6 +76,7 @@ class User:
     keys: tuple[Key, ...]
     listed: bool = False  # the keys come from ListAccessKeys (ids known), not the credential report
     secret_holds: str | None = None  # the key id the user's secret holds (read for keys in flight)
+    secret_flight: str | None = None  # the in-flight tag on the user's secret (no room in IAM's tags)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class UserPlan:
     warnings: dict[str, date] = field(default_factory=dict)  # key id (or "") -> its deactivation date
     announce: str = ""  # a new key a stopped run delivered and nobody announced
     in_flight: state.InFlight | None = None  # a stopped run's tag, taken off when this run acts
+    flight_on_secret: bool = False  # that tag is on the user's secret (pipe.audit.delivery.mark)
     deactivated: dict[str, date] = field(default_factory=dict)  # audit's deactivation dates (tag)
     notified: state.Notified = field(default_factory=state.Notified)
     deferred: dict[str, date] = field(default_factory=dict)  # key id -> the day its deactivation is due
@@ -150,6 +152,11 @@ class UserPlan:
             or self.overruled
             or self.deferred
         )
+
+
+def no_room(tags: Mapping[str, str]) -> bool:
+    """The user has no room for the in-flight tag among IAM's 50: it goes on their secret."""
+    return state.AUDIT_TAG not in tags and len(tags) >= MAX_TAGS
 
 
 def email_of(tags: Mapping[str, str], tag: str) -> str | None:
@@ -190,16 +197,21 @@ def plan(user: User, policy: Policy) -> UserPlan:
     """The user's plan. Exempt and managed users get none."""
     status, overruled = _who(user, policy)
     flight = state.InFlight.parse(user.tags.get(state.AUDIT_TAG))
+    on_secret = flight is None and user.secret_flight is not None
+    if on_secret:
+        flight = state.InFlight.parse(user.secret_flight)
     result = UserPlan(
         user.name,
         status,
         email_of(user.tags, policy.email_tag),
         in_flight=flight if policy.mode == "enforce" else None,
+        flight_on_secret=on_secret and flight is not None and policy.mode == "enforce",
         deactivated=state.parse_dates(user.tags.get(state.DEACTIVATED_TAG)),
         notified=state.Notified.parse(user.tags.get(state.NOTIFIED_TAG)),
     )
     if status != "audited":
         result.in_flight = None  # never changed: a stopped run's key is left to whoever manages it
+        result.flight_on_secret = False
         return result
     if overruled:
         # The credential report may be hours old (rotate may have made a key since): decided
@@ -225,17 +237,26 @@ def plan(user: User, policy: Policy) -> UserPlan:
 
 def _tag_room(user: User, result: UserPlan) -> None:
     """Say when audit's state tags will not fit: IAM refuses a user's 51st tag. The actions are
-    carried out all the same (the state is recorded best-effort, pipe.audit.executor)."""
+    carried out all the same: the in-flight record goes on the user's secret instead (which
+    always has room for it), the rest is recorded best-effort (pipe.audit.executor)."""
     needed = {state.AUDIT_TAG} if result.of("create") else set()
     needed |= {state.DEACTIVATED_TAG} if result.of("deactivate") else set()
     needed |= {state.NOTIFIED_TAG} if result.of("notify") else set()
     missing = needed - set(user.tags)
     if missing and len(user.tags) + len(missing) > MAX_TAGS:
+        # The in-flight tag is written first: it fits unless the user has no room at all.
+        secret = state.AUDIT_TAG in missing and no_room(user.tags)
+        left = sorted(missing - {state.AUDIT_TAG})
+        where = f"the key in flight is recorded on the user's secret ({state.AUDIT_TAG})" if secret else ""
+        lost = (
+            ", ".join(left) + " not written (deletion counts from the key's last use; a warning may "
+            "be sent again)"
+            if left
+            else ""
+        )
         result.notes.append(
             f"{TAG_LIMIT_NOTE} ({len(user.tags)} tags): acted on all the same; "
-            + ", ".join(sorted(missing))
-            + " not written (a run stopped between creating and delivering a key leaves it to an "
-            "administrator; deletion counts from the key's last use; a warning may be sent again)"
+            + "; ".join(p for p in (where, lost) if p)
         )
 
 

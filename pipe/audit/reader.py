@@ -6,7 +6,8 @@
 - the users with their tags and groups, and the groups (GetAccountAuthorizationDetails,
   botocore's paginator, 1000 a page);
 and, only for users that need an action, their keys with ids (ListAccessKeys), and for a user
-with a key in flight, which key their secret holds (DescribeSecret). Read-only, all of it."""
+with a key in flight, or with no room for the in-flight tag among IAM's 50 user tags, their
+secret (DescribeSecret): which key it holds, and the in-flight record on it. Read-only, all of it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from pipe.audit import state
 from pipe.audit.planner import Key
 from pipe.errors import UnavailableError, is_aws_code
 
@@ -146,15 +148,22 @@ def listed_keys(iam: Any, user: str, reported: tuple[Key, ...]) -> tuple[Key, ..
     return tuple(sorted(keys, key=lambda k: k.created))
 
 
-def secret_holds(secrets: Any, name: str) -> str | None:
-    """The key id the user's secret holds (its current version, written by audit), or None."""
+@dataclass(frozen=True)
+class SecretState:
+    holds: str | None = None  # the key id the secret holds (its current version, written by audit)
+    in_flight: str | None = None  # the in-flight tag on the secret (a user at IAM's tag limit)
+
+
+def secret_state(secrets: Any, name: str) -> SecretState:
+    """What the user's secret says (nothing when it does not exist), from one DescribeSecret."""
     try:
         described = secrets.describe_secret(SecretId=name)
     except Exception as exc:
         if is_aws_code(exc, "ResourceNotFoundException"):
-            return None
+            return SecretState()
         raise
-    return current_key(described)
+    tags = {str(t.get("Key")): str(t.get("Value", "")) for t in described.get("Tags") or []}
+    return SecretState(current_key(described), tags.get(state.AUDIT_TAG))
 
 
 def current_key(described: Any) -> str | None:

@@ -33,12 +33,12 @@ def stranded(fleet: Fleet, user: str, kept: set[str]) -> list[str]:
     return [k for k, status in fleet.keys(user).items() if status == "Active" and k not in kept | {holds}]
 
 
-def killed_at(fleet: Fleet, probe: Path, label: str, call: str) -> Result:
+def killed_at(fleet: Fleet, probe: Path, label: str, call: str, tags: dict[str, str] | None = None) -> Result:
     """The run killed right after ``call`` took effect (its answer never read). The call's position
-    comes from a first run, not interrupted, over a twin user in an account of its own."""
+    comes from a first run, not interrupted, over a twin user (the same tags) in an account of its own."""
     interrupter = fleet.sandbox.interrupter
     twin = Fleet(fleet.sandbox, probe)
-    twin.user("alice", 100)
+    twin.user("alice", 100, tags=tags)
     first = runner.run_interrupted(interrupter, 0, "kill", env=twin.env(), cwd=probe, label=f"{label}-probe")
     assert first.returncode == 0, first.output
     at = interrupter.calls.index(f"AWS {call}") + 1
@@ -184,3 +184,48 @@ def test_with_room_for_one_tag_the_deactivation_date_is_kept(fleet: Fleet) -> No
     actions = {a["action"]: a for a in fleet.entry("bob")["actions"]}
     assert "state not recorded" in actions["notify"]["reason"] and actions["notify"]["done"]
     assert "state not recorded" not in actions["deactivate"]["reason"]
+
+
+def test_a_key_left_by_a_killed_run_is_recognised_for_a_user_at_the_tag_limit(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """50 tags, none of them the pipe's: no room for the in-flight tag. The run is killed right
+    after CreateAccessKey; the next run must know the key for the stopped run's (its record is on
+    the user's secret), delete it and deliver a new one: never leave it Active with nobody holding
+    its secret, nor take it for the user's replacement. The user's own key is never touched."""
+    from tests.runner import make_clone_dir
+
+    fleet = Fleet(sandbox, make_clone_dir(tmp_path / "full"))
+    old = fleet.user("alice", 100, tags=FULL)[0]
+    probe = make_clone_dir(tmp_path / "probe")
+    killed = killed_at(fleet, probe, "audit-full-killed", "CreateAccessKey", tags=FULL)
+    assert killed.returncode != 0 and len(fleet.tags("alice")) == 50
+    [orphan] = set(fleet.keys("alice")) - {old}
+    again = fleet.run("audit-full-again")
+    assert again.returncode == 0, again.output
+    assert orphan not in fleet.keys("alice"), (fleet.keys("alice"), again.output)
+    assert stranded(fleet, "alice", {old}) == [] and held(fleet) in fleet.keys("alice")
+    assert fleet.keys("alice")[old] == "Active"
+    assert AUDIT_TAG not in {
+        t["Key"] for t in fleet.secrets().describe_secret(SecretId="aws-credentials/alice").get("Tags", [])
+    }
+    assert len(fleet.tags("alice")) == 50
+
+
+def test_a_key_whose_in_flight_record_fits_nowhere_is_not_created(fleet: Fleet) -> None:
+    """No room among the user's tags, and the secret refuses the record too (here AccessDenied, as
+    from a member role deployed before the templates granted it): no key is made that nobody could
+    trace; the run ends ✖ saying what to change, and deletions still happen."""
+    from tests.standins.aws import Fault
+
+    idle, old = fleet.user("alice", (120, 30), 95, tags=FULL)
+    fleet.sandbox.account_iam(fleet.account).update_access_key(
+        UserName="alice", AccessKeyId=idle, Status="Inactive"
+    )
+    fleet.sandbox.aws.inject(Fault("TagResource", code="AccessDeniedException", message="denied"))
+    result = fleet.run("audit-full-unrecorded")
+    assert result.returncode != 0 and "the new key was not created" in result.last, result.output
+    assert "docs/audit.md#permissions" in result.last, result.last
+    assert fleet.keys("alice") == {old: "Active"}, result.output  # the inactive key deleted all the same
+    [create] = [a for a in fleet.entry("alice")["actions"] if a["action"] == "create"]
+    assert not create["done"] and "not created" in create["reason"]

@@ -519,7 +519,7 @@ class Audit:
             AWS_OIDC_ROLE_ARN=self.hub,
             AUDIT_MODE=self.mode,
             AUDIT_ROLE_NAME=self.role,
-            IAM_USERS=self.user,
+            IAM_USERS=variables.pop("IAM_USERS", self.user),
             AUDIT_ACCOUNT_IDS=variables.pop("AUDIT_ACCOUNT_IDS", ",".join(self.accounts)),
             **variables,
         )
@@ -538,15 +538,33 @@ def audit_enforce(run: Run) -> None:
     per account, an inactive key past its window deleted, a new key created and delivered into
     the user's secret (created, its resource policy, its value), the user e-mailed through SES
     from NOTIFY_FROM, the state in user tags; the next day, the 105-day key deactivated (not the
-    day its replacement was made: the user fetches the new key with it)."""
+    day its replacement was made: the user fetches the new key with it). A second user, at IAM's
+    50-tag quota (none of them the pipe's), gets a new key too: its in-flight record goes on its
+    secret (TagResource, then UntagResource, of that one tag key)."""
     audit = Audit(run, "enforce", [ACCOUNT, fresh_account()])
     sender = f"key-audit-{run.tag}@example.com"
     run.sandbox.verify_sender(sender)
     audit.deploy(external_id=f"ext-{run.tag}", NotifyFrom=sender)
+    full = f"full-{run.tag}"
+    crowded = {"email": f"{full}@example.com", **{f"team-{i:02}": "x" for i in range(49)}}
+    for account in audit.accounts:
+        [due] = run.sandbox.account_user(account, full, tags=crowded)
+        run.sandbox.aws.age(due, 95, last_used_days_ago=1)
     before = {account: audit.keys(account, (130, 30), (105, 1), inactive=1) for account in audit.accounts}
     first_mail = len(run.sandbox.aws.emails)
-    report = audit.pipe("audit-enforce", AUDIT_EXTERNAL_ID=f"ext-{run.tag}", NOTIFY_FROM=sender)
+    variables = {
+        "AUDIT_EXTERNAL_ID": f"ext-{run.tag}",
+        "NOTIFY_FROM": sender,
+        "IAM_USERS": f"{audit.user},{full}",
+    }
+    report = audit.pipe("audit-enforce", **variables)
     assert [a["status"] for a in report["accounts"]] == ["ok", "ok"]
+    for account in audit.accounts:
+        secrets = run.sandbox.aws.account_client("secretsmanager", account)
+        described = secrets.describe_secret(SecretId=f"aws-credentials/{full}")
+        keys = run.sandbox.account_iam(account).list_access_keys(UserName=full)["AccessKeyMetadata"]
+        assert len(keys) == 2 and AUDIT_TAG not in {t["Key"] for t in described.get("Tags", [])}
+        assert any(v.startswith("aws-credentials-pipe-AKIA") for v in described["VersionIdsToStages"])
     made: dict[str, str] = {}
     for account, (gone, old) in before.items():
         keys, tags = audit.state(account)
@@ -563,7 +581,7 @@ def audit_enforce(run: Run) -> None:
         assert AUDIT_TAG not in tags and f"new={new}" in tags["aws-credentials-pipe/notified"]
         run.sandbox.aws.age(new, 1)  # the next day
         run.sandbox.aws.expire_credential_reports(account)
-    report = audit.pipe("audit-enforce-next-day", AUDIT_EXTERNAL_ID=f"ext-{run.tag}", NOTIFY_FROM=sender)
+    report = audit.pipe("audit-enforce-next-day", **variables)
     assert [a["status"] for a in report["accounts"]] == ["ok", "ok"]
     for account, (_, old) in before.items():
         keys, tags = audit.state(account)

@@ -281,7 +281,8 @@ def _checks(entry: Recorded, params: dict[str, Any]) -> list[Check]:
         secret_context: dict[str, Any] = _secret_tags(account, region, secret_id)
         tags = (
             _tag_keys(params)
-            if action in ("secretsmanager:CreateSecret", "secretsmanager:TagResource")
+            if action
+            in ("secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:UntagResource")
             else []
         )
         if tags:

@@ -355,6 +355,32 @@ def test_the_plan_says_when_audits_tags_will_not_fit() -> None:
     assert not any("state not recorded" in n for n in plan(user(key(95)), policy()).notes)
 
 
+def test_a_stopped_runs_key_recorded_on_the_secret_is_settled_like_one_recorded_on_the_user() -> None:
+    """A user with no room for the in-flight tag: the stopped run recorded it on the user's secret.
+    The key it names, which the secret does not hold, is deleted and made again; the user's own
+    key is not; the plan says where the record is, and only enforce settles it."""
+    from dataclasses import replace
+
+    from pipe.audit.planner import no_room
+
+    full = {f"team-{i:02}": "x" for i in range(49)}  # with the email tag: 50
+    flight = state.InFlight("deliver", int(NOW) - 60, NEW).tag()
+    stopped = replace(user(key(95), key(0.001, key_id=NEW), tags=full), secret_flight=flight)
+    assert no_room(stopped.tags) and not no_room({**stopped.tags, state.AUDIT_TAG: flight})
+    result = plan(stopped, policy())
+    assert result.flight_on_secret and result.in_flight == state.InFlight.parse(flight)
+    assert acts(result) == [("delete", NEW), ("create", None), ("deliver", None)]
+    assert any("recorded on the user's secret" in n for n in result.notes), result.notes
+    assert not any("administrator" in n for n in result.notes)
+    held = plan(replace(stopped, secret_holds=NEW), policy())
+    assert held.announce == NEW and ("delete", NEW) not in acts(held)
+    for mode in ("report", "revoke"):
+        assert plan(stopped, policy(mode)).in_flight is None
+    # A record on the user wins over one on the secret (the user's is the later: it had room).
+    tagged = replace(stopped, tags={**stopped.tags, state.AUDIT_TAG: state.InFlight("create", 1).tag()})
+    assert not plan(tagged, policy()).flight_on_secret
+
+
 def test_iams_clock_is_read_from_the_answers_date() -> None:
     from pipe.audit.reader import clock_skew
 

@@ -270,6 +270,16 @@ def test_the_audit_writes_only_its_own_secrets_and_never_a_public_policy(templat
         assert not allowed(statements, action, SECRET)  # untagged
         assert not allowed(statements, action, SECRET, **{**request, "aws:TagKeys": [DELIVERY_TAG, "owner"]})
     assert allowed(statements, "secretsmanager:DescribeSecret", SECRET)
+    # The in-flight record of a user at IAM's 50-tag limit: that one tag key, on its own secrets.
+    record = {"aws:TagKeys": [audit_state.AUDIT_TAG]}
+    for action in ("secretsmanager:TagResource", "secretsmanager:UntagResource"):
+        assert allowed(statements, action, SECRET, **TAGGED, **record)
+        assert not allowed(statements, action, SECRET, **record)  # a secret the audit did not create
+        assert not allowed(
+            statements, action, SECRET, **TAGGED, **{"aws:TagKeys": [audit_state.AUDIT_TAG, "owner"]}
+        )
+        assert not allowed(statements, action, SECRET, **TAGGED, **{"aws:TagKeys": [DELIVERY_TAG]})
+        assert not allowed(statements, action, SECRET, **TAGGED)  # no tag key named
 
 
 # -- the member accounts ---------------------------------------------------------------------------
