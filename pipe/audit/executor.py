@@ -217,9 +217,12 @@ class Executor:
         except Exception as exc:
             # No answer is not no key: AWS may have made it (a lost answer, then the SDK's retry
             # hears LimitExceeded). That key is this run's own: deleted now, or (phase=create
-            # stays) by the next run.
-            entry.in_flight_left = True
-            if not is_aws_code(exc, *DENIED):
+            # stays) by the next run. A refusal that answered the only attempt made no key: then
+            # a key made meanwhile is someone else's (a person's, whose secret they hold), and
+            # the in-flight record comes off.
+            status, retries = aws_status(exc)
+            entry.in_flight_left = not (400 <= status < 500 and retries == 0)
+            if retries and not is_aws_code(exc, *DENIED):
                 self._orphans(entry, started, created)
             if entry.in_flight_left:
                 created.reason += (

@@ -104,6 +104,39 @@ def test_a_lost_create_access_key_answer_strands_no_key(fleet: Fleet) -> None:
     assert stranded(fleet, "alice", {old}) == [] and len(fleet.keys("alice")) == 2
 
 
+def test_a_key_a_person_makes_while_the_create_is_refused_is_theirs(fleet: Fleet) -> None:
+    """The run listed one key; while its CreateAccessKey is on its way, the user makes a second key
+    themselves, so IAM refuses the run's with LimitExceeded on the only attempt (no retry: AWS made
+    no key for the run). The person's key, made since the run began and unknown to it, is theirs:
+    kept, and no in-flight record is left for the next run to claim it by."""
+    import threading
+    import time
+
+    from tests.standins.aws import Fault
+
+    old = fleet.user("alice", 95)[0]
+    iam = fleet.sandbox.account_iam(fleet.account)
+    fleet.sandbox.aws.inject(Fault("CreateAccessKey", kind="delay", seconds=3))
+    fleet.sandbox.aws.forget_requests()
+    theirs: list[str] = []
+
+    def person() -> None:
+        deadline = time.time() + 60
+        while fleet.sandbox.aws.calls("CreateAccessKey") == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        theirs.append(iam.create_access_key(UserName="alice")["AccessKey"]["AccessKeyId"])
+
+    making = threading.Thread(target=person)
+    making.start()
+    result = fleet.run("audit-person-key")
+    making.join()
+    assert result.returncode != 0 and "LimitExceeded" in result.last, result.output
+    assert fleet.keys("alice") == {old: "Active", theirs[0]: "Active"}, result.output
+    assert AUDIT_TAG not in fleet.tags("alice")
+    again = fleet.run("audit-person-key-again")
+    assert theirs[0] in fleet.keys("alice"), again.output
+
+
 def test_a_lost_put_secret_value_answer_keeps_the_delivered_key(fleet: Fleet) -> None:
     """PutSecretValue stores the key and answers a 500 every time (the retries too): the secret holds
     the key, so the run keeps it and tells the user, rather than deleting the key the user fetches."""
