@@ -187,14 +187,14 @@ def test_image_entry_point_runs_without_site_on_the_venv_s_path(image: str) -> N
         check=True,
     ).stdout
     assert json.loads(entry) == ["/opt/pipe/bin/python", "-I", "-S", "/opt/pipe/bin/entrypoint.py"]
-    flags = json.loads(entry)[1:-1]
+    flags = [*json.loads(entry)[:-1], "-c"]
     script = (
         "import json, runpy, sys; before = list(sys.path); runpy.run_path('/opt/pipe/bin/entrypoint.py'); "
         "print(json.dumps([before, sys.path, 'site' in sys.modules]))"
     )
+    flags.append(script)
     proc = subprocess.run(
-        [docker_cli(), "run", "--rm", "--network", "none", "--entrypoint", "/opt/pipe/bin/python", image]
-        + [*flags, "-c", script],
+        [docker_cli(), "run", "--rm", "--network", "none", "--entrypoint", flags[0], image, *flags[1:]],
         capture_output=True,
         text=True,
         check=True,

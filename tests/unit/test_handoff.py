@@ -167,7 +167,12 @@ def test_the_hand_off_is_atomic_without_fsync_and_other_files_stay_durable(
 
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     directory = tmp_path / "out"
     handoff.write(directory, {"credentials.env": "export A=1\n", "identity.json": "{}"})
     assert (directory / "credentials.env").read_text() == "export A=1\n"
