@@ -169,6 +169,7 @@ def bench_end_to_end() -> None:
         ratio("image / CLI route", samples[image], samples[names[-1]], TARGET_CLI)
     if BASELINE:
         before = names[2]
+        ratio("image / baseline", samples[image], samples[before], None)
         ratio("baseline / bare container", samples[before], samples[bare], None)
         if cli is not None:
             ratio("baseline / CLI route", samples[before], samples[names[-1]], None)
