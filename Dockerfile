@@ -15,6 +15,7 @@ RUN --mount=type=secret,id=pip_ca,required=false \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi; \
     /opt/pipe/bin/python -m pip install --no-deps --no-compile -r /src/requirements.txt
 COPY pipe /src/pipe
+COPY docker/entrypoint.py /opt/pipe/bin/entrypoint.py
 # The pipe goes straight into site-packages (no build backend needed); then prune:
 # botocore keeps only the service models the pipe calls (sts, iam, ssm, secretsmanager, and for
 # the audit organizations and sesv2),
@@ -24,7 +25,9 @@ COPY pipe /src/pipe
 # and cffi declares pycparser. Deleting their files by hand (1.5 MB) would leave metadata that
 # lists packages the image does not hold, which SBOM and scanner tools would believe. Their
 # Python modules are never imported at run time, so they are not compiled.
-# The last line fails the build when an import the pipe needs, cryptography's included, breaks.
+# The last lines fail the build when a .pth file would need site (the entry point runs without
+# it), or when an import the pipe needs, cryptography's included, breaks with the sys.path the
+# entry point makes.
 RUN set -eu; \
     site=$(/opt/pipe/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
     cp -r /src/pipe "$site/pipe"; \
@@ -37,10 +40,12 @@ RUN set -eu; \
            "$site"/pkg_resources /opt/pipe/bin/pip* /opt/pipe/bin/activate* /opt/pipe/bin/Activate.ps1; \
     find /opt/pipe -depth -type d \( -name tests -o -name test -o -name __pycache__ \) -exec rm -rf {} +; \
     /opt/pipe/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash -x '/(cffi|pycparser)/' "$site" >/dev/null; \
-    /opt/pipe/bin/python -I -c "import pipe.__main__, pipe.actions.assume, pipe.actions.check, pipe.actions.rotate, pipe.actions.sync, pipe.actions.audit, pipe.aws, pipe.sts, pipe.handoff, bitbucket_pipes_toolkit, botocore.session, jwt.algorithms; assert jwt.algorithms.has_crypto, 'cryptography did not load'"
+    if find /opt/pipe -name '*.pth' | grep .; then echo 'a .pth file: the entry point runs without site (-S)' >&2; exit 1; fi; \
+    /opt/pipe/bin/python -I -S -c "import runpy, sys; runpy.run_path('/opt/pipe/bin/entrypoint.py'); assert sys.path[-1] == sys.argv[1], sys.path; import pipe.__main__, pipe.actions.assume, pipe.actions.check, pipe.actions.rotate, pipe.actions.sync, pipe.actions.audit, pipe.aws, pipe.sts, pipe.handoff, bitbucket_pipes_toolkit, botocore.session, jwt.algorithms; assert jwt.algorithms.has_crypto, 'cryptography did not load'" "$site"
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/pipe /opt/pipe
 # -I: isolated mode. The working directory is the user's clone; a pipe/ folder there (any
-# clone of a pipe repository has one) must not shadow the installed pipe.
-ENTRYPOINT ["/opt/pipe/bin/python", "-I", "-m", "pipe"]
+# clone of a pipe repository has one) must not shadow the installed pipe. -S: without site
+# (docker/entrypoint.py puts the one directory site would add on sys.path, and says why).
+ENTRYPOINT ["/opt/pipe/bin/python", "-I", "-S", "/opt/pipe/bin/entrypoint.py"]

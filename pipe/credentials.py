@@ -23,6 +23,8 @@ class Route(Enum):
 
 @dataclass(frozen=True)
 class Credentials:
+    """A set of AWS credentials: an access key, and a session's token and expiry when it has them."""
+
     access_key_id: str
     secret_access_key: str = field(repr=False)
     session_token: str | None = field(default=None, repr=False)

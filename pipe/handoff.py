@@ -215,6 +215,9 @@ def write(
     owner: tuple[int, int] | None = None,
 ) -> None:
     """Write each file atomically inside ``directory``: directory 0700, files 0600, no symlink
-    anywhere in the path (pipe.files)."""
+    anywhere in the path (pipe.files). Not fsynced: the files are for the rest of this step, on
+    this machine, and a crash of the machine ends the step (pipe.files: ``durable``)."""
     preflight(directory, owner)
-    files.write_files(directory, contents, variable=VARIABLE, private=True, owner=owner, tighten=True)
+    files.write_files(
+        directory, contents, variable=VARIABLE, private=True, owner=owner, tighten=True, durable=False
+    )

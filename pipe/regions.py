@@ -22,6 +22,8 @@ PARTITION_NAME = r"aws(?:-[a-z]+)*"
 
 @dataclass(frozen=True)
 class Partition:
+    """One of botocore's partitions: its name, its region pattern and the regions it lists."""
+
     name: str
     pattern: re.Pattern[str]  # regionRegex, ASCII (botocore's \w and \d mean ASCII there)
     regions: frozenset[str]

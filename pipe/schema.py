@@ -33,6 +33,8 @@ _INT = r"\s*[0-9]*\s*"
 
 @dataclass(frozen=True)
 class Variable:
+    """One of the pipe's variables, as pipe.yml and the README document it."""
+
     name: str
     description: str
     default: str = ""  # as documented; "" means no default

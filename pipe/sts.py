@@ -25,6 +25,8 @@ ROLE_ARN = re.compile(
 
 @dataclass(frozen=True)
 class RoleArn:
+    """An IAM role ARN, split into the parts the pipe checks and names."""
+
     arn: str
     partition: str
     account: str
@@ -63,6 +65,8 @@ CHAINED_MAX_SECONDS = 3600
 
 @dataclass(frozen=True)
 class Identity:
+    """GetCallerIdentity's answer."""
+
     account: str
     arn: str
     user_id: str

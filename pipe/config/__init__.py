@@ -51,6 +51,8 @@ REPORT_FILES = (
 
 @dataclass(frozen=True)
 class Settings:
+    """Everything a run was given, validated: what the actions read."""
+
     action: str
     region: str
     partition: str

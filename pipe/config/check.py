@@ -18,6 +18,8 @@ SCOPES = ("repository", "workspace")
 
 @dataclass(frozen=True)
 class CheckSettings:
+    """The check's own settings (ACTION=check)."""
+
     trust_policy_file: Path | None
     legacy_idle_days: int
     retire_legacy_keys: bool
