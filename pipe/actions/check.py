@@ -7,10 +7,13 @@ from iam:GetRole, or TRUST_POLICY_FILE, evaluated statement by statement; trust 
 broad; MaxSessionDuration), then the real AssumeRoleWithWebIdentity and GetCallerIdentity.
 The verdict is READY or NOT READY, with findings by severity, in oidc-check.json and
 oidc-check.md. When the provider or the role's trust is what is wrong, the findings also give
-the `aws cloudformation deploy` of templates/oidc.yaml that sets it up (pipe.templates)."""
+the fix from the template that made the role (its tags; pipe.templates): the update of its
+stack, or the deployment environment to run the step in (a role that changes keys keeps its
+environment); for a role no template made, the `aws cloudformation deploy` of templates/oidc.yaml."""
 
-# Over 300 lines: the check's readings (token, assume, provider, trust policy) and its verdict,
-# each a short function; legacy keys are in pipe.legacy, the reports in pipe.report.
+# Over 300 lines: the check's readings (token, assume, provider, trust policy), the template
+# advice and its verdict, each a short function; what to deploy is decided in pipe.templates,
+# legacy keys are in pipe.legacy, the reports in pipe.report.
 
 from __future__ import annotations
 
@@ -376,7 +379,13 @@ def _template(settings: Settings, found: CheckReport, bitbucket: Callable[[], An
         )
         + " this repository's steps"
         + (" in this deployment environment" if claims.in_deployment else "")
-        + ", and nothing else",
+        + ", and nothing else"
+        + (
+            ""
+            if deploy.update or found.facts.get("trust_policy_source") == "iam:GetRole"
+            else " (the role's tags were not read: if rotation.yaml or audit-hub.yaml made it, update "
+            "that stack instead, and keep its DeploymentEnvironmentUuid)"
+        ),
         deploy.text(),
     )
 

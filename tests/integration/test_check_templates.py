@@ -167,6 +167,11 @@ def test_a_rotation_role_checked_outside_its_environment_is_told_to_run_there(
     assert "templates/oidc.yaml" not in result.output and 'DeploymentEnvironmentUuid=""' not in result.output
     # The trust-condition finding's fix is that environment too, not a sub line for every step.
     assert f'"{sandbox.repo_uuid}:*"' not in result.output, result.output
+    # Without a key that may read the role, its tags are unknown: the new oidc.yaml stack says so.
+    result, report = check(sandbox, clone, role, sandbox.token(), **access)
+    assert "role_template" not in report["facts"], report["facts"]
+    [template] = [f for f in report["findings"] if f["code"] == "deploy-template"]
+    assert "if rotation.yaml or audit-hub.yaml made it, update that stack instead" in template["message"]
     # Run there, as advised: the role admits the step.
     result, report = check(sandbox, clone, role, sandbox.token(environment_uuid=env_uuid), **access)
     assert report["facts"]["assume"]["ok"] is True, result.output
