@@ -83,10 +83,10 @@ class Advice:
     note: str = ""
 
 
-def role_environment(policy: object, repository_uuid: str) -> str:
-    """The deployment environment (its UUID) that a template's trust policy admits this
+def role_environment(policy: object, claims: TokenClaims) -> str:
+    """The deployment environment (its UUID) that a template's trust policy admits ``claims``'
     repository's steps of, read from its sub pattern ``{repo}:{env}:*``; "" when none."""
-    repository = _uuid(repository_uuid)
+    repository = _uuid(claims.repository_uuid) or _uuid(claims.sub.partition(":")[0])
     for repo, env in _ENV_SUB.findall(str(policy)):
         if repo == repository:
             return str(env)

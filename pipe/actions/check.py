@@ -203,9 +203,7 @@ def _policy(
                 report.facts["role_stack"] = tags[templates.STACK_TAG]
             if tags.get(templates.TEMPLATE_TAG):
                 report.facts["role_template"] = tags[templates.TEMPLATE_TAG]
-            environment = templates.role_environment(
-                policy, settings.claims.repository_uuid if settings.claims else ""
-            )
+            environment = templates.role_environment(policy, settings.claims) if settings.claims else ""
             if environment:
                 report.facts["role_environment"] = environment
             return policy, int(answer.get("MaxSessionDuration", IAM_DEFAULT_MAX_SESSION))

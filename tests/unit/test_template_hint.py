@@ -116,8 +116,9 @@ def test_a_key_changing_role_is_never_told_to_admit_every_step() -> None:
     repo, environment = braced(), braced()
     previous = rotation(environment, repo)
     policy = Stack("rotation.yaml", previous).trust_policy("RotatingRole")
-    assert role_environment(policy, repo) == environment.strip("{}")
     token = ACME.mint(repo)
+    assert role_environment(policy, oidc.decode(token)) == environment.strip("{}")
+    assert role_environment(policy, oidc.decode(ACME.mint(braced()))) == ""  # another repository's
     for template in ("rotation.yaml", "audit-hub.yaml"):
         advice = role_fix(
             oidc.decode(token),
