@@ -155,12 +155,17 @@ def role_fix(
             f"WorkspaceUuid and RepositoryUuid to {', '.join(v for _, v in parameters)}.",
         )
     template = f"templates/{role_template}"
+    note = ""
     if step_env:
         parameters.append(("DeploymentEnvironmentUuid", step_env))
     elif role_env and role_template == "oidc.yaml":
         # Every step of the repository: then the role may deactivate no key (the template's rule
         # RetiringNeedsADeploymentEnvironment refuses an empty environment with RetireLegacyKeys).
         parameters += [("DeploymentEnvironmentUuid", '""'), ("RetireLegacyKeys", "false")]
+        note = (
+            "Or let every step of the repository assume it: then it deactivates no key "
+            "(RetireLegacyKeys=false; only a deployment environment's steps may retire keys)."
+        )
     elif role_env:  # the role changes keys: the step runs in its environment, which stays
         return Advice(
             None,
@@ -173,7 +178,7 @@ def role_fix(
         parameters.append(("CreateProvider", "true"))
     if max_session > DEFAULT_MAX_SESSION:
         parameters.append(("MaxSessionDuration", str(max_session)))
-    return Advice(Deploy(template, role_stack, tuple(parameters), update=True), run_in)
+    return Advice(Deploy(template, role_stack, tuple(parameters), update=True), run_in, note)
 
 
 def _identity(claims: TokenClaims) -> list[tuple[str, str]] | None:

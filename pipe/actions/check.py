@@ -354,7 +354,7 @@ def _template(settings: Settings, found: CheckReport, bitbucket: Callable[[], An
             "info",
             "deployment-environment",
             f"The role admits only this repository's steps in deployment environment {{{advice.run_in}}}; this step runs {where}",
-            f"{fix} {advice.note}".strip(),
+            fix if advice.deploy else f"{fix} {advice.note}".strip(),
         )
         if not claims.in_deployment:  # the corrected trust line would admit every step: not that
             found.findings[:] = [
@@ -383,7 +383,8 @@ def _template(settings: Settings, found: CheckReport, bitbucket: Callable[[], An
             if deploy.update or found.facts.get("trust_policy_source") == "iam:GetRole"
             else " (the role's tags were not read: if rotation.yaml or audit-hub.yaml made it, update "
             "that stack instead, and keep its DeploymentEnvironmentUuid)"
-        ),
+        )
+        + (f". {advice.note}" if advice.note else ""),
         deploy.text(),
     )
 

@@ -201,6 +201,8 @@ def test_an_oidc_stack_that_retires_keys_gets_a_command_its_rules_accept(
     command = hinted(report)
     overrides = deploy_command_parameters(command)
     assert overrides["RetireLegacyKeys"] == "false" and overrides["DeploymentEnvironmentUuid"] == '""'
+    [template] = [f for f in report["findings"] if f["code"] == "deploy-template"]
+    assert "then it deactivates no key" in template["message"], template
     # Deployed as printed over the stack's values: the Rules hold (tests/stacks.py asserts them).
     fixed = apply(sandbox, command, **{k: v for k, v in previous.items() if k not in overrides})
     result, _ = check(sandbox, clone, fixed, sandbox.token(), **access)
