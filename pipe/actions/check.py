@@ -7,15 +7,20 @@ from iam:GetRole, or TRUST_POLICY_FILE, evaluated statement by statement; trust 
 broad; MaxSessionDuration), then the real AssumeRoleWithWebIdentity and GetCallerIdentity.
 The verdict is READY or NOT READY, with findings by severity, in oidc-check.json and
 oidc-check.md. When the provider or the role's trust is what is wrong, the findings also give
-the `aws cloudformation deploy` of templates/oidc.yaml that sets it up (pipe.templates)."""
+the fix from the template that made the role (its tags; pipe.templates): the update of its
+stack, or the deployment environment to run the step in (a role that changes keys keeps its
+environment); for a role no template made, the `aws cloudformation deploy` of templates/oidc.yaml."""
 
-# Over 300 lines: the check's readings (token, assume, provider, trust policy) and its verdict,
-# each a short function; legacy keys are in pipe.legacy, the reports in pipe.report.
+# Over 300 lines: the check's readings (token, assume, provider, trust policy), the template
+# advice and its verdict, each a short function; what to deploy is decided in pipe.templates,
+# legacy keys are in pipe.legacy, the reports in pipe.report.
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -192,9 +197,15 @@ def _policy(
             document = answer["AssumeRolePolicyDocument"]
             policy = json.loads(unquote(document)) if isinstance(document, str) else dict(document)
             report.facts["trust_policy_source"] = "iam:GetRole"
-            stack = next((t["Value"] for t in answer.get("Tags", []) if t["Key"] == templates.STACK_TAG), "")
-            if stack:
-                report.facts["role_stack"] = stack
+            # GetRole's answer holds the role's tags: the stack and template that made it.
+            tags = {t["Key"]: t["Value"] for t in answer.get("Tags", [])}
+            if tags.get(templates.STACK_TAG):
+                report.facts["role_stack"] = tags[templates.STACK_TAG]
+            if tags.get(templates.TEMPLATE_TAG):
+                report.facts["role_template"] = tags[templates.TEMPLATE_TAG]
+            environment = templates.role_environment(policy, settings.claims) if settings.claims else ""
+            if environment:
+                report.facts["role_environment"] = environment
             return policy, int(answer.get("MaxSessionDuration", IAM_DEFAULT_MAX_SESSION))
     path = settings.check.trust_policy_file
     if path is None:
@@ -288,7 +299,7 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     policy, max_session = _policy(iam, settings, found, why_not)
     if policy is not None:
         _trust(policy, max_session, settings, found)
-    _template(settings, found)
+    _template(settings, found, clients.bitbucket)
     found.verdict = "READY" if assumed and not found.errors else "NOT READY"
     retirer = (
         legacy.Retirer(
@@ -310,30 +321,82 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     return _verdict(settings.role.arn, found, path, console)
 
 
-def _template(settings: Settings, found: CheckReport) -> None:
-    """The deploy of templates/oidc.yaml that sets up what the check found wrong, as a finding."""
+def _template(settings: Settings, found: CheckReport, bitbucket: Callable[[], Any]) -> None:
+    """The fix of what the check found wrong from the template that made the role (its tags),
+    or templates/oidc.yaml for a role no template made, as findings: the deploy, and the
+    deployment environment to run the step in when the role admits only that one."""
     assume_error = str(found.facts.get("assume", {}).get("error", ""))
     codes = {f.code for f in found.findings}
     wrong = codes & TEMPLATE_FIXES or NO_PROVIDER in assume_error or "AccessDenied" in assume_error
-    if settings.claims is None or not wrong:
+    claims = settings.claims
+    if claims is None or not wrong:
         return
-    deploy = templates.oidc_stack(
-        settings.claims,
+    advice = templates.role_fix(
+        claims,
         repo_slug=settings.repo_slug,
         create_provider="no-provider" in codes or NO_PROVIDER in assume_error,
         role_stack=str(found.facts.get("role_stack", "")),
+        role_template=str(found.facts.get("role_template", "")),
+        role_env=str(found.facts.get("role_environment", "")),
         max_session=settings.duration_seconds,
     )
+    if advice is None:
+        return
+    if advice.run_in:
+        name = _environment_name(settings, bitbucket(), advice.run_in)
+        where = (
+            f"in deployment environment {claims.deployment_environment_uuid}"
+            if claims.in_deployment
+            else "in no deployment environment"
+        )
+        fix = f"Run this step in that environment: add `deployment: {name}` to it in bitbucket-pipelines.yml."
+        found.add(
+            "info",
+            "deployment-environment",
+            f"The role admits only this repository's steps in deployment environment {{{advice.run_in}}}; this step runs {where}",
+            fix if advice.deploy else f"{fix} {advice.note}".strip(),
+        )
+        if not claims.in_deployment:  # the corrected trust line would admit every step: not that
+            found.findings[:] = [
+                replace(f, fix=fix) if f.code == "trust-condition" and ":sub" in f.fix else f
+                for f in found.findings
+            ]
+    elif advice.note:
+        found.add("info", "role-template", advice.note.split(": ", 1)[0], advice.note)
+    deploy = advice.deploy
     if deploy is None:
         return
+    found.facts["deploy_template"] = deploy.template
     found.add(
         "info",
         "deploy-template",
-        f"{deploy.template} sets up the provider and a role that admits this repository's steps"
-        + (" in this deployment environment" if settings.claims.in_deployment else "")
-        + ", and nothing else",
+        (
+            f"Updating stack {deploy.stack} ({deploy.template}) makes its role admit"
+            if deploy.update
+            else f"{deploy.template} sets up the provider and a role that admits"
+        )
+        + " this repository's steps"
+        + (" in this deployment environment" if claims.in_deployment else "")
+        + ", and nothing else"
+        + (
+            ""
+            if deploy.update or found.facts.get("trust_policy_source") == "iam:GetRole"
+            else " (the role's tags were not read: if rotation.yaml or audit-hub.yaml made it, update "
+            "that stack instead, and keep its DeploymentEnvironmentUuid)"
+        )
+        + (f". {advice.note}" if advice.note else ""),
         deploy.text(),
     )
+
+
+def _environment_name(settings: Settings, bitbucket: Any, uuid: str) -> str:
+    """The deployment environment's name, from Bitbucket when the run may read it."""
+    if bitbucket is not None:
+        try:
+            return str(bitbucket.environment(settings.workspace, settings.repo_slug, "{" + uuid + "}").name)
+        except PipeError:
+            pass
+    return f"<the name of environment {{{uuid}}}>"
 
 
 def _iam_reader(
@@ -434,7 +497,10 @@ def _verdict(role: str, found: CheckReport, path: Path, console: Console) -> str
     errors = sorted(found.errors, key=lambda f: f.code == "assume-failed")
     first = errors[0] if errors else Finding("error", "unknown", "AWS did not give verified credentials")
     hint = first.fix.splitlines()[0] if first.fix else "See the findings above."
+    environment = next((f for f in found.findings if f.code == "deployment-environment"), None)
+    if environment is not None:  # before any other: the role was given to that environment
+        hint = environment.fix
     template = next((f for f in found.findings if f.code == "deploy-template"), None)
     if template is not None:
-        hint = f"{hint.rstrip('.')}. Or deploy {templates.OIDC_TEMPLATE}: {template.fix}."
+        hint = f"{hint.rstrip('.')}. Or deploy {found.facts['deploy_template']}: {template.fix}."
     raise NotReady(f"NOT READY: {first.message}", f"{hint} All findings: {path}")

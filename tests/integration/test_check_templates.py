@@ -127,6 +127,88 @@ def test_a_role_from_a_stack_is_fixed_by_updating_that_stack(sandbox: Sandbox, c
     assert "updates the stack that made the role" in result.last
 
 
+def environment_step(sandbox: Sandbox, name: str) -> tuple[str, dict[str, str]]:
+    """A repository with deployment environment ``name`` in the stand-in: its UUID, and the
+    variables that let the check read the environment's name."""
+    slug = f"shop-{uuid.uuid4().hex[:6]}"
+    sandbox.bitbucket.add_repo("acme", slug, (name,))
+    env_uuid = sandbox.bitbucket.environment_uuid("acme", slug, name.lower())
+    access = {
+        "BITBUCKET_REPO_SLUG": slug,
+        "BITBUCKET_ACCESS_TOKEN": sandbox.bitbucket.access_token("pipeline", "pipeline:variable"),
+    }
+    return env_uuid, access
+
+
+def test_a_rotation_role_checked_outside_its_environment_is_told_to_run_there(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """rotation.yaml's role admits one deployment environment's steps (the fence: it creates
+    access keys). A step in none is told to run in that environment, by name, and which template
+    holds it; never to redeploy the stack as oidc.yaml, nor with an empty environment."""
+    env_uuid, access = environment_step(sandbox, "Production")
+    name = f"rotate-{uuid.uuid4().hex[:8]}"
+    parameters = {
+        "WorkspaceName": "acme",
+        "WorkspaceUuid": sandbox.issuer.workspace_uuid,
+        "RepositoryUuid": sandbox.repo_uuid,
+        "DeploymentEnvironmentUuid": env_uuid,
+        "UserName": f"ci-{uuid.uuid4().hex[:6]}",
+        "CreateProvider": "false",
+    }
+    role = deploy(sandbox.aws, "rotation.yaml", parameters, name=name).outputs["RoleArn"]
+    result, report = check(sandbox, clone, role, sandbox.token(), **access, **fallback_key(sandbox))
+    assert result.failed_with("NOT READY", "`deployment: Production`"), result.output
+    assert report["facts"]["role_template"] == "rotation.yaml" and report["facts"]["role_stack"] == name
+    [advice] = [f for f in report["findings"] if f["code"] == "deployment-environment"]
+    assert env_uuid in advice["message"] and "templates/rotation.yaml" in advice["fix"], advice
+    assert f"DeploymentEnvironmentUuid stays {env_uuid.strip('{}')}" in advice["fix"], advice
+    assert not [f for f in report["findings"] if f["code"] == "deploy-template"], report["findings"]
+    assert "templates/oidc.yaml" not in result.output and 'DeploymentEnvironmentUuid=""' not in result.output
+    # The trust-condition finding's fix is that environment too, not a sub line for every step.
+    assert f'"{sandbox.repo_uuid}:*"' not in result.output, result.output
+    # Without a key that may read the role, its tags are unknown: the new oidc.yaml stack says so.
+    result, report = check(sandbox, clone, role, sandbox.token(), **access)
+    assert "role_template" not in report["facts"], report["facts"]
+    [template] = [f for f in report["findings"] if f["code"] == "deploy-template"]
+    assert "if rotation.yaml or audit-hub.yaml made it, update that stack instead" in template["message"]
+    # Run there, as advised: the role admits the step.
+    result, report = check(sandbox, clone, role, sandbox.token(environment_uuid=env_uuid), **access)
+    assert report["facts"]["assume"]["ok"] is True, result.output
+
+
+def test_an_oidc_stack_that_retires_keys_gets_a_command_its_rules_accept(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """oidc.yaml with RetireLegacyKeys=true admits one environment's steps (its rule
+    RetiringNeedsADeploymentEnvironment). A step in none gets that environment, and the update
+    as printed, deployed with the stack's other values (as `aws cloudformation deploy` keeps
+    them), passes the template's Rules and admits the step."""
+    env_uuid, access = environment_step(sandbox, "Staging")
+    name = f"team-{uuid.uuid4().hex[:8]}"
+    previous = {
+        "WorkspaceName": "acme",
+        "WorkspaceUuid": sandbox.issuer.workspace_uuid,
+        "RepositoryUuid": sandbox.repo_uuid,
+        "DeploymentEnvironmentUuid": env_uuid,
+        "CreateProvider": "false",
+        "LegacyKeyUsers": "legacy/*",
+        "RetireLegacyKeys": "true",
+    }
+    role = deploy(sandbox.aws, "oidc.yaml", previous, name=name).outputs["RoleArn"]
+    result, report = check(sandbox, clone, role, sandbox.token(), **access, **fallback_key(sandbox))
+    assert result.failed_with("NOT READY", "`deployment: Staging`", f"--stack-name {name} "), result.output
+    command = hinted(report)
+    overrides = deploy_command_parameters(command)
+    assert overrides["RetireLegacyKeys"] == "false" and overrides["DeploymentEnvironmentUuid"] == '""'
+    [template] = [f for f in report["findings"] if f["code"] == "deploy-template"]
+    assert "then it deactivates no key" in template["message"], template
+    # Deployed as printed over the stack's values: the Rules hold (tests/stacks.py asserts them).
+    fixed = apply(sandbox, command, **{k: v for k, v in previous.items() if k not in overrides})
+    result, _ = check(sandbox, clone, fixed, sandbox.token(), **access)
+    assert result.returncode == 0 and result.last.startswith("✔ READY"), result.output
+
+
 def test_a_ready_role_gets_no_template(sandbox: Sandbox, clone: Path) -> None:
     role = sandbox.add_role(f"check-{uuid.uuid4().hex[:8]}", sandbox.trust_policy())
     result, report = check(sandbox, clone, role, sandbox.token())
