@@ -15,7 +15,7 @@ RUN --mount=type=secret,id=pip_ca,required=false \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi; \
     /opt/pipe/bin/python -m pip install --no-deps --no-compile -r /src/requirements.txt
 COPY pipe /src/pipe
-COPY docker/entrypoint.py /opt/pipe/bin/entrypoint.py
+COPY pipe/entrypoint.py /opt/pipe/bin/entrypoint.py
 # The pipe goes straight into site-packages (no build backend needed); then prune:
 # botocore keeps only the service models the pipe calls (sts, iam, ssm, secretsmanager, and for
 # the audit organizations and sesv2),
@@ -47,5 +47,5 @@ FROM ${BASE_IMAGE}
 COPY --from=build /opt/pipe /opt/pipe
 # -I: isolated mode. The working directory is the user's clone; a pipe/ folder there (any
 # clone of a pipe repository has one) must not shadow the installed pipe. -S: without site
-# (docker/entrypoint.py puts the one directory site would add on sys.path, and says why).
+# (pipe/entrypoint.py, copied there, puts the one directory site would add on sys.path, and says why).
 ENTRYPOINT ["/opt/pipe/bin/python", "-I", "-S", "/opt/pipe/bin/entrypoint.py"]
