@@ -69,6 +69,7 @@ SWITCHES: list[tuple[str, dict[str, str]]] = [
             "CreateUser": "false",
             "RoleName": "rotate-ci",
             "StoreRegion": "eu-central-1",
+            "KmsKeyId": "arn:aws:kms:eu-central-1:123456789012:key/" + UUID,
         },
     ),
     ("self-service.yaml", {"Users": "jane", "IncludeDefaultStore": "false", "PolicyName": "rotate-own-key"}),
