@@ -364,10 +364,22 @@ def rotate_secret_store(run: Run) -> None:
 
 
 def rotate_parameter_store(run: Run) -> None:
-    """ACTION=rotate with a named SSM parameter (an ssm: target) as the store, then sync."""
-    role, user, store = _rotation(run, ParameterName=f"/ci/{run.tag}/aws-key")
+    """ACTION=rotate with a named SSM parameter (an ssm: target) as the store, encrypted with a
+    customer-managed KMS key (KmsKeyId, STORE_KMS_KEY_ID), then sync."""
+    key = run.sandbox.aws.client("kms").create_key(Description=f"store {run.tag}")["KeyMetadata"]["Arn"]
+    role, user, store = _rotation(run, ParameterName=f"/ci/{run.tag}/aws-key", KmsKeyId=key)
     targets = f"{store},{run.workspace}/{REPO}"
-    run.pipe("rotate-ssm", ACTION="rotate", AWS_OIDC_ROLE_ARN=role, IAM_USER_NAME=user, TARGETS=targets)
+    run.pipe(
+        "rotate-ssm",
+        ACTION="rotate",
+        AWS_OIDC_ROLE_ARN=role,
+        IAM_USER_NAME=user,
+        TARGETS=targets,
+        STORE_KMS_KEY_ID=key,
+    )
+    ssm = run.sandbox.aws.client("ssm")
+    found = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [store[4:]]}])["Parameters"]
+    assert found[0]["KeyId"] == key
     key = run.stored()["AWS_ACCESS_KEY_ID"]
     run.pipe(
         "sync-ssm",
@@ -649,7 +661,7 @@ SCENARIOS = [
     Scenario("check, CHECK_SCOPE=workspace", check_workspace),
     Scenario("rotate and sync, default store", rotate_default_store),
     Scenario("rotate and sync, Secrets Manager store", rotate_secret_store),
-    Scenario("rotate and sync, SSM parameter store", rotate_parameter_store),
+    Scenario("rotate and sync, SSM parameter store and its KMS key", rotate_parameter_store),
     Scenario("rotate, self-service into a profile", self_service_profile),
     Scenario("rotate, self-service in a pipeline", self_service_pipeline),
     Scenario("audit, enforce, two accounts", audit_enforce),
