@@ -454,3 +454,21 @@ def test_the_stores_kms_key_is_usable_through_the_stores_service_only(
     assert not [
         s for s in plain.statements_by_principal()[plain.attribute("RotatingRole", "Arn")] if "kms:" in str(s)
     ]
+
+
+def test_self_service_users_may_use_their_stores_kms_key_through_ssm_only() -> None:
+    """self-service.yaml's KmsKeyId: each user may Encrypt and Decrypt with that key, and no
+    other, only through SSM in the store's region (STORE_KMS_KEY_ID on the default store)."""
+    stack = Stack("self-service.yaml", {"Users": "jane", "KmsKeyId": KEY, "StoreRegion": "eu-central-1"})
+    statements = stack.resources["RotateOwnKeyDefaultStore"]["Properties"]["PolicyDocument"]["Statement"]
+    via = {"kms:ViaService": "ssm.eu-central-1.amazonaws.com"}
+    for action in ("kms:Encrypt", "kms:Decrypt"):
+        assert iam_policy.allowing(statements, action, KEY, via), action
+        assert not iam_policy.allowing(statements, action, KEY, {})
+        assert not iam_policy.allowing(
+            statements, action, KEY, {"kms:ViaService": "ssm.eu-west-1.amazonaws.com"}
+        )
+        assert not iam_policy.allowing(statements, action, KEY.replace("1b4e", "2c5f"), via)
+    assert not iam_policy.allowing(statements, "kms:GenerateDataKey", KEY, via)
+    plain = Stack("self-service.yaml", {"Users": "jane"})
+    assert "kms:" not in str(plain.resources)
