@@ -681,6 +681,7 @@ def test_ssm_store_kms_key_id_encrypts_every_parameter_the_run_writes(sandbox: S
     store = DEFAULT_STORE_PREFIX + world.user
     result = world.run("rotate-ssm-kms", STORE=f"ssm:{store}", STORE_KMS_KEY_ID=alias)
     assert result.returncode == 0, result.output
+    assert f"store ssm:{store} (STORE), encrypted with {alias})" in result.output
     assert _parameter_key(sandbox, store) == alias
     assert _parameter_key(sandbox, target) == alias
     ssm = sandbox.aws.client("ssm")
