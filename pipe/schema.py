@@ -360,6 +360,17 @@ VARIABLES: tuple[Variable, ...] = (
         actions=("rotate",),
     ),
     Variable(
+        "STORE_KMS_KEY_ID",
+        "rotate, sync: the customer-managed KMS key that encrypts the SSM SecureString parameters "
+        "the run writes (an `ssm:` store or target), sent as PutParameter's `KeyId` on every "
+        "write: a key id, key ARN, `alias/<name>` or alias ARN. Unset: `aws/ssm`, also for a "
+        "parameter encrypted with another key before (SSM re-encrypts it on the next write). "
+        "A `secretsmanager:` store keeps the key it was created with.",
+        pattern=r"([a-zA-Z0-9:/_-]{1,256})?",  # PutParameter's KeyId (botocore's ssm model)
+        expects="a KMS key id, key ARN, alias/<name> or alias ARN",
+        actions=("rotate", "sync"),
+    ),
+    Variable(
         "ACCESS_KEY_ID_VARIABLE",
         "rotate, sync: the Bitbucket variable that holds the key id (written unsecured, so it can be read back).",
         default="AWS_ACCESS_KEY_ID",

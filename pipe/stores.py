@@ -190,14 +190,23 @@ class SecretsManagerStore:
 
 
 class SsmStore:
-    """A SecureString parameter holding {"current": {...}, "pending": {...}}."""
+    """A SecureString parameter holding {"current": {...}, "pending": {...}}, encrypted with
+    ``kms_key_id`` (STORE_KMS_KEY_ID), else aws/ssm. Every PutParameter sends the key: SSM
+    encrypts a SecureString that PutParameter names no KeyId for with the account's default key,
+    aws/ssm, on an overwrite too, whatever key encrypted the parameter before (PutParameter's
+    KeyId: "If you don't specify a key ID, the system uses the default key"). The pipe does not
+    read the parameter's key to keep it: only DescribeParameters says it, on every parameter
+    of the account and region (no resource to scope it), which the rotating role is not granted."""
 
     SERVICE = "ssm"
 
-    def __init__(self, spec: TargetSpec, aws: AwsClients, credentials: Credentials) -> None:
+    def __init__(
+        self, spec: TargetSpec, aws: AwsClients, credentials: Credentials, kms_key_id: str | None = None
+    ) -> None:
         self.spec = spec
         self.aws = aws
         self.client: Any = aws.client(self.SERVICE, credentials)
+        self._key: dict[str, str] = {"KeyId": kms_key_id} if kms_key_id else {}
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -239,6 +248,7 @@ class SsmStore:
             Type="SecureString",
             Overwrite=True,
             Value=json.dumps({"current": raw(current), "pending": raw(pending)}),
+            **self._key,
         )
 
     def probe(self) -> None:
@@ -252,6 +262,7 @@ class SsmStore:
                 Overwrite=False,
                 Value=json.dumps({"current": None, "pending": None}),
                 Description="AWS access key, rotated by aws-credentials-pipe",
+                **self._key,
             )
         except Exception as exc:
             if not is_aws_code(exc, "ParameterAlreadyExists"):

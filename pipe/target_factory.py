@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def build(spec: TargetSpec, settings: RotationSettings, clients: Clients, credentials: Credentials) -> Target:
     """The target ``spec`` names. AWS calls are signed with ``credentials`` (the run's own)."""
     if spec.is_store:
-        return build_store(spec, clients.aws, credentials)
+        return build_store(spec, clients.aws, credentials, settings.store_kms_key_id)
     if spec.kind == "profile":
         from pipe.profile import ProfileTarget
 
@@ -27,10 +27,12 @@ def build(spec: TargetSpec, settings: RotationSettings, clients: Clients, creden
     return BitbucketTarget(spec, bitbucket, settings.id_variable, settings.secret_variable)
 
 
-def build_store(spec: TargetSpec, aws: AwsClients, credentials: Credentials) -> Store:
-    """The durable store ``spec`` names (secretsmanager: or ssm:)."""
+def build_store(spec: TargetSpec, aws: AwsClients, credentials: Credentials, kms_key_id: str | None) -> Store:
+    """The durable store ``spec`` names (secretsmanager: or ssm:). ``kms_key_id``
+    (STORE_KMS_KEY_ID) encrypts an SSM parameter; a secret keeps the key it was created with."""
     from pipe.stores import SecretsManagerStore, SsmStore
 
     assert spec.is_store
-    kind = SecretsManagerStore if spec.kind == "secretsmanager" else SsmStore
-    return kind(spec, aws, credentials)
+    if spec.kind == "secretsmanager":
+        return SecretsManagerStore(spec, aws, credentials)
+    return SsmStore(spec, aws, credentials, kms_key_id)

@@ -33,6 +33,8 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     count = len(executor.targets)
     store = rot.store_for(user)
     chosen = f"{store.text} ({rot.store_reason()})" if store is not None else "none (STORE=none)"
+    if store is not None and store.kind == "ssm" and rot.store_kms_key_id:
+        chosen += f", encrypted with {rot.store_kms_key_id}"
     console.info(f"Rotation plan for {user} ({count} target{'s' if count != 1 else ''}; store {chosen}):")
     console.lines(plan.lines(facts.held))
     if store is None:

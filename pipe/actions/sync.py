@@ -28,7 +28,7 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     rot = settings.rotation
     assert rot is not None and rot.source is not None
     credentials, _ = obtain(settings, clients, console)
-    source = build_store(rot.source, clients.aws, credentials)
+    source = build_store(rot.source, clients.aws, credentials, rot.store_kms_key_id)
     state = source.state()
     pair = state.current
     if pair is None and state.pending is not None:

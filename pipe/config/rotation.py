@@ -40,6 +40,7 @@ class RotationSettings:
     credentials_file: Path
     store_choice: TargetSpec | None  # STORE=ssm:... / secretsmanager:...
     no_store: bool  # STORE=none
+    store_kms_key_id: str | None  # STORE_KMS_KEY_ID: the KMS key of the SSM parameters written
     grace_days: int
     keep_old_key: bool
 
@@ -90,6 +91,7 @@ def load(values: Mapping[str, str], action: str, *, cwd: Path, clone_dir: Path) 
         credentials_file=_credentials_file(values),
         store_choice=store_choice,
         no_store=no_store,
+        store_kms_key_id=values.get("STORE_KMS_KEY_ID") or None,
         grace_days=integer(values, "ROTATION_GRACE_DAYS", 1, 365),
         keep_old_key=boolean(values, "KEEP_OLD_KEY"),
     )

@@ -131,12 +131,15 @@ class Executor:
     ) -> Executor:
         """The targets of TARGETS and the durable store (one of them, or a place of its own),
         every AWS call signed with the run's own credentials."""
-        stores = {s.text: build_store(s, clients.aws, credentials) for s in settings.targets if s.is_store}
+        key = settings.store_kms_key_id
+        stores = {
+            s.text: build_store(s, clients.aws, credentials, key) for s in settings.targets if s.is_store
+        }
         places = [stores.get(s.text) or build(s, settings, clients, credentials) for s in settings.targets]
         chosen = settings.store_for(user)
         store = None
         if chosen is not None:
-            store = stores.get(chosen.text) or build_store(chosen, clients.aws, credentials)
+            store = stores.get(chosen.text) or build_store(chosen, clients.aws, credentials, key)
         return cls(
             aws=clients.aws,
             credentials=credentials,

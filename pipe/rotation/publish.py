@@ -32,7 +32,7 @@ def probe(places: Sequence[Target], *, concurrency: int, store: Store | None) ->
         raise StateError(
             f"{len(failures)} of {len(places)} places cannot be written, so no key was created and nothing "
             "changed: " + " | ".join(failures),
-            "Fix what is named above (the token's scope, the target's name, a permission on the store), "
+            "Fix what is named above (the token's scope, the target's name, a permission on the store or its KMS key), "
             "then re-run.",
         )
 

@@ -364,10 +364,22 @@ def rotate_secret_store(run: Run) -> None:
 
 
 def rotate_parameter_store(run: Run) -> None:
-    """ACTION=rotate with a named SSM parameter (an ssm: target) as the store, then sync."""
-    role, user, store = _rotation(run, ParameterName=f"/ci/{run.tag}/aws-key")
+    """ACTION=rotate with a named SSM parameter (an ssm: target) as the store, encrypted with a
+    customer-managed KMS key (KmsKeyId, STORE_KMS_KEY_ID), then sync."""
+    key = run.sandbox.aws.client("kms").create_key(Description=f"store {run.tag}")["KeyMetadata"]["Arn"]
+    role, user, store = _rotation(run, ParameterName=f"/ci/{run.tag}/aws-key", KmsKeyId=key)
     targets = f"{store},{run.workspace}/{REPO}"
-    run.pipe("rotate-ssm", ACTION="rotate", AWS_OIDC_ROLE_ARN=role, IAM_USER_NAME=user, TARGETS=targets)
+    run.pipe(
+        "rotate-ssm",
+        ACTION="rotate",
+        AWS_OIDC_ROLE_ARN=role,
+        IAM_USER_NAME=user,
+        TARGETS=targets,
+        STORE_KMS_KEY_ID=key,
+    )
+    ssm = run.sandbox.aws.client("ssm")
+    found = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [store[4:]]}])["Parameters"]
+    assert found[0]["KeyId"] == key
     key = run.stored()["AWS_ACCESS_KEY_ID"]
     run.pipe(
         "sync-ssm",
@@ -381,10 +393,12 @@ def rotate_parameter_store(run: Run) -> None:
 
 def self_service_profile(run: Run) -> None:
     """Seed 002: a person rotates their own key into a profile with nothing but that key, the
-    default store kept (self-service.yaml attached to the user)."""
+    default store kept (self-service.yaml attached to the user), encrypted with a
+    customer-managed KMS key (KmsKeyId, STORE_KMS_KEY_ID)."""
     user = f"dev-{run.tag}"
     pair = run.sandbox.add_user(user)[0]
-    run.deploy("self-service.yaml", {"Users": user})
+    key = run.sandbox.aws.client("kms").create_key(Description=f"store {run.tag}")["KeyMetadata"]["Arn"]
+    run.deploy("self-service.yaml", {"Users": user, "KmsKeyId": key})
     credentials = run.root / run.tag / "home" / ".aws" / "credentials"
     credentials.parent.mkdir(parents=True, exist_ok=True)
     credentials.write_text(f"[default]\naws_access_key_id = {pair[0]}\naws_secret_access_key = {pair[1]}\n")
@@ -397,11 +411,17 @@ def self_service_profile(run: Run) -> None:
         AWS_ACCESS_KEY_ID=pair[0],
         AWS_SECRET_ACCESS_KEY=pair[1],
         AWS_SHARED_CREDENTIALS_FILE=str(credentials),
+        STORE_KMS_KEY_ID=key,
     )
     parser = configparser.ConfigParser()
     parser.read(credentials)
     new = parser["default"]["aws_access_key_id"]
     assert run.sandbox.aws.keys(user) == {new: "Active"}
+    store = default_store_name(user)
+    found = run.sandbox.aws.client("ssm").describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Values": [store]}]
+    )
+    assert found["Parameters"][0]["KeyId"] == key
 
 
 def self_service_pipeline(run: Run) -> None:
@@ -667,8 +687,8 @@ SCENARIOS = [
     Scenario("check, CHECK_SCOPE=workspace", check_workspace),
     Scenario("rotate and sync, default store", rotate_default_store),
     Scenario("rotate and sync, Secrets Manager store", rotate_secret_store),
-    Scenario("rotate and sync, SSM parameter store", rotate_parameter_store),
-    Scenario("rotate, self-service into a profile", self_service_profile),
+    Scenario("rotate and sync, SSM parameter store and its KMS key", rotate_parameter_store),
+    Scenario("rotate, self-service into a profile, the store's KMS key", self_service_profile),
     Scenario("rotate, self-service in a pipeline", self_service_pipeline),
     Scenario("audit, enforce, two accounts", audit_enforce),
     Scenario("audit, report, two accounts", audit_report),

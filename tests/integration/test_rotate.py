@@ -655,6 +655,71 @@ def test_ssm_store(sandbox: Sandbox, clone: Path) -> None:
     )
     assert value["pending"] is None
     assert sandbox.aws.works(value["current"]["AccessKeyId"], value["current"]["SecretAccessKey"])
+    # No STORE_KMS_KEY_ID: the account's default key.
+    assert _parameter_key(sandbox, parameter) == "alias/aws/ssm"
+
+
+def _parameter_key(sandbox: Sandbox, name: str) -> str:
+    """The KMS key SSM says encrypts the parameter (DescribeParameters)."""
+    filters = [{"Key": "Name", "Values": [name]}]
+    return str(
+        sandbox.aws.client("ssm").describe_parameters(ParameterFilters=filters)["Parameters"][0]["KeyId"]
+    )
+
+
+def test_ssm_store_kms_key_id_encrypts_every_parameter_the_run_writes(sandbox: Sandbox, clone: Path) -> None:
+    """STORE_KMS_KEY_ID: the store (the default one) and an ssm: target are written with that
+    key, on their creation and on every overwrite (without it SSM would re-encrypt them with
+    aws/ssm, as the stand-in does); then ACTION=sync writes its ssm: target with it too."""
+    world = World(sandbox, clone, repos=1, store="default")
+    kms = sandbox.aws.client("kms")
+    key = kms.create_key(Description="aws-credentials-pipe store")["KeyMetadata"]
+    alias = f"alias/ci-{uuid.uuid4().hex[:6]}"
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    target = f"/ci/{uuid.uuid4().hex[:6]}/aws-key"
+    world.targets.append(f"ssm:{target}")
+    store = DEFAULT_STORE_PREFIX + world.user
+    result = world.run("rotate-ssm-kms", STORE=f"ssm:{store}", STORE_KMS_KEY_ID=alias)
+    assert result.returncode == 0, result.output
+    assert f"store ssm:{store} (STORE), encrypted with {alias})" in result.output
+    assert _parameter_key(sandbox, store) == alias
+    assert _parameter_key(sandbox, target) == alias
+    ssm = sandbox.aws.client("ssm")
+    held = world.default_store()
+    assert held is not None and held["pending"] is None
+    new = held["current"]
+    assert new["AccessKeyId"] != world.initial[0] and sandbox.aws.works(
+        new["AccessKeyId"], new["SecretAccessKey"]
+    )
+    published = json.loads(ssm.get_parameter(Name=target, WithDecryption=True)["Parameter"]["Value"])
+    assert published["current"] == new
+    copy = f"/ci/{uuid.uuid4().hex[:6]}/copy"
+    synced = world.run(
+        "sync-ssm-kms",
+        ACTION="sync",
+        SOURCE=f"ssm:{target}",
+        TARGETS=f"ssm:{copy}",
+        STORE_KMS_KEY_ID=key["Arn"],
+    )
+    assert synced.returncode == 0, synced.output
+    assert _parameter_key(sandbox, copy) == key["Arn"]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("alias/no such key", ("STORE_KMS_KEY_ID", "alias/<name>")),
+        ("alias/no-such-key", ("the store ssm:", "no key was created")),
+    ],
+)
+def test_a_kms_key_the_store_cannot_use_stops_the_run_before_any_change(
+    sandbox: Sandbox, clone: Path, value: str, words: tuple[str, ...]
+) -> None:
+    """Not a KeyId (the first pass), or no key SSM knows (InvalidKeyId, on the store's probe)."""
+    world = World(sandbox, clone, repos=1, store="default")
+    result = world.run("store-kms-refused", STORE_KMS_KEY_ID=value)
+    assert result.failed_with(*words), result.output
+    assert set(world.iam_keys()) == {world.initial[0]} and world.marker() is None
 
 
 def test_mixed_keys_without_a_store_are_explained_then_rolled_back_with_a_known_pair(

@@ -85,6 +85,38 @@ def test_ssm_names_follow_the_documented_rules(sandbox: Sandbox) -> None:
     ssm.put_parameter(Name=f"/{unique('ci')}/key", Value="v", Type="SecureString")
 
 
+def test_a_securestring_keeps_the_key_it_was_written_with_and_no_other(sandbox: Sandbox) -> None:
+    """PutParameter's KeyId must name a key of the parameter's region (InvalidKeyId otherwise;
+    moto stores any string); DescribeParameters shows the key; an overwrite without KeyId is
+    encrypted with aws/ssm, not with the key before (moto keeps the key before)."""
+    ssm = sandbox.aws.client("ssm")
+    kms = sandbox.aws.client("kms")
+    key = kms.create_key(Description=unique("store"))["KeyMetadata"]
+    alias = f"alias/{unique('store')}"
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    name = f"/{unique('ci')}/key"
+
+    def key_of() -> str:
+        found = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"]
+        return str(found[0]["KeyId"])
+
+    for unknown in ("alias/no-such-key", key["Arn"].replace(key["KeyId"], str(uuid.uuid4()))):
+        with pytest.raises(ClientError) as err:
+            ssm.put_parameter(Name=name, Value="v", Type="SecureString", KeyId=unknown)
+        assert code_of(err)[0] == "InvalidKeyId", unknown
+    elsewhere = sandbox.aws.client("kms", region="eu-central-1").create_key()["KeyMetadata"]["Arn"]
+    with pytest.raises(ClientError) as err:
+        ssm.put_parameter(Name=name, Value="v", Type="SecureString", KeyId=elsewhere)
+    assert code_of(err)[0] == "InvalidKeyId"
+    for given in (key["Arn"], alias, key["KeyId"]):
+        ssm.put_parameter(Name=name, Value=given, Type="SecureString", KeyId=given, Overwrite=True)
+        assert key_of() == given
+        assert ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"] == given
+    ssm.put_parameter(Name=name, Value="again", Type="SecureString", Overwrite=True)
+    assert key_of() == "alias/aws/ssm"
+    assert ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"] == "again"
+
+
 def test_a_session_name_outside_the_pattern_is_refused(sandbox: Sandbox) -> None:
     sts = sandbox.aws.client("sts")
     with pytest.raises(sts.exceptions.ClientError) as err:

@@ -69,9 +69,14 @@ SWITCHES: list[tuple[str, dict[str, str]]] = [
             "CreateUser": "false",
             "RoleName": "rotate-ci",
             "StoreRegion": "eu-central-1",
+            "KmsKeyId": "arn:aws:kms:eu-central-1:123456789012:key/" + UUID,
         },
     ),
     ("self-service.yaml", {"Users": "jane", "IncludeDefaultStore": "false", "PolicyName": "rotate-own-key"}),
+    (
+        "self-service.yaml",
+        {"Groups": "developers", "KmsKeyId": "arn:aws:kms:eu-west-1:123456789012:key/" + UUID},
+    ),
     ("audit-hub.yaml", {"AuditMode": "report", "AuditThisAccount": "false", "CreateProvider": "true"}),
     (
         "audit-hub.yaml",

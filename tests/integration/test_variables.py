@@ -63,6 +63,7 @@ BAD = [
     ("BITBUCKET_API_URL", "http://[::1", "BITBUCKET_API_URL"),  # urlparse raises ValueError
     ("AWS_ENDPOINT_URL_STS", "http://[zz]/", "AWS_ENDPOINT_URL_STS"),
     ("TRUST_POLICY_FILE", "t" * 5000, "TRUST_POLICY_FILE"),  # ENAMETOOLONG
+    ("STORE_KMS_KEY_ID", "alias/ci store", "STORE_KMS_KEY_ID"),  # PutParameter's KeyId pattern
 ]
 
 

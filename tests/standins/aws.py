@@ -81,7 +81,7 @@ import jwt
 import requests
 from moto.server import ThreadedMotoServer
 
-from tests.standins import registry, trust
+from tests.standins import registry, ssm_kms, trust
 from tests.standins.calls import CallRecorder
 from tests.standins.http import Request, Response, Server
 from tests.standins.interrupt import Interrupter
@@ -383,6 +383,10 @@ class AwsStandIn:
             too_many = self._too_many_user_tags(call, self._account(request, key_id))
             if too_many:
                 return too_many
+        if call and call.service == "ssm":
+            invalid_key = ssm_kms.unknown_key(call, self._account(request, key_id))
+            if invalid_key:
+                return json_error_response(*invalid_key)
         if call and call.service == "secretsmanager" and call.operation.name == "PutSecretValue":
             repeat = self._repeated_secret_version(call, self._account(request, key_id))
             if repeat:
@@ -414,6 +418,8 @@ class AwsStandIn:
             registry.record(*(m.group(2).decode() for m in _SECRET_TAGS.finditer(response.body)))
         if fault and fault.kind == "identity":
             response.body = re.sub(rb"<Arn>[^<]*</Arn>", f"<Arn>{fault.arn}</Arn>".encode(), response.body)
+        if call and call.service == "ssm" and response.status == 200:
+            ssm_kms.default_key_on_overwrite(call, self._account(request, key_id))
         if call and call.service == "sesv2" and call.operation.name == "SendEmail" and response.status == 200:
             self._record_email(call, self._account(request, key_id))
         return response

@@ -14,7 +14,8 @@ The ARNs follow AWS's rules for each operation (the Service Authorization Refere
   those six characters (what AWS's AccessDenied message names), so that a policy scoped to
   ``<name>-??????`` refuses it while one scoped to a name prefix (``prefix*``) allows it and
   AWS answers ResourceNotFound; CreateSecret against the ARN the new secret gets;
-- an SSM parameter by its ARN (``parameter`` + the name, which starts with ``/``);
+- an SSM parameter by its ARN (``parameter`` + the name, which starts with ``/``); with a
+  customer-managed KMS key, the KMS call SSM makes for the caller too (``_ssm_kms``);
 - SES ``SendEmail`` against the sender's verified identity: the address, else its domain.
 An operation without a rule here records the resource ``?``, which no policy matches: a call
 the pipe starts making fails the least-privilege test until its rule and its policy line exist.
@@ -196,6 +197,24 @@ def _parameter_arn(account: str, region: str, name: str) -> str:
     return f"arn:aws:ssm:{region}:{account}:parameter{name if name.startswith('/') else '/' + name}"
 
 
+def _ssm_kms(entry: Recorded, params: dict[str, Any]) -> list[Check]:
+    """The KMS call SSM makes for the caller with a SecureString's customer-managed key, which
+    IAM authorises against the key's ARN, with kms:ViaService ssm.<region>.amazonaws.com: a
+    standard parameter is encrypted with kms:Encrypt (PutParameter with KeyId) and decrypted
+    with kms:Decrypt (GetParameter WithDecryption). aws/ssm needs no IAM permission."""
+    from tests.standins import ssm_kms
+
+    account, region, name = entry.account, entry.region, str(params["Name"])
+    context = {"kms:ViaService": f"ssm.{region}.amazonaws.com"}
+    if entry.operation == "PutParameter" and params.get("Type") == "SecureString" and params.get("KeyId"):
+        key = ssm_kms.key_arn(account, region, str(params["KeyId"]))
+        return [Check("kms:Encrypt", key, context)] if key else []
+    if entry.operation == "GetParameter" and params.get("WithDecryption"):
+        key = ssm_kms.key_arn(account, region, ssm_kms.parameter_key(account, region, name) or "")
+        return [Check("kms:Decrypt", key, context)] if key else []
+    return []
+
+
 def _identity_arn(account: str, region: str, address: str) -> str:
     from moto.ses.models import ses_backends
 
@@ -269,7 +288,7 @@ def _checks(entry: Recorded, params: dict[str, Any]) -> list[Check]:
     if action == "sts:AssumeRole":
         return [Check(action, str(params.get("RoleArn", UNKNOWN)))]
     if entry.service == "ssm" and "Name" in params:
-        return [Check(action, _parameter_arn(account, region, str(params["Name"])))]
+        return [Check(action, _parameter_arn(account, region, str(params["Name"]))), *_ssm_kms(entry, params)]
     if entry.service == "secretsmanager":
         secret_id = str(params.get("SecretId") or params.get("Name") or "")
         arn = _secret_arn(account, region, secret_id)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipe import config, targets
+from pipe import config, schema, targets
 from pipe.config.rotation import RotationSettings
 from pipe.errors import InputError
 
@@ -92,3 +92,36 @@ def test_the_default_store_name_escapes_what_ssm_does_not_allow(user: str, name:
 def test_two_users_never_share_a_default_store() -> None:
     users = ["a@b", "a_40b", "a_b", "a__b", "a.b", "a-b", "a+b", "a_2Bb"]
     assert len({targets.default_store_name(u) for u in users}) == len(users)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "alias/ci_store-key",
+        "arn:aws:kms:eu-west-1:123456789012:alias/ci-store",
+        "k" * 256,
+    ],
+)
+def test_store_kms_key_id_takes_what_putparameter_takes(value: str) -> None:
+    """STORE_KMS_KEY_ID is sent as PutParameter's KeyId: any value botocore's model admits."""
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("ssm").shape_for("ParameterKeyId")
+    assert re.fullmatch(shape.metadata["pattern"].strip("^$"), value) and len(value) <= shape.metadata["max"]
+    assert schema.first_pass({"STORE_KMS_KEY_ID": value}) == {"STORE_KMS_KEY_ID": value}
+    assert rotation(STORE_KMS_KEY_ID=value).store_kms_key_id == value
+    assert rotation().store_kms_key_id is None and rotation(STORE_KMS_KEY_ID="").store_kms_key_id is None
+
+
+@pytest.mark.parametrize("value", ["alias/with space", "alias/ci.key", "k" * 257, "alias/ci\nx", "key*"])
+def test_store_kms_key_id_refuses_what_putparameter_refuses(value: str) -> None:
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("ssm").shape_for("ParameterKeyId")
+    assert not (
+        re.fullmatch(shape.metadata["pattern"].strip("^$"), value) and len(value) <= shape.metadata["max"]
+    )
+    with pytest.raises(InputError, match="STORE_KMS_KEY_ID"):
+        schema.first_pass({"STORE_KMS_KEY_ID": value})

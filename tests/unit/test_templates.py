@@ -414,3 +414,61 @@ def test_the_fallback_user_may_assume_the_keys_roles_only_when_given() -> None:
 def test_keys_role_arns_are_checked_one_by_one(arns: str) -> None:
     with pytest.raises(ValueError, match="KeysRoleArns"):
         _ = Stack("rotation.yaml", parameters("rotation.yaml", KeysRoleArns=arns)).resources
+
+
+KEY = "arn:aws:kms:eu-central-1:123456789012:key/1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+
+
+@pytest.mark.parametrize(
+    ("store", "service", "actions"),
+    [
+        ({"StoreRegion": "eu-central-1"}, "ssm.eu-central-1", ("kms:Encrypt", "kms:Decrypt")),
+        ({"ParameterName": "/ci/key"}, "ssm.eu-west-1", ("kms:Encrypt", "kms:Decrypt")),
+        ({"SecretName": "ci/key"}, "secretsmanager.eu-west-1", ("kms:Decrypt", "kms:GenerateDataKey")),
+    ],
+)
+def test_the_stores_kms_key_is_usable_through_the_stores_service_only(
+    store: dict[str, str], service: str, actions: tuple[str, ...]
+) -> None:
+    """KmsKeyId: the rotating role may use that key, and no other, only through the store's own
+    service in the store's region (kms:ViaService): SSM's Encrypt and Decrypt for a parameter
+    (STORE_KMS_KEY_ID), Secrets Manager's Decrypt and GenerateDataKey for the secret."""
+    stack = Stack("rotation.yaml", parameters("rotation.yaml", KmsKeyId=KEY, **store))
+    statements = stack.statements_by_principal()[stack.attribute("RotatingRole", "Arn")]
+    via = {"kms:ViaService": f"{service}.amazonaws.com"}
+    for action in actions:
+        assert iam_policy.allowing(statements, action, KEY, via), action
+        assert not iam_policy.allowing(statements, action, KEY, {}), f"{action} outside {service}"
+        assert not iam_policy.allowing(statements, action, KEY.replace("1b4e", "2c5f"), via), "another key"
+    for other in ("ssm.eu-west-3", "secretsmanager.eu-central-1", "ssm.eu-west-1", "s3.eu-west-1"):
+        if other != service:
+            assert not iam_policy.allowing(
+                statements, actions[0], KEY, {"kms:ViaService": f"{other}.amazonaws.com"}
+            )
+    unused = {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"} - set(actions)
+    assert not [a for a in unused if iam_policy.allowing(statements, a, KEY, via)]
+    if "SecretName" in store:
+        assert stack.resources["StoreSecret"]["Properties"]["KmsKeyId"] == KEY
+    plain = Stack("rotation.yaml", parameters("rotation.yaml", **store))
+    assert "KmsKeyPolicy" not in plain.resources
+    assert not [
+        s for s in plain.statements_by_principal()[plain.attribute("RotatingRole", "Arn")] if "kms:" in str(s)
+    ]
+
+
+def test_self_service_users_may_use_their_stores_kms_key_through_ssm_only() -> None:
+    """self-service.yaml's KmsKeyId: each user may Encrypt and Decrypt with that key, and no
+    other, only through SSM in the store's region (STORE_KMS_KEY_ID on the default store)."""
+    stack = Stack("self-service.yaml", {"Users": "jane", "KmsKeyId": KEY, "StoreRegion": "eu-central-1"})
+    statements = stack.resources["RotateOwnKeyDefaultStore"]["Properties"]["PolicyDocument"]["Statement"]
+    via = {"kms:ViaService": "ssm.eu-central-1.amazonaws.com"}
+    for action in ("kms:Encrypt", "kms:Decrypt"):
+        assert iam_policy.allowing(statements, action, KEY, via), action
+        assert not iam_policy.allowing(statements, action, KEY, {})
+        assert not iam_policy.allowing(
+            statements, action, KEY, {"kms:ViaService": "ssm.eu-west-1.amazonaws.com"}
+        )
+        assert not iam_policy.allowing(statements, action, KEY.replace("1b4e", "2c5f"), via)
+    assert not iam_policy.allowing(statements, "kms:GenerateDataKey", KEY, via)
+    plain = Stack("self-service.yaml", {"Users": "jane"})
+    assert "kms:" not in str(plain.resources)
