@@ -368,8 +368,12 @@ def test_the_store_secret_takes_a_kms_key_usable_through_secrets_manager_only() 
         "KmsKeyId" not in plain.resources["StoreSecret"]["Properties"]
         and "KmsKeyPolicy" not in plain.resources
     )
-    with pytest.raises(ValueError, match="KmsKeyId"):
-        _ = Stack("rotation.yaml", bitbucket(UserName="ci", KmsKeyId=key, AllowAnyBranch="true")).resources
+    # Without SecretName the store is an SSM parameter: the key is usable through SSM only.
+    parameter = Stack("rotation.yaml", bitbucket(UserName="ci", KmsKeyId=key, AllowAnyBranch="true"))
+    ssm = role_statements(parameter, "RotatingRole")
+    via_ssm = {"kms:ViaService": "ssm.eu-west-1.amazonaws.com"}
+    assert allowed(ssm, "kms:Encrypt", key, **via_ssm) and allowed(ssm, "kms:Decrypt", key, **via_ssm)
+    assert not allowed(ssm, "kms:Decrypt", key, **via) and not allowed(ssm, "kms:Encrypt", key)
 
 
 @pytest.mark.parametrize(
