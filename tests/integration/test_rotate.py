@@ -156,6 +156,49 @@ class World:
         self.set_marker(re.sub(r"\bbeat=\d+", "beat=1", value))
         return True
 
+    def claim(self) -> str | None:
+        """The claim a rotation of a user at the 50-tag quota wrote to its store in place of a
+        pending key (the marker's text), or None."""
+        if self.store_mode == "default":
+            pending = (self.default_store() or {}).get("pending") or {}
+            return pending.get("RotationClaim") if isinstance(pending, dict) else None
+        if self.store_mode == "secretsmanager":
+            client = self.sandbox.aws.client("secretsmanager")
+            try:
+                answer = client.get_secret_value(SecretId=self.secret_name, VersionStage="AWSPENDING")
+            except client.exceptions.ResourceNotFoundException:
+                return None
+            try:
+                document = json.loads(answer.get("SecretString") or "{}")
+            except ValueError:
+                return None
+            return document.get("RotationClaim") if isinstance(document, dict) else None
+        return None
+
+    def expire_claim(self) -> bool:
+        """What waiting ROTATION_LEASE_SECONDS would do to a claim in the store: its heartbeat
+        is made old (the default store's; a secret's claim is rewritten as a new version)."""
+        value = self.claim()
+        if value is None:
+            return False
+        old = re.sub(r"\bbeat=\d+", "beat=1", value)
+        if self.store_mode == "default":
+            document = self.default_store() or {}
+            document["pending"] = {"RotationClaim": old}
+            self.sandbox.aws.client("ssm").put_parameter(
+                Name=DEFAULT_STORE_PREFIX + self.user,
+                Value=json.dumps(document),
+                Type="SecureString",
+                Overwrite=True,
+            )
+        else:
+            self.sandbox.aws.client("secretsmanager").put_secret_value(
+                SecretId=self.secret_name,
+                SecretString=json.dumps({"RotationClaim": old}),
+                VersionStages=["AWSPENDING"],
+            )
+        return True
+
     def variable_uuid(self, target: str, name: str) -> str:
         repo, env_uuid = self.place(target)
         return str(self.sandbox.bitbucket.stored(WORKSPACE, repo, env_uuid)[name]["uuid"])
