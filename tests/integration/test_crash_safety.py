@@ -195,9 +195,14 @@ def in_window(world: World, target: str, fired: str, mode: str) -> str:
         return f"the interrupted call ({fired}) is not its {written} write"
     new = next((k for k, s in world.sandbox.aws.issued.items() if s == secret), "")
     marker = world.marker() or ""
-    if not (new and f"key={new} " in marker + " " and "phase=publish" in marker):
-        return f"the marker ({marker!r}) does not record {new or 'its secret'} in phase publish"
-    return ""
+    if new and f"key={new} " in marker + " " and "phase=publish" in marker:
+        return ""
+    # A user at the 50-tag quota has no marker: the store's pending key records the rotation,
+    # and the re-run resumes it to every target whose id does not name it.
+    pending = ((world.default_store() or {}).get("pending") or {}) if world.store_mode == "default" else {}
+    if not marker and new and pending.get("AccessKeyId") == new and pending.get("SecretAccessKey") == secret:
+        return ""
+    return f"the marker ({marker!r}) does not record {new or 'its secret'} in phase publish, nor the store's pending key"
 
 
 def invariants_at_interruption(world: World, check: Check, where: str, fired: str, mode: str) -> None:
