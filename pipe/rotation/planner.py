@@ -210,8 +210,9 @@ def make_plan(facts: Facts, policy: Policy) -> Plan:
 
 def _tag_quota(plan: Plan, facts: Facts) -> None:
     """A user at IAM's 50-tag quota: the run acts all the same, and records best-effort. The
-    marker cannot be added: with a store, the store's pending key records the rotation (a run
-    stopped before publishing is resumed from it); without one, a stopped run's key would be
+    marker cannot be added: with a store, the run's claim and then its pending key, in the
+    store's pending slot, record the rotation (a run stopped before publishing is resumed from
+    its key, or its key is deleted by the next run when it was never stored); without one, a stopped run's key would be
     known nowhere, so the run does not start. The day a key is deactivated cannot be added
     either: its recovery window then counts from the key's own dates (see _in_recovery_window)."""
     full = f"{facts.user} has {TAGS_PER_USER} tags (IAM's quota)"

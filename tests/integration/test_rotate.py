@@ -953,7 +953,8 @@ def _fill_tags(world: World, count: int = 50) -> None:
 
 def test_a_user_with_50_tags_is_still_rotated(sandbox: Sandbox, clone: Path) -> None:
     """Issue 15 item 1: a user at IAM's 50-tag quota cannot take the marker; with a store the run
-    rotates all the same (the store's pending key records the rotation) and says so."""
+    rotates all the same (its claim, then its pending key, in the store record the rotation) and
+    says so."""
     world = World(sandbox, clone, repos=1, store="default")
     world.seed()
     _fill_tags(world)
