@@ -3,7 +3,10 @@
 and once by an API error at that call; and at every AWS write (CreateAccessKey, CreateSecret,
 PutSecretValue, TagUser, UpdateAccessKey and the others in ``WRITES``) once more by a lost
 answer: AWS acts, the answer is a 500, and botocore's standard mode retries the call. Cases: the default store (an SSM parameter), an explicit
-secretsmanager: store target, and STORE=none, across 1, 3 and 10 targets. After each
+secretsmanager: store target, and STORE=none, across 1, 3 and 10 targets; a user at IAM's 50-tag
+quota (no marker: the run's claim goes to the store); and two runs that only retire a previous
+key (a deactivation, a deletion past the recovery window), so that UpdateAccessKey and
+DeleteAccessKey are interrupted too. After each
 interruption the invariants are checked; then the lease is made to expire (what waiting
 ROTATION_LEASE_SECONDS would do), and the re-run must converge.
 
@@ -12,9 +15,12 @@ Invariants (../shared/contract.md):
   I2 the previous key is never deactivated early (with the grace period: never, here);
   I3 a key created and never published (or that failed its test) is gone after the re-run;
   I4 a re-run converges to one current key on every target;
-  I5 no key is stranded: every active key of the user but the one it started with (published
+  I5 no key is stranded: every active key of the user but those it started with (published
      before, held by running steps) is held, with its secret, by a target or the store. Checked
-     after the re-run, and after a lost answer's run that ended ✔.
+     after the re-run, and after a lost answer's run that ended ✔;
+  I6 (the retiring cases) after the re-run a deactivated key is inactive, still there, with its
+     day recorded; a key past its recovery window is gone, with its day.
+After every re-run the marker and a claim in the store are cleared.
 Where STORE=none and an interruption leaves targets on two keys, the re-run must say what
 happened and what recovers it; the harness then recovers as it says (a run that knows one of
 the pairs) and checks convergence.
@@ -22,8 +28,8 @@ the pairs) and checks convergence.
 One window is known and counted apart from I1, strictly: two variables cannot be written
 atomically, so a target may hold the old id beside the new secret when the interrupted call is
 exactly that target's secret write (kill: it took effect) or its id write (error), it is the
-only broken target, and the marker names the new key in phase publish, so the re-run rewrites
-it. Any other broken target fails I1.
+only broken target, and the marker names the new key in phase publish (at the 50-tag quota,
+with no marker: the store's pending key is the new key), so the re-run rewrites it. Any other broken target fails I1.
 """
 
 from __future__ import annotations

@@ -1022,8 +1022,9 @@ def test_a_lost_secrets_manager_answer_converges_in_the_same_run(
     assert world.converged() != world.initial[0]
 
 
+@pytest.mark.parametrize("store", ["default", "secretsmanager"])
 def test_at_50_tags_a_run_killed_before_storing_its_key_strands_none(
-    sandbox: Sandbox, clone: Path, tmp_path: Path
+    sandbox: Sandbox, clone: Path, tmp_path: Path, store: str
 ) -> None:
     """Issue 15 items 1 and 2: at the 50-tag quota the run has no marker. Killed between
     CreateAccessKey's answer and the store's pending write, it leaves its claim in the store
@@ -1032,7 +1033,7 @@ def test_at_50_tags_a_run_killed_before_storing_its_key_strands_none(
     rotates. Without the claim that key stayed active and blocked every run ("two active keys")."""
     from tests.runner import make_clone_dir, run_interrupted
 
-    probe = World(sandbox, make_clone_dir(tmp_path / "probe"), repos=1, store="default")
+    probe = World(sandbox, make_clone_dir(tmp_path / "probe"), repos=1, store=store)
     probe.seed()
     _fill_tags(probe)
     assert (
@@ -1047,7 +1048,7 @@ def test_at_50_tags_a_run_killed_before_storing_its_key_strands_none(
         == 0
     )
     at = sandbox.interrupter.calls.index("AWS CreateAccessKey") + 1
-    world = World(sandbox, clone, repos=1, store="default")
+    world = World(sandbox, clone, repos=1, store=store)
     world.seed()
     _fill_tags(world)
     killed = run_interrupted(
