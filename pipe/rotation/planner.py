@@ -212,8 +212,8 @@ def _tag_quota(plan: Plan, facts: Facts) -> None:
     """A user at IAM's 50-tag quota: the run acts all the same, and records best-effort. The
     marker cannot be added: with a store, the run's claim and then its pending key, in the
     store's pending slot, record the rotation (a run stopped before publishing is resumed from
-    its key, or its key is deleted by the next run when it was never stored); without one, a stopped run's key would be
-    known nowhere, so the run does not start. The day a key is deactivated cannot be added
+    its key, or its key is deleted by the next run when it was never stored); without one, a
+    stopped run's key would be known nowhere, so the run does not start. The day a key is deactivated cannot be added
     either: its recovery window then counts from the key's own dates (see _in_recovery_window)."""
     full = f"{facts.user} has {TAGS_PER_USER} tags (IAM's quota)"
     if (plan.writes or plan.delete_first) and not facts.can_tag(MARKER_TAG):
@@ -445,9 +445,9 @@ def _ours(key: AccessKey, pending: str, marker: Marker | None, lease: float) -> 
     """A key a rotation created: the store's pending key, the marker's, or (a marker naming
     none) one created while the marker's run was alive: from its start (less a slack for clock
     skew) to its last heartbeat plus a lease. A claim in the store (a user at the 50-tag quota)
-    is read so too: it names no key. The run creates its key right after it writes the
-    marker (or the claim), and names it at once; a key created later is someone else's (an admin's) and is
-    never deleted as a stopped run's. The last heartbeat may read 0 (a failing run hands its
+    is read so too: it names no key. The run creates its key right after it writes the marker
+    (or the claim), and names it at once; a key created later is someone else's (an admin's)
+    and is never deleted as a stopped run's. The last heartbeat may read 0 (a failing run hands its
     marker over so), so the start counts as a heartbeat too."""
     if key.id == pending:
         return True
