@@ -1,6 +1,15 @@
 """The durable stores: a Secrets Manager secret or an SSM SecureString parameter. They hold the
 pending and the current key, so an interrupted rotation can resume, and they are targets too
-(``pipe.targets``): ``read()`` names the current key, ``publish()`` promotes a key to current."""
+(``pipe.targets``): ``read()`` names the current key, ``publish()`` promotes a key to current.
+
+In place of a pending key a store may hold a rotation's claim, ``{"RotationClaim": "<marker>"}``
+(the pending marker's text, ``pipe.rotation.marker``, naming no key): a rotation of a user at
+IAM's 50-tag quota, whose marker tag cannot be added, writes it before CreateAccessKey, so that
+the next run knows a key created within that run's lifetime is the run's own. It is never a key:
+``StoreState`` keeps it apart, and the pending key that the run writes next replaces it."""
+
+# Over 300 lines: the two stores side by side (one protocol, Secrets Manager's stages against
+# one SSM document), so the claim, the pending and the current key read alike in both.
 
 from __future__ import annotations
 
@@ -11,16 +20,28 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pipe.credentials import Credentials
 from pipe.errors import aws_status, is_aws_code
+from pipe.rotation.marker import Marker
 from pipe.targets import Target, TargetSpec
 
 if TYPE_CHECKING:
     from pipe.aws import AwsClients
 
 
+CLAIM = "RotationClaim"
+
+
 @dataclass(frozen=True)
 class StoreState:
     current: Credentials | None = None
     pending: Credentials | None = None
+    claim: Marker | None = None  # a rotation's claim in the pending slot (no key yet)
+
+
+def _claim(document: Any) -> Marker | None:
+    """The claim a pending slot's document holds, or None (a key, or anything else)."""
+    if isinstance(document, dict) and isinstance(document.get(CLAIM), str):
+        return Marker.parse(document[CLAIM])
+    return None
 
 
 class Store(Target, Protocol):
@@ -29,6 +50,10 @@ class Store(Target, Protocol):
     def state(self) -> StoreState: ...
 
     def write_pending(self, pair: Credentials) -> None: ...
+
+    def write_claim(self, claim: Marker) -> None: ...
+
+    def drop_claim(self, claim: Marker) -> bool: ...
 
 
 class SecretsManagerStore:
@@ -42,9 +67,11 @@ class SecretsManagerStore:
         self.aws = aws
         self.client: Any = aws.client(self.SERVICE, credentials)
         self._seen: dict[str, tuple[str, str]] = {}  # stage -> (version id, secret string) last read
+        self._claims: dict[str, Marker] = {}  # stage -> the claim its version holds, last read
         self._state_read = False
 
     def _version(self, stage: str) -> tuple[Credentials | None, str | None]:
+        self._claims.pop(stage, None)
         try:
             answer = self.client.get_secret_value(SecretId=self.spec.name, VersionStage=stage)
         except Exception as exc:
@@ -56,8 +83,14 @@ class SecretsManagerStore:
             self._seen[stage] = (str(answer["VersionId"]), str(answer["SecretString"]))
         try:
             data = json.loads(answer.get("SecretString") or "{}")
+        except (ValueError, TypeError):
+            return None, answer.get("VersionId")
+        claim = _claim(data)
+        if claim is not None:
+            self._claims[stage] = claim
+        try:
             return Credentials(data["AccessKeyId"], data["SecretAccessKey"]), answer.get("VersionId")
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             return None, answer.get("VersionId")
 
     def state(self) -> StoreState:
@@ -71,7 +104,7 @@ class SecretsManagerStore:
         self._state_read = True
         if current_version is not None and current_version == pending_version:
             current = None
-        return StoreState(current, pending)
+        return StoreState(current, pending, self._claims.get("AWSPENDING"))
 
     def read(self) -> str | None:
         current = self.state().current
@@ -139,6 +172,34 @@ class SecretsManagerStore:
                 raise
             self._create()
             self.client.put_secret_value(**put)
+
+    def write_claim(self, claim: Marker) -> None:
+        """Put a rotation's claim as AWSPENDING (a version of its own per run and heartbeat: a
+        repeat is ignored). The pending key the run writes next takes AWSPENDING from it."""
+        put = {
+            "SecretId": self.spec.name,
+            "SecretString": json.dumps({CLAIM: claim.tag()}),
+            "VersionStages": ["AWSPENDING"],
+            "ClientRequestToken": f"aws-credentials-pipe-claim-{claim.run or 'none'}-{int(claim.beat)}",
+        }
+        try:
+            self.client.put_secret_value(**put)
+        except Exception as exc:
+            if not is_aws_code(exc, "ResourceNotFoundException"):
+                raise
+            self._create()
+            self.client.put_secret_value(**put)
+
+    def drop_claim(self, claim: Marker) -> bool:
+        """Take AWSPENDING off a claim of ``claim``'s run, if the secret still holds one."""
+        _, version = self._version("AWSPENDING")
+        found = self._claims.get("AWSPENDING")
+        if version is None or found is None or found.run != claim.run:
+            return False
+        self._stage(
+            "AWSPENDING", lambda: self._version("AWSPENDING")[1] != version, RemoveFromVersionId=version
+        )
+        return True
 
     def publish(self, pair: Credentials) -> str | None:
         """Promote ``pair`` to AWSCURRENT (putting it first if it is not the pending version),
@@ -229,14 +290,17 @@ class SsmStore:
 
     def state(self) -> StoreState:
         data = self._load()
-        return StoreState(self._pair(data.get("current")), self._pair(data.get("pending")))
+        pending = data.get("pending")
+        return StoreState(self._pair(data.get("current")), self._pair(pending), _claim(pending))
 
     def read(self) -> str | None:
         current = self.state().current
         return current.access_key_id if current else None
 
-    def _save(self, current: Credentials | None, pending: Credentials | None) -> None:
-        def raw(pair: Credentials | None) -> dict[str, str] | None:
+    def _save(self, current: Credentials | None, pending: Credentials | Marker | None) -> None:
+        def raw(pair: Credentials | Marker | None) -> dict[str, str] | None:
+            if isinstance(pair, Marker):
+                return {CLAIM: pair.tag()}
             return (
                 {"AccessKeyId": pair.access_key_id, "SecretAccessKey": pair.secret_access_key}
                 if pair
@@ -270,6 +334,18 @@ class SsmStore:
 
     def write_pending(self, pair: Credentials) -> None:
         self._save(self.state().current, pair)
+
+    def write_claim(self, claim: Marker) -> None:
+        """Put a rotation's claim in the pending slot (the pending key written next replaces it)."""
+        self._save(self.state().current, claim)
+
+    def drop_claim(self, claim: Marker) -> bool:
+        """Empty the pending slot if it still holds a claim of ``claim``'s run."""
+        state = self.state()
+        if state.claim is None or state.claim.run != claim.run:
+            return False
+        self._save(state.current, None)
+        return True
 
     def publish(self, pair: Credentials) -> str | None:
         self._save(pair, None)

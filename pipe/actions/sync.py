@@ -4,11 +4,14 @@ work. Nothing is created or retired: ACTION=rotate does that.
 Sync takes no lease (it would need iam:TagUser), but it reads the rotation's pending marker on
 the key's IAM user just before it writes: while a rotation of that user is live, sync changes
 nothing and ends ✔ (like a rotation that finds another one in progress), so it never publishes
-the key being replaced back over the new one. rotation.json is written whatever the outcome."""
+the key being replaced back over the new one. A rotation of a user at the 50-tag quota has no
+marker: its claim in the store's pending slot (``pipe.stores``) counts the same, and is never
+read as a key. rotation.json is written whatever the outcome."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from pipe.aws import Clients
@@ -38,6 +41,13 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
             "Run ACTION=rotate for the key's IAM user to finish that rotation (or wait for its run to "
             "end), then re-run the sync.",
         )
+    if pair is None and state.claim is not None:
+        raise StateError(
+            f"{rot.source.text} holds no proven key yet: a rotation claimed it (started "
+            f"{_when(state.claim.started)}) and has not stored a key; nothing was published",
+            "Run ACTION=rotate for the key's IAM user to finish that rotation (or wait for its run to "
+            "end), then re-run the sync.",
+        )
     if pair is None:
         raise StateError(
             f"{rot.source.text} holds no current key",
@@ -63,9 +73,10 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     try:
         if settings.dry_run:
             return "DRY_RUN: the plan is above; nothing was changed."
-        if user and _rotating(clients, credentials, user, rot.lease_seconds, console):
+        live_claim = state.claim is not None and state.claim.alive(time.time(), rot.lease_seconds)
+        if live_claim or (user and _rotating(clients, credentials, user, rot.lease_seconds, console)):
             report.state = "busy"
-            return f"A rotation of {user} is in progress; sync changed nothing (re-run it once that rotation ends)."
+            return f"A rotation of {user or 'the key'} is in progress; sync changed nothing (re-run it once that rotation ends)."
         publish(places, pair, held, report, concurrency=rot.concurrency, say=console.info)
     except BaseException:
         report.state = "failed"
@@ -73,6 +84,10 @@ def run(settings: Settings, clients: Clients, console: Console) -> str:
     finally:
         path = report.write(settings.report_dir, console.clean)
     return f"Every target holds {pair.access_key_id} from {rot.source.text}. Report: {path}"
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _user(identity: Any) -> str:

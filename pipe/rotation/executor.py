@@ -17,10 +17,11 @@ targets' AWS clients) is signed by the new key."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,16 +233,22 @@ class Executor:
                 pair = self._leased(plan, facts, report, lease)
             except _Preempted:
                 lease.abandon()
+                self._drop_claim(lease)
                 return Outcome(report, self._preempted_line(plan))
             except _Refused as exc:
                 lease.abandon()  # no key of this run's is in flight: nothing for a next run to finish
+                self._drop_claim(lease)
                 report.state = "failed"
                 return Outcome(report, error=exc)
             except BaseException:
                 lease.release()
+                self._hand_over_claim(lease)
                 raise
         elif plan.clear_marker and facts.marker is not None and self.clear_dead_marker(facts.marker):
             report.actions.append("cleared the marker of a stopped rotation")
+        dead = facts.store.claim if facts.store is not None else None
+        if plan.clear_claim and not plan.writes and dead and self.store and self.store.drop_claim(dead):
+            report.actions.append(f"cleared the claim of a stopped rotation in {self.store.spec.text}")
         self.retire(plan, report, facts)
         if not self.managed:
             try:
@@ -278,8 +285,12 @@ class Executor:
                     f"Remove one tag of {self.user}, or keep a store (leave STORE unset), then re-run.",
                 )
             report.actions.append(
-                f"worked without the marker ({self.user} has 50 tags, IAM's quota): the store's pending key "
-                "records the rotation"
+                f"worked without the marker ({self.user} has 50 tags, IAM's quota): "
+                + (
+                    f"the run's claim, then its pending key, in {self.store.spec.text} record the rotation"
+                    if plan.rotate
+                    else f"the store {self.store.spec.text} records the rotation"
+                )
             )
         for key, why in plan.delete_first:
             self.delete_key(key)
@@ -287,6 +298,8 @@ class Executor:
             self.say(f"Deleted {key}: {why}.")
         pair = plan.resume
         if plan.rotate:
+            if not lease.recorded:
+                self._claim(lease)
             before = {k.id for k in facts.keys}
             pair = self._new_key(lease, report, self_service=facts.self_service, before=before)
         elif pair is not None and plan.prove:
@@ -359,6 +372,41 @@ class Executor:
             report.actions.append(f"promoted {pair.access_key_id} to current in {self.store.spec.text}")
         report.current = pair.access_key_id
 
+    # -- the claim: the marker's stand-in in the store, for a user at the 50-tag quota -------------
+    def _claim(self, lease: Lease) -> None:
+        """Write the run's claim (the marker's text, naming no key) to the store's pending slot,
+        before CreateAccessKey: a run stopped before the pending key is stored leaves it, and the
+        next run takes a key created within this run's lifetime and held nowhere for this run's
+        (pipe.rotation.planner's _ours). Replaced by the pending key; taken off or handed over
+        (a zero heartbeat) when the run stops without one."""
+        assert self.store is not None
+        now = self.clock()
+        lease.claim = Marker(now, now, run=lease.run)
+        self.store.write_claim(lease.claim)
+
+    def claim(self) -> Marker | None:
+        """The claim in the store now (None: none, or a key in the pending slot)."""
+        return self.store.state().claim if self.store is not None else None
+
+    def _drop_claim(self, lease: Lease) -> None:
+        """No key of this run's is in flight: take its claim off the store (if it is still there)."""
+        if lease.claim is None or self.store is None:
+            return
+        with contextlib.suppress(Exception):  # best effort: a claim left dies with its lease
+            self.store.drop_claim(lease.claim)
+
+    def _hand_over_claim(self, lease: Lease) -> None:
+        """The run is failing: hand its claim over at once (a zero heartbeat, as the marker's), so
+        the next run cleans up without waiting for the lease. Best effort."""
+        if lease.claim is None or self.store is None:
+            return
+        try:
+            found = self.claim()
+            if found is not None and found.run == lease.claim.run:
+                self.store.write_claim(replace(lease.claim, beat=0.0))
+        except Exception:  # noqa: S110 - the original failure is what the user must see
+            pass
+
     def write_marker(self, marker: Marker | None) -> None:
         markers.write(self.iam, self.user, marker)
 
@@ -427,6 +475,8 @@ class Executor:
         if not unexpected or not lease.ours(self.marker()):
             return False
         stored = self.store.state() if self.store is not None else StoreState()
+        if not lease.recorded and (stored.claim is None or stored.claim.run != lease.run):
+            return False  # without a marker, the store's claim says the run is still alone
         known = {pair.access_key_id for pair in (stored.current, stored.pending) if pair}
         lost = [key for key in unexpected if key not in known]
         for key in lost:
@@ -448,10 +498,11 @@ class Executor:
         for attempt in range(reads):
             listed = self.iam.list_access_keys(UserName=self.user)["AccessKeyMetadata"]
             unexpected = [m["AccessKeyId"] for m in listed if m["AccessKeyId"] not in before]
-            found = self.marker()
+            stored = self.store.state() if self.store is not None else StoreState()
+            # Without a marker (the 50-tag quota), the run's claim in the store stands for it.
+            found = self.marker() if lease.recorded else stored.claim
             if found is None or found.run != lease.run:
                 return
-            stored = self.store.state() if self.store is not None else StoreState()
             if any(pair and pair.access_key_id in unexpected for pair in (stored.current, stored.pending)):
                 return
             if attempt + 1 < reads:

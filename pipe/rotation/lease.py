@@ -45,6 +45,7 @@ class Lease:
         self.marker: Marker | None = None
         self.lost = False
         self.recorded = True  # False: IAM refused the marker (the user's 50-tag quota)
+        self.claim: Marker | None = None  # then: the run's claim in the store (the executor writes it)
         self.beats = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -90,7 +91,8 @@ class Lease:
 
     def ours(self, found: Marker | None) -> bool:
         """``found`` (the marker read now) is this run's: no other run has written it since
-        (without a marker of its own, a run can tell only that no other run's is there)."""
+        (without a marker of its own, a run can tell only that no other run's is there; its claim
+        in the store tells the rest)."""
         if not self.recorded:
             return found is None
         return found is not None and found.run == self.run

@@ -14,6 +14,12 @@ whatever happened:
   id does not name the key may hold its secret beside another id (a write was interrupted).
 - ``scope=all``: the run rewrites every target, whatever its id says (a repair); every target
   is suspect until the run ends.
+
+A user at IAM's 50-tag quota cannot be given the marker. The run then writes its claim (the
+marker's text, naming no key) to the store's pending slot before it creates a key, and the
+pending key replaces it (``pipe.stores``). A live claim makes other runs busy, as a marker does;
+a dead one is read as a dead marker naming no key: a key created within its run's lifetime that
+no target and no store holds is that run's, and is deleted (its secret is lost).
 """
 
 # Over 300 lines: one pure decision; every state's case sits beside the others so they can be read
@@ -107,6 +113,7 @@ class Plan:
     prove: bool = False  # prove ``resume`` works (GetCallerIdentity) before publishing it
     everywhere: bool = False  # rewrite every target, even those whose id already names the pair
     clear_marker: bool = False  # a dead run's marker
+    clear_claim: bool = False  # a dead run's claim in the store (a user at the 50-tag quota)
     delete_first: list[tuple[str, str]] = field(default_factory=list)  # (key id, why)
     retire: list[tuple[str, str, str]] = field(default_factory=list)  # (deactivate|delete, key id, why)
     warnings: list[str] = field(default_factory=list)
@@ -145,10 +152,19 @@ class Plan:
             )
         if self.clear_marker and not self.writes:
             lines.append("  - clear the marker a stopped rotation left")
+        if self.clear_claim and not self.writes:
+            lines.append("  - clear the claim a stopped rotation left in the store")
         lines += [f"  - {action} {key}: {why}" for action, key, why in self.retire]
         lines += [f"  . {note}" for note in self.notes]
         lines += [f"  ! {warning}" for warning in self.warnings]
-        if not (self.writes or self.delete_first or self.retire or self.blocked or self.clear_marker):
+        if not (
+            self.writes
+            or self.delete_first
+            or self.retire
+            or self.blocked
+            or self.clear_marker
+            or self.clear_claim
+        ):
             lines.append("  - nothing to do")
         return lines
 
@@ -160,9 +176,14 @@ def make_plan(facts: Facts, policy: Policy) -> Plan:
     named = Counter(v for v in facts.held.values() if v)
     known = _known(facts, keys)
     marker = facts.marker
+    claim = facts.store.claim if facts.store else None
 
     if marker and marker.alive(now, policy.lease):
         return Plan("busy", None, blocked="another rotation of this user is in progress")
+    if claim and claim.alive(now, policy.lease):
+        return Plan(
+            "busy", None, blocked="another rotation of this user is in progress (its claim is in the store)"
+        )
 
     suspects = _suspects(facts, marker)
     if suspects:
@@ -176,6 +197,7 @@ def make_plan(facts: Facts, policy: Policy) -> Plan:
     if plan.blocked:
         return plan
     plan.clear_marker = marker is not None
+    plan.clear_claim = claim is not None
     if plan.rotate:
         _make_room(plan, facts, keys, named)
         if plan.blocked:
@@ -188,9 +210,10 @@ def make_plan(facts: Facts, policy: Policy) -> Plan:
 
 def _tag_quota(plan: Plan, facts: Facts) -> None:
     """A user at IAM's 50-tag quota: the run acts all the same, and records best-effort. The
-    marker cannot be added: with a store, the store's pending key records the rotation (a run
-    stopped before publishing is resumed from it); without one, a stopped run's key would be
-    known nowhere, so the run does not start. The day a key is deactivated cannot be added
+    marker cannot be added: with a store, the run's claim and then its pending key, in the
+    store's pending slot, record the rotation (a run stopped before publishing is resumed from
+    its key, or its key is deleted by the next run when it was never stored); without one, a
+    stopped run's key would be known nowhere, so the run does not start. The day a key is deactivated cannot be added
     either: its recovery window then counts from the key's own dates (see _in_recovery_window)."""
     full = f"{facts.user} has {TAGS_PER_USER} tags (IAM's quota)"
     if (plan.writes or plan.delete_first) and not facts.can_tag(MARKER_TAG):
@@ -205,8 +228,10 @@ def _tag_quota(plan: Plan, facts: Facts) -> None:
             )
             return
         plan.notes.append(
-            f"{full}: this run works without its marker; the store's pending key records the rotation "
-            "(a run stopped before publishing is resumed from it)"
+            f"{full}: this run works without its marker. It writes its claim (start, run) to the store's "
+            "pending slot before it creates a key, then the pending key in its place: a run stopped "
+            "before publishing is resumed from that key, or its key (created within its lifetime, held "
+            "nowhere) is deleted by the next run"
         )
     if any(action == "deactivate" for action, _, _ in plan.retire) and not facts.can_tag(DEACTIVATED_TAG):
         plan.notes.append(
@@ -400,8 +425,11 @@ def _unpublished(
     """Keys of ours that were created and never published: resumed when the secret is known (the
     plan to follow instead), else deleted first (nobody can be using them)."""
     pending = facts.store.pending.access_key_id if facts.store and facts.store.pending else ""
+    claim = facts.store.claim if facts.store else None
     for key in facts.keys:
-        if key.id in named or key.id == plan.current or not _ours(key, pending, marker, lease):
+        if key.id in named or key.id == plan.current:
+            continue
+        if not (_ours(key, pending, marker, lease) or (claim is not None and _ours(key, "", claim, lease))):
             continue
         if key.id in known:
             resumed = Plan("resume", key.id, resume=known[key.id], prove=True)
@@ -416,9 +444,10 @@ def _unpublished(
 def _ours(key: AccessKey, pending: str, marker: Marker | None, lease: float) -> bool:
     """A key a rotation created: the store's pending key, the marker's, or (a marker naming
     none) one created while the marker's run was alive: from its start (less a slack for clock
-    skew) to its last heartbeat plus a lease. The run creates its key right after it writes the
-    marker, and names it at once; a key created later is someone else's (an admin's) and is
-    never deleted as a stopped run's. The last heartbeat may read 0 (a failing run hands its
+    skew) to its last heartbeat plus a lease. A claim in the store (a user at the 50-tag quota)
+    is read so too: it names no key. The run creates its key right after it writes the marker
+    (or the claim), and names it at once; a key created later is someone else's (an admin's)
+    and is never deleted as a stopped run's. The last heartbeat may read 0 (a failing run hands its
     marker over so), so the start counts as a heartbeat too."""
     if key.id == pending:
         return True

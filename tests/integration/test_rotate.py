@@ -156,6 +156,49 @@ class World:
         self.set_marker(re.sub(r"\bbeat=\d+", "beat=1", value))
         return True
 
+    def claim(self) -> str | None:
+        """The claim a rotation of a user at the 50-tag quota wrote to its store in place of a
+        pending key (the marker's text), or None."""
+        if self.store_mode == "default":
+            pending = (self.default_store() or {}).get("pending") or {}
+            return pending.get("RotationClaim") if isinstance(pending, dict) else None
+        if self.store_mode == "secretsmanager":
+            client = self.sandbox.aws.client("secretsmanager")
+            try:
+                answer = client.get_secret_value(SecretId=self.secret_name, VersionStage="AWSPENDING")
+            except client.exceptions.ResourceNotFoundException:
+                return None
+            try:
+                document = json.loads(answer.get("SecretString") or "{}")
+            except ValueError:
+                return None
+            return document.get("RotationClaim") if isinstance(document, dict) else None
+        return None
+
+    def expire_claim(self) -> bool:
+        """What waiting ROTATION_LEASE_SECONDS would do to a claim in the store: its heartbeat
+        is made old (the default store's; a secret's claim is rewritten as a new version)."""
+        value = self.claim()
+        if value is None:
+            return False
+        old = re.sub(r"\bbeat=\d+", "beat=1", value)
+        if self.store_mode == "default":
+            document = self.default_store() or {}
+            document["pending"] = {"RotationClaim": old}
+            self.sandbox.aws.client("ssm").put_parameter(
+                Name=DEFAULT_STORE_PREFIX + self.user,
+                Value=json.dumps(document),
+                Type="SecureString",
+                Overwrite=True,
+            )
+        else:
+            self.sandbox.aws.client("secretsmanager").put_secret_value(
+                SecretId=self.secret_name,
+                SecretString=json.dumps({"RotationClaim": old}),
+                VersionStages=["AWSPENDING"],
+            )
+        return True
+
     def variable_uuid(self, target: str, name: str) -> str:
         repo, env_uuid = self.place(target)
         return str(self.sandbox.bitbucket.stored(WORKSPACE, repo, env_uuid)[name]["uuid"])
@@ -975,7 +1018,8 @@ def _fill_tags(world: World, count: int = 50) -> None:
 
 def test_a_user_with_50_tags_is_still_rotated(sandbox: Sandbox, clone: Path) -> None:
     """Issue 15 item 1: a user at IAM's 50-tag quota cannot take the marker; with a store the run
-    rotates all the same (the store's pending key records the rotation) and says so."""
+    rotates all the same (its claim, then its pending key, in the store record the rotation) and
+    says so."""
     world = World(sandbox, clone, repos=1, store="default")
     world.seed()
     _fill_tags(world)
@@ -1041,3 +1085,79 @@ def test_a_lost_secrets_manager_answer_converges_in_the_same_run(
     assert result.returncode == 0, result.output
     assert sandbox.aws.calls(action) >= 2  # the fault fired, and the SDK retried
     assert world.converged() != world.initial[0]
+
+
+@pytest.mark.parametrize("store", ["default", "secretsmanager"])
+def test_at_50_tags_a_run_killed_before_storing_its_key_strands_none(
+    sandbox: Sandbox, clone: Path, tmp_path: Path, store: str
+) -> None:
+    """Issue 15 items 1 and 2: at the 50-tag quota the run has no marker. Killed between
+    CreateAccessKey's answer and the store's pending write, it leaves its claim in the store
+    (written before the key was created): while the claim is live the next run is busy; once it
+    is dead, the next run deletes the key the dead run made (its secret is known nowhere) and
+    rotates. Without the claim that key stayed active and blocked every run ("two active keys")."""
+    from tests.runner import make_clone_dir, run_interrupted
+
+    probe = World(sandbox, make_clone_dir(tmp_path / "probe"), repos=1, store=store)
+    probe.seed()
+    _fill_tags(probe)
+    assert (
+        run_interrupted(
+            sandbox.interrupter,
+            0,
+            "kill",
+            env=probe.env(FORCE_ROTATE="true"),
+            cwd=probe.clone,
+            label="claim-probe",
+        ).returncode
+        == 0
+    )
+    at = sandbox.interrupter.calls.index("AWS CreateAccessKey") + 1
+    world = World(sandbox, clone, repos=1, store=store)
+    world.seed()
+    _fill_tags(world)
+    killed = run_interrupted(
+        sandbox.interrupter,
+        at,
+        "kill",
+        env=world.env(FORCE_ROTATE="true"),
+        cwd=world.clone,
+        label="claim-killed",
+    )
+    assert killed.returncode != 0 and sandbox.interrupter.fired == "AWS CreateAccessKey", killed.output
+    made = [key for key in world.iam_keys() if key != world.initial[0]]
+    claim = world.claim()
+    assert len(made) == 1 and claim and "phase=create" in claim and "key=" not in claim, (made, claim)
+    busy = world.run("claim-busy")
+    assert busy.returncode == 0 and "in progress" in busy.last, busy.output
+    assert world.expire_claim()  # what waiting ROTATION_LEASE_SECONDS would do
+    result = world.run("claim-rerun", FORCE_ROTATE="true")
+    assert result.returncode == 0, result.output
+    assert f"Deleted {made[0]}" in result.output, result.output
+    new = world.converged()
+    assert set(world.iam_keys()) == {world.initial[0], new} and world.claim() is None
+
+
+def test_sync_never_takes_a_rotation_claim_for_a_key(world: World, sandbox: Sandbox) -> None:
+    """A store whose pending slot holds a rotation's claim (a user at the 50-tag quota, no
+    marker): while the claim is live sync changes nothing, as for a live marker; a store that
+    holds only a claim has no proven key."""
+    world.store_mode, world.targets = "default", world.targets[1:]
+    assert world.run("rotate-claim-sync").returncode == 0
+    extra = f"app-{uuid.uuid4().hex[:8]}"
+    sandbox.bitbucket.add_repo(WORKSPACE, extra)
+    now = int(time.time())
+    ssm = sandbox.aws.client("ssm")
+    name = DEFAULT_STORE_PREFIX + world.user
+    document = world.default_store() or {}
+    document["pending"] = {"RotationClaim": f"started={now} beat={now} phase=create run=0123abcd"}
+    ssm.put_parameter(Name=name, Value=json.dumps(document), Type="SecureString", Overwrite=True)
+    sync = {"ACTION": "sync", "SOURCE": f"ssm:{name}", "TARGETS": f"{WORKSPACE}/{extra}"}
+    live = world.run("sync-claim-live", **sync)
+    assert live.returncode == 0 and "is in progress; sync changed nothing" in live.last, live.output
+    assert sandbox.bitbucket.stored(WORKSPACE, extra) == {}
+    document["current"] = None
+    ssm.put_parameter(Name=name, Value=json.dumps(document), Type="SecureString", Overwrite=True)
+    only = world.run("sync-claim-only", **sync)
+    assert only.failed_with(f"ssm:{name}", "no proven key yet", "claimed"), only.output
+    assert sandbox.bitbucket.stored(WORKSPACE, extra) == {}

@@ -121,3 +121,29 @@ def test_a_lost_answer_retried_into_a_second_key_strands_neither(sandbox: Sandbo
     result = world.run("lost-create-empty")
     assert result.returncode == 0, result.output
     assert world.iam_keys() == {world.converged(): "Active"}
+
+
+def test_at_50_tags_a_key_a_person_created_meanwhile_is_never_taken_for_the_runs(
+    sandbox: Sandbox, clone: Path
+) -> None:
+    """A user at the 50-tag quota: the run's claim in the store stands for its marker. A key a
+    person created while the run worked ends it ✖ naming that key (not "another rotation"), and
+    the claim is taken off, so the next run never deletes the person's key as the run's own."""
+    from tests.integration.test_rotate import _fill_tags
+
+    world = World(sandbox, clone, repos=1, store="default")
+    world.seed()
+    _fill_tags(world)
+    sandbox.aws.age(world.initial[0], 95)
+    made: list[str] = []
+
+    def person() -> None:
+        made.append(sandbox.aws.iam.create_access_key(UserName=world.user)["AccessKey"]["AccessKeyId"])
+
+    result = run_while(world, sandbox, clone, "limit-person-50-tags", person)
+    assert made, "the test never created its key"
+    assert result.returncode != 0 and result.last.startswith("✖ ") and made[0] in result.last, result.output
+    assert "created a key first" not in result.output
+    assert world.claim() is None and set(world.iam_keys()) == {world.initial[0], made[0]}
+    after = world.run("limit-person-50-tags-next")
+    assert made[0] in world.iam_keys() and "two active keys" in after.last, after.output

@@ -334,3 +334,41 @@ def test_at_the_tag_quota_an_undated_inactive_key_keeps_a_window_from_its_own_da
         Facts(**{**facts(late, {"a/b": "C"}, store=StoreState()).__dict__, "tag_keys": FULL}), POLICY
     )
     assert [(a, k) for a, k, _ in gone.retire] == [("delete", "O")]
+
+
+# -- the claim in the store: the marker's stand-in at the tag quota (issue 15 items 1 and 2) -------
+def claim(started_ago: float, beat_ago: float | None = None) -> Marker:
+    beat = NOW - (started_ago if beat_ago is None else beat_ago)
+    return Marker(NOW - started_ago, beat, run="0123abcd")
+
+
+def test_a_live_claim_in_the_store_makes_the_run_busy() -> None:
+    base = facts([key("C", 95)], {"a/b": "C"}, store=StoreState(claim=claim(10)))
+    plan = make_plan(Facts(**{**base.__dict__, "tag_keys": FULL}), POLICY)
+    assert plan.state == "busy" and "claim" in plan.blocked
+
+
+def test_a_dead_claim_owns_the_key_created_in_its_lifetime_and_held_nowhere() -> None:
+    """Killed between CreateAccessKey's answer and the store's pending write: the key made 5 s
+    after the claim is that run's (its secret is lost) and goes first; the rotation goes on."""
+    made = AccessKey("K", "Active", NOW - 3600 + 5)
+    base = facts([key("C", 95), made], {"a/b": "C"}, store=StoreState(claim=claim(3600)))
+    plan = make_plan(Facts(**{**base.__dict__, "tag_keys": FULL}), POLICY)
+    assert plan.rotate and not plan.blocked
+    assert [k for k, _ in plan.delete_first] == ["K"] and plan.clear_claim
+
+
+def test_a_dead_claim_never_owns_a_key_a_person_made_later() -> None:
+    """A key created after the claim's run could have (its start plus the lease, at least 300 s)
+    is someone else's: it is kept, and the run stops at IAM's two-key limit instead."""
+    later = AccessKey("P", "Active", NOW - 3600 + 400)
+    base = facts([key("C", 95), later], {"a/b": "C"}, store=StoreState(claim=claim(3600, beat_ago=0 + 3600)))
+    plan = make_plan(Facts(**{**base.__dict__, "tag_keys": FULL}), POLICY)
+    assert plan.delete_first == [] and plan.state == "blocked" and "two active keys" in plan.blocked
+
+
+def test_a_dead_claim_with_nothing_to_do_is_cleared() -> None:
+    plan = make_plan(facts([key("C", 10)], {"a/b": "C"}, store=StoreState(claim=claim(3600))), POLICY)
+    assert plan.clear_claim and "clear the claim a stopped rotation left in the store" in "\n".join(
+        plan.lines({})
+    )
