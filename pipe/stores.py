@@ -165,13 +165,7 @@ class SecretsManagerStore:
             "VersionStages": ["AWSPENDING"],
             "ClientRequestToken": self.token(pair),
         }
-        try:
-            self.client.put_secret_value(**put)
-        except Exception as exc:
-            if not is_aws_code(exc, "ResourceNotFoundException"):
-                raise
-            self._create()
-            self.client.put_secret_value(**put)
+        self._put_pending(put)
 
     def write_claim(self, claim: Marker) -> None:
         """Put a rotation's claim as AWSPENDING (a version of its own per run and heartbeat: a
@@ -182,6 +176,10 @@ class SecretsManagerStore:
             "VersionStages": ["AWSPENDING"],
             "ClientRequestToken": f"aws-credentials-pipe-claim-{claim.run or 'none'}-{int(claim.beat)}",
         }
+        self._put_pending(put)
+
+    def _put_pending(self, put: dict[str, Any]) -> None:
+        """PutSecretValue, creating the secret first when it does not exist yet."""
         try:
             self.client.put_secret_value(**put)
         except Exception as exc:
