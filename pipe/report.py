@@ -25,12 +25,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipe import files
 from pipe.errors import OutputError
 from pipe.oidc import printable
 from pipe.trust_policy import Finding
+
+if TYPE_CHECKING:
+    from pipe.config import Settings
 
 VARIABLE = "REPORT_DIR"
 ROTATION_FILE = "rotation.json"
@@ -209,6 +212,17 @@ class Place:
     @property
     def postable(self) -> bool:
         return self.ci and bool(self.workspace and self.repo and self.commit)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Place:
+        """The step's own commit (BITBUCKET_COMMIT of BITBUCKET_WORKSPACE/BITBUCKET_REPO_SLUG)."""
+        return cls(
+            ci=settings.check.ci,
+            workspace=settings.workspace,
+            repo=settings.repo_slug,
+            commit=settings.check.commit,
+            proxy_host=settings.check.auth_proxy_host,
+        )
 
 
 def post_insights(

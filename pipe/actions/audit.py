@@ -214,13 +214,7 @@ def _summarise(hub: Hub, report: AuditReport, report_dir: Path, problems: list[P
 
 
 def _post(settings: Settings, report: AuditReport, console: Console) -> None:
-    place = Place(
-        ci=settings.check.ci,
-        workspace=settings.workspace,
-        repo=settings.repo_slug,
-        commit=settings.check.commit,
-        proxy_host=settings.check.auth_proxy_host,
-    )
+    place = Place.of(settings)
     if place.postable:
         data, notes = report.insights()
         post_insights(place, data, notes, say=console.info, warn=console.warning, clean=console.clean)

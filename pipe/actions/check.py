@@ -456,13 +456,7 @@ def _legacy_reader(settings: Settings, clients: Clients, assumed: Credentials | 
 def _post(settings: Settings, found: CheckReport, console: Console) -> None:
     """The Code Insights report on the commit, in Pipelines (CI=true) only."""
     assert settings.role is not None
-    place = Place(
-        ci=settings.check.ci,
-        workspace=settings.workspace,
-        repo=settings.repo_slug,
-        commit=settings.check.commit,
-        proxy_host=settings.check.auth_proxy_host,
-    )
+    place = Place.of(settings)
     if not place.postable:
         return
     paths = {"no-token": "bitbucket-pipelines.yml"}

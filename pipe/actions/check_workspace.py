@@ -109,13 +109,7 @@ def _print(doc: dict[str, object], now: datetime, console: Console) -> None:
 
 def _post(settings: Settings, doc: dict[str, object], now: datetime, console: Console) -> None:
     """The Code Insights report on the commit, in Pipelines (CI=true) only."""
-    place = report.Place(
-        ci=settings.check.ci,
-        workspace=settings.workspace,
-        repo=settings.repo_slug,
-        commit=settings.check.commit,
-        proxy_host=settings.check.auth_proxy_host,
-    )
+    place = report.Place.of(settings)
     if not place.postable:
         return
     data, notes = migration.insights(doc, now)
